@@ -1,0 +1,70 @@
+/* Accounts and passwords: system accounts or a virtual-users file, crypt(3). */
+#ifndef POP3D_AUTH_H
+#define POP3D_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "limits.h"
+
+struct auth_config {
+	const char *passwd_file;       /* --passwd, NULL for system accounts */
+	const char *mailbox_template;  /* --mailbox */
+	const char *virtual_home;      /* home of the --user account, or NULL */
+};
+
+/* Who logged in and what to serve. */
+struct account {
+	char name[MAX_USER_NAME + 1];
+	bool system;                   /* a system account: drop to uid/gid */
+	uid_t uid;
+	gid_t gid;
+	char home[MAX_PATH_LEN];       /* "" when unknown */
+	char mailbox[MAX_PATH_LEN];    /* expanded mailbox path */
+};
+
+/* One line of a --passwd file. Fields point into the parsed line. */
+struct passwd_entry {
+	const char *name;
+	const char *hash;
+	const char *mailbox;           /* NULL when the line has no third field */
+};
+
+enum auth_result {
+	AUTH_OK = 0,
+	AUTH_FAIL,      /* unknown user or wrong password: indistinguishable */
+	AUTH_ERROR,     /* the passwd file or the system could not be read */
+};
+
+/* Safe to put in a path and a log line: no '/', "..", '%', control chars. */
+bool auth_valid_username(const char *name);
+
+/*
+ * Parse one line (modified in place, trailing newline removed by the caller or
+ * not). Returns 1 for an entry, 0 for a blank or comment line, -1 if malformed.
+ */
+int passwd_parse_line(char *line, struct passwd_entry *e);
+
+/* crypt(3) the password with hash's settings, compare in constant time. */
+bool auth_check_hash(const char *password, const char *hash);
+
+/* A new hash with libcrypt's preferred method. 0, or -1. */
+int auth_make_hash(const char *password, char *out, size_t outlen);
+
+/*
+ * Expand a mailbox template: %u user, %h home, %% '%'. Returns 0, or -1 when
+ * the result is too long, %h is used without a home, or % is followed by
+ * anything else.
+ */
+int auth_expand_mailbox(const char *tmpl, const char *user, const char *home,
+			char *out, size_t outlen);
+
+/*
+ * Verify user/password and fill *acct. An unknown user costs the same crypt(3)
+ * work as a wrong password. Invalid names fail like unknown users.
+ */
+enum auth_result auth_login(const struct auth_config *cfg, const char *user,
+			    const char *password, struct account *acct);
+
+#endif

@@ -1,0 +1,40 @@
+/* Every limit of pop3d, in one place. */
+#ifndef POP3D_LIMITS_H
+#define POP3D_LIMITS_H
+
+#define POP3D_NAME    "pop3d"
+#define POP3D_VERSION "0.1.0"
+
+/* Protocol (RFC 1939, RFC 2449, RFC 5034). */
+#define MAX_COMMAND_LINE   255   /* octets of a command line, CRLF included */
+#define MAX_SASL_LINE      1024  /* octets of an AUTH continuation line, CRLF included */
+#define MAX_RESPONSE_LINE  512   /* octets of a status or listing line, CRLF included */
+#define MAX_UIDL_LEN       70    /* characters of a unique-id */
+#define MAX_USER_NAME      64    /* octets of a user name */
+#define MAX_PASSWORD       192   /* octets of a password */
+
+/* Session. */
+#define DEFAULT_TIMEOUT       600  /* seconds; the RFC 1939 minimum autologout timer */
+#define MAX_FAILED_LOGINS     3    /* the connection is closed after this many */
+#define MAX_BAD_COMMANDS      20   /* unknown / malformed / wrong-state commands */
+#define DEFAULT_LOGIN_DELAY   1    /* seconds of delay per failed login so far */
+#define MAX_LOGIN_DELAY       10   /* seconds; cap for the growing delay */
+
+/* Mailbox. */
+#define MAX_MESSAGES       1000000              /* messages in one maildrop */
+#define MAX_MAILBOX_SIZE   ((off_t)1 << 40)     /* octets; 1 TiB */
+#define SCAN_BUFFER_SIZE   (256 * 1024)         /* read size while scanning */
+#define STREAM_CHUNK_SIZE  (64 * 1024)          /* read size while sending */
+#define OUTBUF_SIZE        (64 * 1024)          /* output buffer */
+#define COPY_CHUNK_SIZE    (256 * 1024)         /* read size while compacting */
+
+/* Locking, as Debian's MDAs and liblockfile do it. */
+#define LOCK_TIMEOUT         30    /* seconds to wait for the mailbox lock */
+#define DOTLOCK_STALE_AGE    300   /* seconds after which a dotlock is stale */
+#define LOCK_RETRY_USEC      100000 /* pause between lock attempts */
+
+/* Files. */
+#define MAX_PASSWD_LINE    4096  /* octets of a line of a --passwd file */
+#define MAX_PATH_LEN       4096  /* octets of an expanded mailbox path */
+
+#endif

@@ -1,0 +1,43 @@
+/* Mailbox locks, as Debian's MDAs take them, and the one-session lock. */
+#ifndef POP3D_LOCK_H
+#define POP3D_LOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum lock_method {
+	LOCK_DOTLOCK = 1,  /* MAILBOX.lock, created with the NFS-safe link method */
+	LOCK_FCNTL   = 2,  /* fcntl F_SETLK write lock on the whole file */
+	LOCK_FLOCK   = 4,  /* flock LOCK_EX */
+};
+#define LOCK_DEFAULT (LOCK_DOTLOCK | LOCK_FCNTL)
+
+/* A held mailbox lock. */
+struct mail_lock {
+	int fd;            /* the mailbox, locked with fcntl/flock; -1 if none */
+	char *dotlock;     /* path of our dotlock, NULL if none */
+	unsigned held;     /* LOCK_* bits actually held */
+};
+
+/* Parse "dotlock,fcntl,flock" (any subset, non-empty). 0 or -1. */
+int lock_parse_methods(const char *spec, unsigned *methods);
+
+/*
+ * Lock the mailbox at path (fd open on it, or -1 if there is no file yet) with
+ * methods, in the fixed order dotlock, fcntl, flock, waiting at most timeout
+ * seconds and breaking dotlocks older than DOTLOCK_STALE_AGE. A dotlock that
+ * cannot be created because the directory is not writable is skipped with a log
+ * line. Returns 0, or -1 with errno (ETIMEDOUT for a timeout) and *why set.
+ */
+int mailbox_lock(const char *path, int fd, unsigned methods, unsigned timeout,
+		 struct mail_lock *lk, char *why, size_t whylen);
+void mailbox_unlock(struct mail_lock *lk);
+
+/*
+ * The one-session lock on an open mailbox: held for the whole session,
+ * separate from the MDA locks, released by the kernel when the process dies.
+ * Returns 0, or -1 with errno EWOULDBLOCK when another session holds it.
+ */
+int session_lock(int fd, unsigned methods);
+
+#endif

@@ -1,0 +1,82 @@
+/* A Unix mbox maildrop: scanned into an index at login, streamed from the file. */
+#ifndef POP3D_MBOX_H
+#define POP3D_MBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "limits.h"
+#include "outbuf.h"
+
+/* Outcome of opening or updating a maildrop; maps onto RFC 3206 codes. */
+enum mbox_status {
+	MBOX_OK = 0,
+	MBOX_IN_USE,    /* another session holds the maildrop: [IN-USE] */
+	MBOX_TEMP,      /* lock timeout, I/O error, changed underneath: [SYS/TEMP] */
+	MBOX_PERM,      /* not an mbox, too large, not a regular file: [SYS/PERM] */
+};
+
+/* One message. Offsets are into the file. */
+struct mbox_msg {
+	off_t start;       /* the "From " line */
+	off_t body;        /* first octet of the message, just after the From_ line */
+	off_t end;         /* end of the message, before the separating empty line */
+	off_t size;        /* octets as sent: CRLF line ends, +2 without a final newline */
+	uint64_t hash[2];  /* of the From_ line and header (UIDL) */
+	uint32_t dup;      /* how many earlier messages have the same hash */
+	bool deleted;
+};
+
+struct mbox_options {
+	unsigned lock_methods;   /* LOCK_* bits from lock.h */
+	unsigned lock_timeout;   /* seconds */
+	size_t max_messages;
+	off_t max_size;
+};
+
+struct mbox {
+	int fd;                  /* -1 for a missing (empty) maildrop */
+	char *path;              /* NULL when opened with mbox_open_fd() */
+	struct mbox_options opt;
+	struct mbox_msg *msgs;   /* every message of the file, pseudo message included */
+	size_t nmsgs;
+	size_t first;            /* 1 when msgs[0] is the hidden pseudo message, else 0 */
+	off_t scanned;           /* octets of the file covered by the scan */
+	dev_t dev;
+	ino_t ino;
+};
+
+void mbox_default_options(struct mbox_options *opt);
+
+/*
+ * Open path: take the session lock (IN_USE if held), take the mailbox lock,
+ * scan, release the mailbox lock. A missing file is an empty maildrop.
+ * On failure *why gets a reason for the client and the log.
+ */
+enum mbox_status mbox_open(struct mbox **out, const char *path,
+			   const struct mbox_options *opt, char *why, size_t whylen);
+/* Scan an already open file, without locks (tests, fuzzing). Takes ownership of fd. */
+enum mbox_status mbox_open_fd(struct mbox **out, int fd,
+			      const struct mbox_options *opt, char *why, size_t whylen);
+void mbox_close(struct mbox *mb);
+
+/* Client-visible messages, numbered 1..mbox_count(). */
+size_t mbox_count(const struct mbox *mb);
+/* NULL when n is out of range (deleted messages are still returned). */
+struct mbox_msg *mbox_msg(const struct mbox *mb, size_t n);
+/* Unique-id of message n into buf (MAX_UIDL_LEN + 1 bytes). */
+void mbox_uidl(const struct mbox *mb, size_t n, char *buf);
+
+/*
+ * Stream message n to ob: CRLF line ends, byte-stuffed, without the final
+ * ".\r\n". lines < 0 sends it all; else the header, the empty line and at most
+ * `lines` body lines (TOP). Returns 0, or -1 (read error, file changed, sink failed).
+ */
+int mbox_send(const struct mbox *mb, size_t n, long lines, struct outbuf *ob);
+
+/* 0 when message n's From_ line is still where the scan found it. */
+int mbox_check_msg(const struct mbox *mb, size_t n);
+
+#endif

@@ -1,0 +1,95 @@
+/* The POP3 protocol state machine: command lines in, responses out. */
+#ifndef POP3D_SESSION_H
+#define POP3D_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "limits.h"
+#include "mbox.h"
+#include "outbuf.h"
+
+enum login_result {
+	LOGIN_OK = 0,
+	LOGIN_FAILED,     /* wrong user or password: [AUTH] */
+	LOGIN_IN_USE,     /* [IN-USE] */
+	LOGIN_SYS_TEMP,   /* [SYS/TEMP] */
+	LOGIN_SYS_PERM,   /* [SYS/PERM] */
+};
+
+/* What the session needs from the outside world, so tests can fake it. */
+struct session_backend {
+	/* Authenticate and open the maildrop (*mb). why: a reason for the client. */
+	enum login_result (*login)(void *ctx, const char *user, const char *password,
+				   struct mbox **mb, char *why, size_t whylen);
+	/* Called after each failed login, with the number of failures so far. */
+	void (*login_failed)(void *ctx, unsigned failures);
+	/* Apply deletions at QUIT (mbox_update in production). */
+	enum mbox_status (*update)(void *ctx, struct mbox *mb, char *why, size_t whylen);
+	void *ctx;
+};
+
+struct session_config {
+	const char *peer;              /* for log lines */
+	unsigned max_failed_logins;
+	unsigned max_bad_commands;
+	bool plaintext_ok;             /* USER/PASS/AUTH allowed (TLS policy) */
+};
+
+enum session_state {
+	STATE_AUTHORIZATION,
+	STATE_TRANSACTION,
+	STATE_DONE,
+};
+
+/* How the session ended; decides the exit status. */
+enum session_end {
+	END_NONE = 0,           /* still running */
+	END_QUIT,               /* QUIT, update (if any) succeeded */
+	END_UPDATE_FAILED,      /* QUIT, but the update failed */
+	END_TOO_MANY_FAILURES,  /* failed logins or bad commands */
+	END_EOF,                /* connection closed without QUIT */
+	END_TIMEOUT,
+	END_IO_ERROR,           /* write failed, mailbox unreadable mid-RETR */
+};
+
+struct session {
+	enum session_state state;
+	enum session_end end;
+	const struct session_config *cfg;
+	const struct session_backend *be;
+	struct outbuf *out;
+	struct mbox *mb;
+
+	char user[MAX_USER_NAME + 1];
+	bool have_user;             /* USER was accepted, PASS may follow */
+	bool in_sasl;               /* waiting for an AUTH PLAIN continuation */
+	unsigned failed_logins;
+	unsigned bad_commands;
+
+	char line[MAX_SASL_LINE + 1];
+	size_t line_len;            /* octets of the current line so far */
+	bool overlong;              /* current line exceeded the limit: discarding */
+
+	/* Figures for the summary log line. */
+	time_t started;
+	uint64_t retrieved_msgs;
+	uint64_t retrieved_bytes;
+	uint64_t deleted_msgs;
+	uint64_t deleted_bytes;
+};
+
+void session_init(struct session *s, const struct session_config *cfg,
+		  const struct session_backend *be, struct outbuf *out);
+/* The +OK greeting. */
+void session_greeting(struct session *s);
+/* Process input octets; complete lines are executed in order. Returns s->end. */
+enum session_end session_feed(struct session *s, const char *data, size_t len);
+/* End without QUIT (EOF, timeout): nothing is deleted. */
+void session_abort(struct session *s, enum session_end why);
+/* Releases the maildrop. */
+void session_free(struct session *s);
+
+#endif
