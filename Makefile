@@ -39,9 +39,16 @@ pop3d: pop3d.o $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 tests/%.o: tests/%.c $(HEADERS) tests/testutil.h
-	$(CC) $(ALL_CFLAGS) -I. -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -iquote . -c -o $@ $<
 
-tests/test_%: tests/test_%.o tests/testutil.o $(LIB_OBJS)
+# Each unit test links only the modules it tests (and what they use).
+tests/test_outbuf:  tests/test_outbuf.o  outbuf.o log.o
+tests/test_mbox:    tests/test_mbox.o    mbox.o lock.o outbuf.o log.o
+tests/test_lock:    tests/test_lock.o    lock.o log.o
+tests/test_update:  tests/test_update.o  update.o mbox.o lock.o outbuf.o log.o
+tests/test_auth:    tests/test_auth.o    auth.o log.o
+tests/test_session: tests/test_session.o session.o mbox.o lock.o update.o outbuf.o log.o
+$(TESTS): tests/testutil.o
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
 
 unit: $(TESTS)

@@ -34,7 +34,12 @@
 #define LOCK_RETRY_USEC      100000 /* pause between lock attempts */
 
 /* Files. */
+#define JOURNAL_SUFFIX     ".pop3d-journal"  /* update journal beside the mailbox */
+#define JOURNAL_TEMP_SUFFIX ".new"          /* journal being rewritten by recovery */
+#define JOURNAL_WITNESS_SIZE 4096         /* octets at the old end of file that tell "not yet truncated" */
 #define MAX_PASSWD_LINE    4096  /* octets of a line of a --passwd file */
 #define MAX_PATH_LEN       4096  /* octets of an expanded mailbox path */
+#define PASSWD_READ_SIZE   4096  /* read size for a --passwd file */
+#define GETPW_BUFFER_SIZE  16384 /* getpwnam_r / getspnam_r string buffer */
 
 #endif

@@ -63,7 +63,7 @@ struct session {
 	struct outbuf *out;
 	struct mbox *mb;
 
-	char user[MAX_USER_NAME + 1];
+	char user[MAX_SASL_LINE + 1];  /* as given: auth validates it */
 	bool have_user;             /* USER was accepted, PASS may follow */
 	bool in_sasl;               /* waiting for an AUTH PLAIN continuation */
 	unsigned failed_logins;
@@ -89,7 +89,16 @@ void session_greeting(struct session *s);
 enum session_end session_feed(struct session *s, const char *data, size_t len);
 /* End without QUIT (EOF, timeout): nothing is deleted. */
 void session_abort(struct session *s, enum session_end why);
+/* One summary log line: user, peer, retrieved, deleted, duration, how it ended. */
+void session_log_summary(const struct session *s);
 /* Releases the maildrop. */
 void session_free(struct session *s);
+
+/*
+ * Decode an AUTH PLAIN response (base64 of authzid NUL authcid NUL passwd)
+ * into user/pass (each bufsize octets). An authzid other than "" or the
+ * authcid is refused. Returns 0, or -1 for anything malformed.
+ */
+int sasl_plain_decode(const char *b64, char *user, char *pass, size_t bufsize);
 
 #endif

@@ -1,0 +1,596 @@
+/* pop3d: one POP3 session on stdin/stdout. Options, start-up, privileges. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "limits.h"
+#include "lock.h"
+#include "log.h"
+#include "mbox.h"
+#include "outbuf.h"
+#include "session.h"
+#include "update.h"
+
+/* Exit statuses (sysexits.h values where one fits). */
+enum {
+	EXIT_OK = 0,
+	EXIT_SESSION = 1,     /* no QUIT: lost connection, timeout, too many failures */
+	EXIT_USAGE = 64,
+	EXIT_CONFIG = 78,
+	EXIT_UPDATE = 75,     /* QUIT, but the deletions could not be applied */
+};
+
+/* The parsed configuration: the only state shared across modules. */
+struct config {
+	const char *passwd_file;
+	const char *mailbox_template;
+	const char *virtual_user;
+	unsigned timeout;
+	const char *log_dest;
+	unsigned login_delay;
+	unsigned lock_methods;
+	bool hash_mode;
+	const char *recover_path;
+};
+
+/* Everything the session backend needs at login. */
+struct server {
+	const struct config *cfg;
+	struct auth_config auth;
+	bool root;                  /* started as root: must drop privileges */
+	uid_t virt_uid;             /* --user account, for virtual users */
+	gid_t virt_gid;
+	char virt_home[MAX_PATH_LEN];
+	bool dropped;               /* privileges already dropped to dropped_uid */
+	uid_t dropped_uid;
+	const char *peer;
+};
+
+/* Set by SIGALRM: a write to the client has stalled past the timeout. */
+static volatile sig_atomic_t write_timed_out;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: pop3d [OPTION]...\n"
+"Serve one POP3 session on standard input/output (from inetd, xinetd, systemd,\n"
+"stunnel, tcpserver or socat) from a Unix mbox mailbox.\n"
+"\n"
+"  -P, --passwd=FILE       authenticate against FILE (virtual users: name:hash[:mailbox])\n"
+"                          instead of the system accounts (getpwnam/getspnam + crypt(3))\n"
+"  -m, --mailbox=TEMPLATE  mailbox path; %%u = user name, %%h = home directory, %%%% = '%%'\n"
+"                          (default: /var/mail/%%u)\n"
+"  -u, --user=ACCOUNT      when started as root, serve virtual users with ACCOUNT's uid/gid\n"
+"  -t, --timeout=SECONDS   idle autologout timer (default %d, the RFC 1939 minimum)\n"
+"  -L, --log=DEST          syslog (default, facility mail), stderr, or a file path\n"
+"  -H, --hash              read a password on stdin, print a crypt(3) hash for a passwd file\n"
+"  -l, --lock=METHODS      mailbox locking, a comma list of dotlock, fcntl, flock\n"
+"                          (default: dotlock,fcntl, as Debian's MDAs lock). The lock is held\n"
+"                          only while scanning at login and while updating at QUIT. With\n"
+"                          flock listed, flock(2) is taken too, for MDAs configured to use it.\n"
+"  -d, --login-delay=SECS  delay per failed login so far (default %d, 0 to disable)\n"
+"  -R, --recover=MAILBOX   repair MAILBOX if an update was interrupted, then exit\n"
+"  -V, --version           print the version and exit\n"
+"  -h, --help              print this help and exit\n"
+"\n"
+"Exit status: 0 after QUIT (and a successful update), %d for a usage error,\n"
+"%d for a configuration error, %d when the update failed, %d otherwise.\n",
+		DEFAULT_TIMEOUT, DEFAULT_LOGIN_DELAY, EXIT_USAGE, EXIT_CONFIG, EXIT_UPDATE,
+		EXIT_SESSION);
+}
+
+/* A positive decimal number of seconds; 0 or junk is a usage error. */
+static int parse_seconds(const char *arg, bool allow_zero, unsigned *out)
+{
+	char *end;
+	if (!arg || *arg < '0' || *arg > '9')
+		return -1;
+	errno = 0;
+	unsigned long v = strtoul(arg, &end, 10);
+	if (errno || *end || v > 1000000 || (v == 0 && !allow_zero))
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_options(int argc, char **argv, struct config *cfg)
+{
+	static const struct option longopts[] = {
+		{"passwd", required_argument, NULL, 'P'},
+		{"mailbox", required_argument, NULL, 'm'},
+		{"user", required_argument, NULL, 'u'},
+		{"timeout", required_argument, NULL, 't'},
+		{"log", required_argument, NULL, 'L'},
+		{"hash", no_argument, NULL, 'H'},
+		{"lock", required_argument, NULL, 'l'},
+		{"login-delay", required_argument, NULL, 'd'},
+		{"recover", required_argument, NULL, 'R'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "P:m:u:t:L:Hl:d:R:Vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'P': cfg->passwd_file = optarg; break;
+		case 'm': cfg->mailbox_template = optarg; break;
+		case 'u': cfg->virtual_user = optarg; break;
+		case 'L': cfg->log_dest = optarg; break;
+		case 'H': cfg->hash_mode = true; break;
+		case 'R': cfg->recover_path = optarg; break;
+		case 't':
+			if (parse_seconds(optarg, false, &cfg->timeout) < 0) {
+				fprintf(stderr, "pop3d: --timeout needs a positive number of seconds\n");
+				return -1;
+			}
+			break;
+		case 'd':
+			if (parse_seconds(optarg, true, &cfg->login_delay) < 0) {
+				fprintf(stderr, "pop3d: --login-delay needs a number of seconds\n");
+				return -1;
+			}
+			break;
+		case 'l':
+			if (lock_parse_methods(optarg, &cfg->lock_methods) < 0) {
+				fprintf(stderr, "pop3d: --lock takes a comma list of dotlock, fcntl, flock\n");
+				return -1;
+			}
+			break;
+		case 'V':
+			printf("%s %s\n", POP3D_NAME, POP3D_VERSION);
+			exit(EXIT_OK);
+		case 'h':
+			usage(stdout);
+			exit(EXIT_OK);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pop3d: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- --hash ---- */
+
+/* One line from stdin without its newline; echo off on a terminal. */
+static int read_password_line(char *buf, size_t size)
+{
+	struct termios old, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	if (tty) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		fputs("Password: ", stderr);
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	bool ok = fgets(buf, (int)size, stdin) != NULL;
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (!ok)
+		return -1;
+	size_t len = strlen(buf);
+	if (len > 0 && buf[len - 1] == '\n')
+		buf[--len] = '\0';
+	else if (len == size - 1)
+		return -1;  /* longer than we accept */
+	if (len > 0 && buf[len - 1] == '\r')
+		buf[--len] = '\0';
+	return 0;
+}
+
+static int run_hash(void)
+{
+	char pass[MAX_PASSWORD + 2], hash[512];
+	if (read_password_line(pass, sizeof(pass)) < 0) {
+		fprintf(stderr, "pop3d: no password on standard input (at most %d octets)\n",
+			MAX_PASSWORD);
+		return EXIT_USAGE;
+	}
+	int rc = auth_make_hash(pass, hash, sizeof(hash));
+	explicit_bzero(pass, sizeof(pass));
+	if (rc < 0) {
+		fprintf(stderr, "pop3d: crypt(3) could not make a hash\n");
+		return EXIT_CONFIG;
+	}
+	printf("%s\n", hash);
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_CONFIG;
+}
+
+/* ---- peer address ---- */
+
+/* Keep only characters an address can have, so the log can't be forged. */
+static void copy_address(char *out, size_t size, const char *in)
+{
+	size_t o = 0;
+	for (; *in && o + 1 < size; in++) {
+		char c = *in;
+		if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    c == '.' || c == ':' || c == '-' || c == '_' || c == '[' || c == ']')
+			out[o++] = c;
+	}
+	out[o] = '\0';
+	if (!o)
+		snprintf(out, size, "unknown");
+}
+
+/* From the socket on stdin, else from what the front end put in the environment. */
+static void find_peer(char *out, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "";
+	if (getpeername(STDIN_FILENO, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+		else if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+		if (host[0]) {
+			copy_address(out, size, host);
+			return;
+		}
+	}
+	static const char *const vars[] = {
+		"REMOTE_HOST",     /* stunnel exec */
+		"REMOTE_ADDR",     /* systemd Accept=yes */
+		"TCPREMOTEIP",     /* tcpserver */
+		"SOCAT_PEERADDR",  /* socat */
+	};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		const char *v = getenv(vars[i]);
+		if (v && *v) {
+			copy_address(out, size, v);
+			return;
+		}
+	}
+	snprintf(out, size, "local");
+}
+
+/* ---- privileges ---- */
+
+/* Become uid/gid for good; verify there is no way back. */
+static int drop_privileges(const char *name, uid_t uid, gid_t gid)
+{
+	if (uid == 0) {
+		log_msg(LOG_ERR, "refusing to serve a mailbox as root (user %s)", name);
+		return -1;
+	}
+	if (initgroups(name, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+		log_msg(LOG_ERR, "cannot drop privileges to %s (%ld:%ld): %s",
+			name, (long)uid, (long)gid, strerror(errno));
+		return -1;
+	}
+	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid ||
+	    setuid(0) == 0) {
+		log_msg(LOG_ERR, "privilege drop to %s did not take effect", name);
+		return -1;
+	}
+	return 0;
+}
+
+/* Switch to the account that owns the maildrop, once. */
+static enum login_result become_account(struct server *srv, const struct account *acct,
+					char *why, size_t whylen)
+{
+	uid_t uid = acct->system ? acct->uid : srv->virt_uid;
+	gid_t gid = acct->system ? acct->gid : srv->virt_gid;
+	const char *name = acct->system ? acct->name : srv->cfg->virtual_user;
+	if (!srv->root)
+		return LOGIN_OK;  /* an ordinary user serves mailboxes as itself */
+	if (srv->dropped) {
+		if (uid == srv->dropped_uid)
+			return LOGIN_OK;
+		snprintf(why, whylen, "reconnect to log in as another user");
+		return LOGIN_SYS_TEMP;
+	}
+	if (drop_privileges(name, uid, gid) < 0) {
+		snprintf(why, whylen, "cannot switch to the mailbox owner");
+		/* A failed setuid may have half-happened: stop here. */
+		return uid == 0 ? LOGIN_SYS_PERM : LOGIN_SYS_TEMP;
+	}
+	srv->dropped = true;
+	srv->dropped_uid = uid;
+	return LOGIN_OK;
+}
+
+/* ---- the session backend ---- */
+
+static enum login_result map_status(enum mbox_status st)
+{
+	switch (st) {
+	case MBOX_OK: return LOGIN_OK;
+	case MBOX_IN_USE: return LOGIN_IN_USE;
+	case MBOX_PERM: return LOGIN_SYS_PERM;
+	case MBOX_TEMP: break;
+	}
+	return LOGIN_SYS_TEMP;
+}
+
+static void mailbox_options(const struct server *srv, struct mbox_options *opt)
+{
+	mbox_default_options(opt);
+	opt->lock_methods = srv->cfg->lock_methods;
+}
+
+static enum login_result backend_login(void *ctx, const char *user, const char *password,
+				       struct mbox **mb, char *why, size_t whylen)
+{
+	struct server *srv = ctx;
+	struct account acct;
+	enum auth_result ar = auth_login(&srv->auth, user, password, &acct);
+	if (ar == AUTH_FAIL)
+		return LOGIN_FAILED;
+	if (ar == AUTH_ERROR) {
+		snprintf(why, whylen, "authentication is temporarily unavailable");
+		return LOGIN_SYS_TEMP;
+	}
+	enum login_result lr = become_account(srv, &acct, why, whylen);
+	if (lr != LOGIN_OK)
+		return lr;
+	struct mbox_options opt;
+	mailbox_options(srv, &opt);
+	if (mbox_recover(acct.mailbox, &opt, why, whylen) < 0) {
+		log_msg(LOG_ERR, "recovery of %s failed: %s", acct.mailbox, why);
+		return LOGIN_SYS_TEMP;
+	}
+	enum mbox_status st = mbox_open(mb, acct.mailbox, &opt, why, whylen);
+	if (st != MBOX_OK)
+		log_msg(LOG_WARNING, "cannot open mailbox %s for %s: %s", acct.mailbox, user, why);
+	return map_status(st);
+}
+
+static void sleep_seconds(unsigned secs)
+{
+	struct timespec ts = {.tv_sec = secs, .tv_nsec = 0};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* A growing delay slows password guessing. */
+static void backend_login_failed(void *ctx, unsigned failures)
+{
+	const struct server *srv = ctx;
+	unsigned delay = srv->cfg->login_delay * failures;
+	sleep_seconds(delay < MAX_LOGIN_DELAY ? delay : MAX_LOGIN_DELAY);
+}
+
+static enum mbox_status backend_update(void *ctx, struct mbox *mb, char *why, size_t whylen)
+{
+	(void)ctx;
+	return mbox_update(mb, why, whylen);
+}
+
+/* ---- start-up checks ---- */
+
+static int setup_virtual_user(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	if (!cfg->virtual_user) {
+		if (srv->root && cfg->passwd_file) {
+			log_msg(LOG_ERR, "started as root with --passwd: --user=ACCOUNT is required");
+			return -1;
+		}
+		return 0;
+	}
+	struct passwd *pw = getpwnam(cfg->virtual_user);
+	if (!pw) {
+		log_msg(LOG_ERR, "--user %s: no such account", cfg->virtual_user);
+		return -1;
+	}
+	if (srv->root && pw->pw_uid == 0) {
+		log_msg(LOG_ERR, "--user %s: refusing to serve mailboxes as root", cfg->virtual_user);
+		return -1;
+	}
+	if (!srv->root)
+		log_msg(LOG_NOTICE, "not started as root: --user %s is ignored (its home is "
+			"still used for %%h)", cfg->virtual_user);
+	srv->virt_uid = pw->pw_uid;
+	srv->virt_gid = pw->pw_gid;
+	snprintf(srv->virt_home, sizeof(srv->virt_home), "%s", pw->pw_dir ? pw->pw_dir : "");
+	return 0;
+}
+
+static int check_config(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	if (setup_virtual_user(srv) < 0)
+		return -1;
+	if (cfg->passwd_file && strstr(cfg->mailbox_template, "%h") && !srv->virt_home[0]) {
+		log_msg(LOG_ERR, "--mailbox %s uses %%h, which virtual users only have with --user",
+			cfg->mailbox_template);
+		return -1;
+	}
+	if (cfg->passwd_file && access(cfg->passwd_file, R_OK) < 0) {
+		log_msg(LOG_ERR, "--passwd %s: %s", cfg->passwd_file, strerror(errno));
+		return -1;
+	}
+	srv->auth.passwd_file = cfg->passwd_file;
+	srv->auth.mailbox_template = cfg->mailbox_template;
+	srv->auth.virtual_home = srv->virt_home[0] ? srv->virt_home : NULL;
+	return 0;
+}
+
+/* ---- I/O with the client ---- */
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	write_timed_out = 1;
+}
+
+static int install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;  /* a closed connection shows up as EPIPE */
+	if (sigaction(SIGPIPE, &sa, NULL) < 0)
+		return -1;
+	sa.sa_handler = on_alarm;  /* no SA_RESTART: a stalled write returns EINTR */
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGALRM, &sa, NULL);
+}
+
+struct client_out {
+	int fd;
+	unsigned timeout;
+};
+
+/* Writes to the client, giving up when one write stalls for the whole timeout. */
+static ssize_t client_write(void *ctx, const void *buf, size_t len)
+{
+	const struct client_out *co = ctx;
+	write_timed_out = 0;
+	alarm(co->timeout);
+	ssize_t n;
+	do {
+		n = write(co->fd, buf, len);
+	} while (n < 0 && errno == EINTR && !write_timed_out);
+	alarm(0);
+	return n;
+}
+
+/* Wait for input: >0 bytes read, 0 EOF, -1 error, -2 timeout. */
+static ssize_t client_read(char *buf, size_t size, unsigned timeout)
+{
+	struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+	for (;;) {
+		int r = poll(&pfd, 1, (int)timeout * 1000);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			return -2;
+		ssize_t n = read(STDIN_FILENO, buf, size);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		return n;
+	}
+}
+
+static void serve(struct session *s, struct outbuf *ob, unsigned timeout)
+{
+	char buf[4096];
+	session_greeting(s);
+	while (s->end == END_NONE) {
+		if (outbuf_flush(ob) < 0) {
+			session_abort(s, END_IO_ERROR);
+			break;
+		}
+		ssize_t n = client_read(buf, sizeof(buf), timeout);
+		if (n == -2) {
+			log_msg(LOG_NOTICE, "autologout timer expired after %u s: peer=%s",
+				timeout, s->cfg->peer);
+			outbuf_puts(ob, "-ERR autologout timer expired, closing\r\n");
+			session_abort(s, END_TIMEOUT);
+		} else if (n <= 0) {
+			session_abort(s, n == 0 ? END_EOF : END_IO_ERROR);
+		} else {
+			session_feed(s, buf, (size_t)n);
+		}
+	}
+	outbuf_flush(ob);
+	if (ob->failed && s->end == END_QUIT)
+		log_msg(LOG_NOTICE, "connection lost before the QUIT answer: peer=%s", s->cfg->peer);
+}
+
+static int exit_status(enum session_end end)
+{
+	switch (end) {
+	case END_QUIT: return EXIT_OK;
+	case END_UPDATE_FAILED: return EXIT_UPDATE;
+	default: return EXIT_SESSION;
+	}
+}
+
+static int run_recover(const struct server *srv)
+{
+	char why[256] = "";
+	struct mbox_options opt;
+	mailbox_options(srv, &opt);
+	if (mbox_recover(srv->cfg->recover_path, &opt, why, sizeof(why)) < 0) {
+		fprintf(stderr, "pop3d: recovery of %s failed: %s\n", srv->cfg->recover_path, why);
+		return EXIT_UPDATE;
+	}
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg = {
+		.mailbox_template = "/var/mail/%u",
+		.timeout = DEFAULT_TIMEOUT,
+		.log_dest = "syslog",
+		.login_delay = DEFAULT_LOGIN_DELAY,
+		.lock_methods = LOCK_DEFAULT,
+	};
+	if (parse_options(argc, argv, &cfg) < 0)
+		return EXIT_USAGE;
+	if (cfg.hash_mode)
+		return run_hash();
+	if (log_open(cfg.log_dest) < 0) {
+		fprintf(stderr, "pop3d: --log %s: %s\n", cfg.log_dest, strerror(errno));
+		return EXIT_CONFIG;
+	}
+	struct server srv = {.cfg = &cfg, .root = geteuid() == 0};
+	if (cfg.recover_path)
+		return run_recover(&srv);
+	if (check_config(&srv) < 0)
+		return EXIT_CONFIG;
+	char peer[64];
+	find_peer(peer, sizeof(peer));
+	srv.peer = peer;
+	if (install_signals() < 0) {
+		log_msg(LOG_ERR, "cannot install signal handlers: %s", strerror(errno));
+		return EXIT_CONFIG;
+	}
+
+	struct client_out co = {.fd = STDOUT_FILENO, .timeout = cfg.timeout};
+	struct outbuf ob;
+	if (outbuf_init(&ob, OUTBUF_SIZE, client_write, &co) < 0) {
+		log_msg(LOG_ERR, "out of memory");
+		return EXIT_CONFIG;
+	}
+	struct session_config scfg = {
+		.peer = peer,
+		.max_failed_logins = MAX_FAILED_LOGINS,
+		.max_bad_commands = MAX_BAD_COMMANDS,
+		.plaintext_ok = true,
+	};
+	struct session_backend be = {
+		.login = backend_login,
+		.login_failed = backend_login_failed,
+		.update = backend_update,
+		.ctx = &srv,
+	};
+	struct session s;
+	session_init(&s, &scfg, &be, &ob);
+	serve(&s, &ob, cfg.timeout);
+	session_log_summary(&s);
+	int status = exit_status(s.end);
+	session_free(&s);
+	outbuf_free(&ob);
+	log_close();
+	return status;
+}

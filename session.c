@@ -1,0 +1,749 @@
+/* The POP3 protocol state machine (RFC 1939, RFC 2449 CAPA, RFC 3206, RFC 5034). */
+#include "session.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+#define CRLF "\r\n"
+
+static const char capa_list[] =
+	"+OK Capability list follows" CRLF
+	"TOP" CRLF
+	"USER" CRLF
+	"UIDL" CRLF
+	"RESP-CODES" CRLF
+	"AUTH-RESP-CODE" CRLF
+	"PIPELINING" CRLF
+	"SASL PLAIN" CRLF
+	"IMPLEMENTATION " POP3D_NAME CRLF
+	"." CRLF;
+
+/* ---- output helpers ---- */
+
+static void reply(struct session *s, const char *line)
+{
+	outbuf_puts(s->out, line);
+	outbuf_puts(s->out, CRLF);
+}
+
+/* A -ERR for a malformed or misplaced command; too many end the session. */
+static void bad_command(struct session *s, const char *why)
+{
+	s->bad_commands++;
+	if (s->bad_commands >= s->cfg->max_bad_commands) {
+		outbuf_printf(s->out, "-ERR %s; too many bad commands, closing" CRLF, why);
+		log_msg(LOG_NOTICE, "too many bad commands: user=%s peer=%s",
+			s->state == STATE_TRANSACTION ? s->user : "-", s->cfg->peer);
+		s->end = END_TOO_MANY_FAILURES;
+		s->state = STATE_DONE;
+		return;
+	}
+	outbuf_printf(s->out, "-ERR %s" CRLF, why);
+}
+
+/* Decimal digits of v into buf (at least 21 bytes), returns the length. */
+static size_t fmt_u64(char *buf, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* "<n> <size>\r\n" or "<n> <uidl>\r\n", without printf: LIST of 100 000 lines is hot. */
+static void put_listing(struct session *s, size_t n, const char *text, uint64_t size)
+{
+	char line[32 + MAX_UIDL_LEN + 3];
+	size_t len = fmt_u64(line, n);
+	line[len++] = ' ';
+	if (text) {
+		size_t tl = strlen(text);
+		memcpy(line + len, text, tl);
+		len += tl;
+	} else {
+		len += fmt_u64(line + len, size);
+	}
+	line[len++] = '\r';
+	line[len++] = '\n';
+	outbuf_put(s->out, line, len);
+}
+
+/* ---- argument parsing ---- */
+
+/* Strict decimal: digits only, no sign, no junk, no overflow. */
+static int parse_number(const char *arg, unsigned long *out)
+{
+	unsigned long v = 0;
+	if (!arg || !*arg)
+		return -1;
+	for (const char *p = arg; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		unsigned digit = (unsigned)(*p - '0');
+		if (v > (ULONG_MAX - digit) / 10)
+			return -1;
+		v = v * 10 + digit;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Split "CMD arg1 arg2" in place; returns the argument count (0..3, 3 meaning "too many"). */
+static int split_args(char *line, char **cmd, char *args[2])
+{
+	char *p = line;
+	args[0] = args[1] = NULL;
+	*cmd = p;
+	int n = 0;
+	while ((p = strchr(p, ' ')) != NULL) {
+		*p++ = '\0';
+		if (n == 2)
+			return 3;
+		args[n++] = p;
+	}
+	for (int i = 0; i < n; i++)
+		if (!*args[i])
+			return 3;  /* empty argument: doubled or trailing space */
+	return n;
+}
+
+/* ---- maildrop views ---- */
+
+struct totals {
+	size_t count;
+	uint64_t octets;
+};
+
+static struct totals maildrop_totals(const struct session *s)
+{
+	struct totals t = {0, 0};
+	size_t n = mbox_count(s->mb);
+	for (size_t i = 1; i <= n; i++) {
+		const struct mbox_msg *m = mbox_msg(s->mb, i);
+		if (!m->deleted) {
+			t.count++;
+			t.octets += (uint64_t)m->size;
+		}
+	}
+	return t;
+}
+
+/* The message named by arg, or NULL after answering -ERR. */
+static struct mbox_msg *lookup_message(struct session *s, const char *arg, size_t *num)
+{
+	unsigned long n;
+	if (parse_number(arg, &n) < 0) {
+		bad_command(s, "invalid message number");
+		return NULL;
+	}
+	struct mbox_msg *m = n ? mbox_msg(s->mb, n) : NULL;
+	if (!m) {
+		outbuf_printf(s->out, "-ERR no such message" CRLF);
+		return NULL;
+	}
+	if (m->deleted) {
+		outbuf_printf(s->out, "-ERR message %lu already deleted" CRLF, n);
+		return NULL;
+	}
+	*num = n;
+	return m;
+}
+
+/* ---- AUTHORIZATION state ---- */
+
+static bool plaintext_refused(struct session *s)
+{
+	if (s->cfg->plaintext_ok)
+		return false;
+	bad_command(s, "[AUTH] Plaintext authentication disallowed on an unencrypted "
+		       "connection; use POP3S (port 995)");
+	return true;
+}
+
+static void login_succeeded(struct session *s)
+{
+	struct totals t = maildrop_totals(s);
+	s->state = STATE_TRANSACTION;
+	outbuf_printf(s->out, "+OK %s has %zu messages (%llu octets)" CRLF,
+		      s->user, t.count, (unsigned long long)t.octets);
+	log_msg(LOG_INFO, "login: user=%s peer=%s messages=%zu octets=%llu",
+		s->user, s->cfg->peer, t.count, (unsigned long long)t.octets);
+}
+
+static void login_failed(struct session *s, const char *method)
+{
+	s->failed_logins++;
+	log_msg(LOG_NOTICE, "authentication failed: user=%s peer=%s method=%s",
+		s->user, s->cfg->peer, method);
+	if (s->be->login_failed)
+		s->be->login_failed(s->be->ctx, s->failed_logins);
+	if (s->failed_logins >= s->cfg->max_failed_logins) {
+		reply(s, "-ERR [AUTH] Authentication failed; too many failures, closing");
+		s->end = END_TOO_MANY_FAILURES;
+		s->state = STATE_DONE;
+		return;
+	}
+	reply(s, "-ERR [AUTH] Authentication failed");
+}
+
+/* Credentials are complete: authenticate and open the maildrop. */
+static void try_login(struct session *s, const char *password, const char *method)
+{
+	char why[256] = "";
+	struct mbox *mb = NULL;
+	enum login_result r = s->be->login(s->be->ctx, s->user, password, &mb, why, sizeof(why));
+	s->have_user = false;
+	switch (r) {
+	case LOGIN_OK:
+		s->mb = mb;
+		login_succeeded(s);
+		return;
+	case LOGIN_FAILED:
+		login_failed(s, method);
+		return;
+	case LOGIN_IN_USE:
+		outbuf_printf(s->out, "-ERR [IN-USE] %s" CRLF, why[0] ? why : "maildrop in use");
+		break;
+	case LOGIN_SYS_TEMP:
+		outbuf_printf(s->out, "-ERR [SYS/TEMP] %s" CRLF, why[0] ? why : "try again later");
+		break;
+	case LOGIN_SYS_PERM:
+		outbuf_printf(s->out, "-ERR [SYS/PERM] %s" CRLF, why[0] ? why : "maildrop unavailable");
+		break;
+	}
+	log_msg(LOG_WARNING, "login refused: user=%s peer=%s reason=%s",
+		s->user, s->cfg->peer, why[0] ? why : "-");
+}
+
+static void cmd_user(struct session *s, int argc, char **args)
+{
+	if (plaintext_refused(s))
+		return;
+	if (argc != 1) {
+		bad_command(s, "usage: USER name");
+		return;
+	}
+	snprintf(s->user, sizeof(s->user), "%s", args[0]);
+	s->have_user = true;
+	reply(s, "+OK send PASS");  /* the same for every name: no user enumeration */
+}
+
+/* PASS takes the rest of the line: passwords may contain spaces. */
+static void cmd_pass(struct session *s, const char *rest)
+{
+	if (plaintext_refused(s))
+		return;
+	if (!s->have_user) {
+		bad_command(s, "USER first");
+		return;
+	}
+	if (!rest) {
+		bad_command(s, "usage: PASS password");
+		return;
+	}
+	try_login(s, rest, "USER");
+}
+
+static void sasl_plain_response(struct session *s, const char *b64)
+{
+	char pass[MAX_SASL_LINE + 1];
+	if (sasl_plain_decode(b64, s->user, pass, sizeof(pass)) < 0) {
+		snprintf(s->user, sizeof(s->user), "%s", "-");
+		login_failed(s, "PLAIN");
+	} else {
+		try_login(s, pass, "PLAIN");
+	}
+	explicit_bzero(pass, sizeof(pass));
+}
+
+static void cmd_auth(struct session *s, int argc, char **args)
+{
+	if (argc == 0) {  /* mechanism list, as many servers answer a bare AUTH */
+		outbuf_puts(s->out, "+OK" CRLF "PLAIN" CRLF "." CRLF);
+		return;
+	}
+	if (plaintext_refused(s))
+		return;
+	if (strcasecmp(args[0], "PLAIN") != 0) {
+		bad_command(s, "[AUTH] unsupported authentication mechanism");
+		return;
+	}
+	s->have_user = false;
+	if (argc == 2) {
+		sasl_plain_response(s, args[1]);
+		return;
+	}
+	s->in_sasl = true;
+	reply(s, "+ ");
+}
+
+static void sasl_continuation(struct session *s, char *line)
+{
+	s->in_sasl = false;
+	if (strcmp(line, "*") == 0) {
+		reply(s, "-ERR [AUTH] authentication cancelled");
+		return;
+	}
+	sasl_plain_response(s, line);
+}
+
+/* ---- TRANSACTION state ---- */
+
+static void cmd_stat(struct session *s, int argc)
+{
+	if (argc != 0) {
+		bad_command(s, "usage: STAT");
+		return;
+	}
+	struct totals t = maildrop_totals(s);
+	outbuf_printf(s->out, "+OK %zu %llu" CRLF, t.count, (unsigned long long)t.octets);
+}
+
+/* LIST and UIDL share their shape: one message, or all undeleted ones. */
+static void cmd_listing(struct session *s, int argc, char **args, bool uidl)
+{
+	char uid[MAX_UIDL_LEN + 1];
+	if (argc > 1) {
+		bad_command(s, uidl ? "usage: UIDL [msg]" : "usage: LIST [msg]");
+		return;
+	}
+	if (argc == 1) {
+		size_t n;
+		struct mbox_msg *m = lookup_message(s, args[0], &n);
+		if (!m)
+			return;
+		if (uidl)
+			mbox_uidl(s->mb, n, uid);
+		outbuf_puts(s->out, "+OK ");
+		put_listing(s, n, uidl ? uid : NULL, (uint64_t)m->size);
+		return;
+	}
+	if (uidl) {
+		outbuf_puts(s->out, "+OK unique-id listing follows" CRLF);
+	} else {
+		struct totals t = maildrop_totals(s);
+		outbuf_printf(s->out, "+OK %zu messages (%llu octets)" CRLF,
+			      t.count, (unsigned long long)t.octets);
+	}
+	size_t count = mbox_count(s->mb);
+	for (size_t i = 1; i <= count; i++) {
+		const struct mbox_msg *m = mbox_msg(s->mb, i);
+		if (m->deleted)
+			continue;
+		if (uidl)
+			mbox_uidl(s->mb, i, uid);
+		put_listing(s, i, uidl ? uid : NULL, (uint64_t)m->size);
+	}
+	reply(s, ".");
+}
+
+/* RETR (lines < 0) and TOP. */
+static void send_message(struct session *s, size_t n, const struct mbox_msg *m, long lines)
+{
+	if (mbox_check_msg(s->mb, n) < 0) {
+		reply(s, "-ERR [SYS/TEMP] the mailbox was changed by another program");
+		log_msg(LOG_WARNING, "mailbox changed during session: user=%s peer=%s",
+			s->user, s->cfg->peer);
+		return;
+	}
+	if (lines < 0)
+		outbuf_printf(s->out, "+OK %llu octets" CRLF, (unsigned long long)m->size);
+	else
+		reply(s, "+OK top of message follows");
+	if (mbox_send(s->mb, n, lines, s->out) < 0) {
+		/* Mid-message: the client can't be told cleanly; drop the connection. */
+		if (!s->out->failed)
+			log_msg(LOG_ERR, "cannot read message %zu: user=%s peer=%s",
+				n, s->user, s->cfg->peer);
+		s->end = END_IO_ERROR;
+		s->state = STATE_DONE;
+		return;
+	}
+	reply(s, ".");
+	if (lines < 0) {
+		s->retrieved_msgs++;
+		s->retrieved_bytes += (uint64_t)m->size;
+	}
+}
+
+static void cmd_retr(struct session *s, int argc, char **args)
+{
+	if (argc != 1) {
+		bad_command(s, "usage: RETR msg");
+		return;
+	}
+	size_t n;
+	struct mbox_msg *m = lookup_message(s, args[0], &n);
+	if (m)
+		send_message(s, n, m, -1);
+}
+
+static void cmd_top(struct session *s, int argc, char **args)
+{
+	unsigned long lines;
+	if (argc != 2) {
+		bad_command(s, "usage: TOP msg lines");
+		return;
+	}
+	if (parse_number(args[1], &lines) < 0 || lines > (unsigned long)LONG_MAX) {
+		bad_command(s, "invalid line count");
+		return;
+	}
+	size_t n;
+	struct mbox_msg *m = lookup_message(s, args[0], &n);
+	if (m)
+		send_message(s, n, m, (long)lines);
+}
+
+static void cmd_dele(struct session *s, int argc, char **args)
+{
+	if (argc != 1) {
+		bad_command(s, "usage: DELE msg");
+		return;
+	}
+	size_t n;
+	struct mbox_msg *m = lookup_message(s, args[0], &n);
+	if (!m)
+		return;
+	m->deleted = true;
+	outbuf_printf(s->out, "+OK message %zu deleted" CRLF, n);
+}
+
+static void cmd_rset(struct session *s, int argc)
+{
+	if (argc != 0) {
+		bad_command(s, "usage: RSET");
+		return;
+	}
+	size_t count = mbox_count(s->mb);
+	for (size_t i = 1; i <= count; i++)
+		mbox_msg(s->mb, i)->deleted = false;
+	struct totals t = maildrop_totals(s);
+	outbuf_printf(s->out, "+OK maildrop has %zu messages (%llu octets)" CRLF,
+		      t.count, (unsigned long long)t.octets);
+}
+
+static void count_deletions(struct session *s)
+{
+	size_t count = mbox_count(s->mb);
+	for (size_t i = 1; i <= count; i++) {
+		const struct mbox_msg *m = mbox_msg(s->mb, i);
+		if (m->deleted) {
+			s->deleted_msgs++;
+			s->deleted_bytes += (uint64_t)m->size;
+		}
+	}
+}
+
+/* QUIT in TRANSACTION: the UPDATE state. */
+static void cmd_quit_update(struct session *s)
+{
+	char why[256] = "";
+	count_deletions(s);
+	s->state = STATE_DONE;
+	if (s->deleted_msgs > 0 &&
+	    s->be->update(s->be->ctx, s->mb, why, sizeof(why)) != MBOX_OK) {
+		outbuf_printf(s->out, "-ERR [SYS/TEMP] %s; no messages were deleted" CRLF,
+			      why[0] ? why : "update failed");
+		log_msg(LOG_ERR, "update failed: user=%s peer=%s reason=%s",
+			s->user, s->cfg->peer, why[0] ? why : "-");
+		s->deleted_msgs = s->deleted_bytes = 0;
+		s->end = END_UPDATE_FAILED;
+		return;
+	}
+	struct totals t = maildrop_totals(s);
+	outbuf_printf(s->out, "+OK %s signing off (%zu messages left)" CRLF, POP3D_NAME, t.count);
+	s->end = END_QUIT;
+}
+
+/* ---- dispatch ---- */
+
+static bool is_cmd(const char *cmd, const char *name)
+{
+	return strcasecmp(cmd, name) == 0;
+}
+
+static void dispatch_authorization(struct session *s, const char *cmd, int argc,
+				   char **args)
+{
+	if (is_cmd(cmd, "USER"))
+		cmd_user(s, argc, args);
+	else if (is_cmd(cmd, "AUTH"))
+		cmd_auth(s, argc, args);
+	else if (is_cmd(cmd, "APOP"))
+		bad_command(s, "APOP is not supported; use USER/PASS or AUTH PLAIN");
+	else if (is_cmd(cmd, "STAT") || is_cmd(cmd, "LIST") || is_cmd(cmd, "RETR") ||
+		 is_cmd(cmd, "DELE") || is_cmd(cmd, "NOOP") || is_cmd(cmd, "RSET") ||
+		 is_cmd(cmd, "TOP") || is_cmd(cmd, "UIDL"))
+		bad_command(s, "[AUTH] not logged in: use USER/PASS or AUTH first");
+	else
+		bad_command(s, "unknown command");
+}
+
+static void dispatch_transaction(struct session *s, const char *cmd, int argc, char **args)
+{
+	if (is_cmd(cmd, "STAT"))
+		cmd_stat(s, argc);
+	else if (is_cmd(cmd, "LIST"))
+		cmd_listing(s, argc, args, false);
+	else if (is_cmd(cmd, "UIDL"))
+		cmd_listing(s, argc, args, true);
+	else if (is_cmd(cmd, "RETR"))
+		cmd_retr(s, argc, args);
+	else if (is_cmd(cmd, "TOP"))
+		cmd_top(s, argc, args);
+	else if (is_cmd(cmd, "DELE"))
+		cmd_dele(s, argc, args);
+	else if (is_cmd(cmd, "RSET"))
+		cmd_rset(s, argc);
+	else if (is_cmd(cmd, "NOOP"))
+		argc ? bad_command(s, "usage: NOOP") : reply(s, "+OK");
+	else if (is_cmd(cmd, "USER") || is_cmd(cmd, "AUTH") ||
+		 is_cmd(cmd, "APOP"))
+		bad_command(s, "already logged in");
+	else
+		bad_command(s, "unknown command");
+}
+
+/* One complete command line, terminator removed. */
+static void execute_line(struct session *s, char *line)
+{
+	if (s->in_sasl) {
+		sasl_continuation(s, line);
+		return;
+	}
+	/* PASS keeps everything after "PASS " verbatim: passwords may contain spaces. */
+	if (strncasecmp(line, "PASS", 4) == 0 && (line[4] == ' ' || line[4] == '\0')) {
+		if (s->state == STATE_AUTHORIZATION)
+			cmd_pass(s, line[4] && line[5] ? line + 5 : NULL);
+		else
+			bad_command(s, "already logged in");
+		return;
+	}
+	char *cmd, *args[2];
+	int argc = split_args(line, &cmd, args);
+	if (!*cmd) {
+		bad_command(s, "empty command");
+		return;
+	}
+	if (is_cmd(cmd, "CAPA")) {
+		argc ? bad_command(s, "usage: CAPA") : (void)outbuf_puts(s->out, capa_list);
+		return;
+	}
+	if (is_cmd(cmd, "QUIT")) {
+		if (argc != 0) {
+			bad_command(s, "usage: QUIT");
+		} else if (s->state == STATE_TRANSACTION) {
+			cmd_quit_update(s);
+		} else {
+			reply(s, "+OK " POP3D_NAME " signing off");
+			s->state = STATE_DONE;
+			s->end = END_QUIT;
+		}
+		return;
+	}
+	if (is_cmd(cmd, "STLS")) {
+		bad_command(s, "STLS is not supported; use POP3S (port 995)");
+		return;
+	}
+	if (argc > 2) {
+		bad_command(s, "too many arguments");
+		return;
+	}
+	if (s->state == STATE_AUTHORIZATION)
+		dispatch_authorization(s, cmd, argc, args);
+	else
+		dispatch_transaction(s, cmd, argc, args);
+}
+
+/* A complete line is in s->line: strip the terminator, check it, run it. */
+static void finish_line(struct session *s)
+{
+	size_t len = s->line_len;
+	bool overlong = s->overlong;
+	s->line_len = 0;
+	s->overlong = false;
+	if (overlong) {
+		s->in_sasl = false;
+		bad_command(s, "line too long");
+		return;
+	}
+	len--;  /* the LF */
+	if (len > 0 && s->line[len - 1] == '\r')
+		len--;
+	s->line[len] = '\0';
+	if (memchr(s->line, '\0', len)) {
+		s->in_sasl = false;
+		bad_command(s, "NUL octet in command");
+		return;
+	}
+	execute_line(s, s->line);
+}
+
+/* ---- public interface ---- */
+
+void session_init(struct session *s, const struct session_config *cfg,
+		  const struct session_backend *be, struct outbuf *out)
+{
+	memset(s, 0, sizeof(*s));
+	s->cfg = cfg;
+	s->be = be;
+	s->out = out;
+	s->state = STATE_AUTHORIZATION;
+	s->started = time(NULL);
+}
+
+void session_greeting(struct session *s)
+{
+	reply(s, "+OK " POP3D_NAME " ready");
+}
+
+enum session_end session_feed(struct session *s, const char *data, size_t len)
+{
+	while (len > 0 && s->end == END_NONE) {
+		const char *nl = memchr(data, '\n', len);
+		size_t seg = nl ? (size_t)(nl - data) + 1 : len;
+		size_t limit = s->in_sasl ? MAX_SASL_LINE : MAX_COMMAND_LINE;
+		if (!s->overlong && seg > limit - s->line_len) {
+			s->overlong = true;  /* keep discarding until the LF */
+			s->line_len = 0;
+		}
+		if (!s->overlong) {
+			memcpy(s->line + s->line_len, data, seg);
+			s->line_len += seg;
+		} else if (nl) {
+			s->line_len = 1;  /* finish_line only needs to see the end */
+		}
+		data += seg;
+		len -= seg;
+		if (nl)
+			finish_line(s);
+		if (s->out->failed && s->end == END_NONE) {
+			s->end = END_IO_ERROR;
+			s->state = STATE_DONE;
+		}
+	}
+	return s->end;
+}
+
+void session_abort(struct session *s, enum session_end why)
+{
+	if (s->end == END_NONE)
+		s->end = why;
+	s->state = STATE_DONE;
+}
+
+static const char *end_name(enum session_end e)
+{
+	switch (e) {
+	case END_NONE: return "running";
+	case END_QUIT: return "quit";
+	case END_UPDATE_FAILED: return "update-failed";
+	case END_TOO_MANY_FAILURES: return "too-many-failures";
+	case END_EOF: return "disconnected";
+	case END_TIMEOUT: return "timeout";
+	case END_IO_ERROR: return "io-error";
+	}
+	return "unknown";
+}
+
+void session_log_summary(const struct session *s)
+{
+	log_msg(LOG_INFO,
+		"session end: user=%s peer=%s retrieved=%llu/%llu deleted=%llu/%llu "
+		"duration=%lds end=%s",
+		s->mb ? s->user : "-", s->cfg->peer,
+		(unsigned long long)s->retrieved_msgs, (unsigned long long)s->retrieved_bytes,
+		(unsigned long long)s->deleted_msgs, (unsigned long long)s->deleted_bytes,
+		(long)(time(NULL) - s->started), end_name(s->end));
+}
+
+void session_free(struct session *s)
+{
+	if (s->mb)
+		mbox_close(s->mb);
+	s->mb = NULL;
+	explicit_bzero(s->line, sizeof(s->line));
+}
+
+/* ---- AUTH PLAIN ---- */
+
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z') return c - 'A';
+	if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+	if (c >= '0' && c <= '9') return c - '0' + 52;
+	if (c == '+') return 62;
+	if (c == '/') return 63;
+	return -1;
+}
+
+/* Strict RFC 4648 base64 into out; returns the decoded length or -1. */
+static long b64_decode(const char *in, unsigned char *out, size_t outsize)
+{
+	size_t len = strlen(in), o = 0;
+	if (len % 4 != 0)
+		return -1;
+	for (size_t i = 0; i < len; i += 4) {
+		int v[4], pad = 0;
+		for (int j = 0; j < 4; j++) {
+			unsigned char c = (unsigned char)in[i + j];
+			if (c == '=' && i + 4 == len && j >= 2) {
+				v[j] = 0;
+				pad++;
+				continue;
+			}
+			if (pad || (v[j] = b64_value(c)) < 0)
+				return -1;
+		}
+		unsigned triple = (unsigned)(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
+		size_t n = 3 - (size_t)pad;
+		if (o + n > outsize)
+			return -1;
+		out[o++] = (unsigned char)(triple >> 16);
+		if (n > 1)
+			out[o++] = (unsigned char)(triple >> 8);
+		if (n > 2)
+			out[o++] = (unsigned char)triple;
+	}
+	return (long)o;
+}
+
+int sasl_plain_decode(const char *b64, char *user, char *pass, size_t bufsize)
+{
+	unsigned char raw[MAX_SASL_LINE];
+	long n = strcmp(b64, "=") == 0 ? 0 : b64_decode(b64, raw, sizeof(raw));
+	int rc = -1;
+	if (n < 0)
+		return -1;
+	const unsigned char *authz = raw, *end = raw + n;
+	const unsigned char *nul1 = memchr(authz, '\0', (size_t)n);
+	const unsigned char *authc = nul1 ? nul1 + 1 : NULL;
+	const unsigned char *nul2 = authc ? memchr(authc, '\0', (size_t)(end - authc)) : NULL;
+	if (nul2) {
+		const unsigned char *pw = nul2 + 1;
+		size_t zlen = (size_t)(nul1 - authz), clen = (size_t)(nul2 - authc);
+		size_t plen = (size_t)(end - pw);
+		bool authz_ok = zlen == 0 || (zlen == clen && memcmp(authz, authc, zlen) == 0);
+		if (authz_ok && clen > 0 && clen < bufsize && plen < bufsize &&
+		    !memchr(pw, '\0', plen)) {
+			memcpy(user, authc, clen);
+			user[clen] = '\0';
+			memcpy(pass, pw, plen);
+			pass[plen] = '\0';
+			rc = 0;
+		}
+	}
+	explicit_bzero(raw, sizeof(raw));
+	return rc;
+}

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Install the Debian packages a goal needs (as root), or print the apt-get line.
+# Usage: tests/deps.sh build|check
+set -eu
+goal=${1:-build}
+missing=""
+
+need_cmd()    { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
+need_header() { [ -e "/usr/include/$1" ] || missing="$missing $2"; }
+
+need_cmd cc gcc
+need_cmd make make
+need_header crypt.h libcrypt-dev
+if [ "$goal" = check ]; then
+	need_header cmocka.h libcmocka-dev
+	need_cmd python3 python3
+	need_cmd socat socat
+	need_cmd procmail procmail
+	need_cmd dotlockfile liblockfile-bin
+	need_cmd valgrind valgrind
+fi
+
+[ -z "$missing" ] && exit 0
+# Each package once, in a stable order.
+missing=$(printf '%s\n' $missing | sort -u | tr '\n' ' ')
+if [ "$(id -u)" -eq 0 ]; then
+	echo "Installing:$missing" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq </dev/null
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing </dev/null >/dev/null
+else
+	echo "Missing Debian packages. Install them with:" >&2
+	echo "  sudo apt-get install -y $missing" >&2
+	exit 1
+fi

@@ -1,0 +1,142 @@
+"""Shared helpers for the integration tests: an independent reading of the
+contract's mbox rules (to check the server against), mailbox generators, and a
+small line-level POP3 client that drives ./pop3d through pipes."""
+
+import os
+import random
+import socket
+import subprocess
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+POP3D = os.path.join(ROOT, "pop3d")
+PASSWD = os.path.join(ROOT, "tests", "scripts", "passwd")
+USER, PASSWORD = "alice", "secret"
+
+
+def tmpdir(name):
+    d = os.path.join(ROOT, "tests", "tmp", name)
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def split_mbox(data):
+    """The messages of an mbox file as the contract defines them (bytes each,
+    as stored, without From_ line and separator)."""
+    lines = data.splitlines(keepends=True)
+    starts = []
+    for i, line in enumerate(lines):
+        if line.startswith(b"From ") and (i == 0 or lines[i - 1] in (b"\n", b"\r\n")):
+            starts.append(i)
+    msgs = []
+    for k, s in enumerate(starts):
+        e = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        body = lines[s + 1:e]
+        if k + 1 < len(starts) or (body and body[-1] in (b"\n", b"\r\n")):
+            if body and body[-1] in (b"\n", b"\r\n"):
+                body = body[:-1]  # the separator, or the one empty line ending the file
+        msgs.append(b"".join(body))
+    return msgs
+
+
+def wire_form(msg):
+    """What RETR delivers before byte-stuffing: CRLF line ends, CRLF added at the end."""
+    out = []
+    for line in msg.splitlines(keepends=True):
+        if line.endswith(b"\r\n"):
+            out.append(line)
+        elif line.endswith(b"\n"):
+            out.append(line[:-1] + b"\r\n")
+        else:
+            out.append(line + b"\r\n")
+    return b"".join(out)
+
+
+def unstuff(lines):
+    return b"".join(l[1:] if l.startswith(b".") else l for l in lines)
+
+
+def message(rng, n, size=None):
+    """A plausible message with dot lines and quoted From lines."""
+    size = size or rng.randint(200, 6000)
+    hdr = (f"From: sender{n}@example.org\nTo: alice@example.net\n"
+           f"Subject: message {n}\nMessage-ID: <{n}.{rng.random()}@example.org>\n\n")
+    body = []
+    total = 0
+    while total < size:
+        kind = rng.random()
+        if kind < 0.05:
+            line = "." + "x" * rng.randint(0, 40)
+        elif kind < 0.08:
+            line = ">From someone quoted"
+        elif kind < 0.10:
+            line = ""
+        else:
+            line = " ".join(rng.choice(["lorem", "ipsum", "dolor", "sit", "amet", "mail"])
+                            for _ in range(rng.randint(1, 14)))
+        body.append(line)
+        total += len(line) + 1
+    return (hdr + "\n".join(body) + "\n").encode()
+
+
+def mbox_of(msgs, sender="someone@example.org"):
+    return b"".join(b"From " + sender.encode() + b" Mon Nov  2 09:14:07 2026\n" + m + b"\n"
+                    for m in msgs)
+
+
+class Pop3Pipe:
+    """./pop3d on pipes, one response at a time."""
+
+    def __init__(self, mailbox_template, extra=(), env=None):
+        self.log = os.path.join(os.path.dirname(mailbox_template), "pop3d.log")
+        self.p = subprocess.Popen(
+            [POP3D, "--passwd", PASSWD, "--mailbox", mailbox_template, "--log", self.log,
+             "--login-delay", "0", *extra],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.greeting = self.line()
+
+    def line(self):
+        l = self.p.stdout.readline()
+        if not l.endswith(b"\r\n"):
+            raise AssertionError(f"response line without CRLF: {l!r}")
+        return l
+
+    def cmd(self, text):
+        self.p.stdin.write(text.encode() + b"\r\n")
+        self.p.stdin.flush()
+        return self.line()
+
+    def multi(self, text):
+        first = self.cmd(text)
+        if not first.startswith(b"+OK"):
+            return first, []
+        lines = []
+        while True:
+            l = self.line()
+            if l == b".\r\n":
+                return first, lines
+            lines.append(l)
+
+    def close(self):
+        self.p.stdin.close()
+        rest = self.p.stdout.read()
+        return self.p.wait(timeout=30), rest
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port}")
