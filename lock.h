@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 enum lock_method {
 	LOCK_DOTLOCK = 1,  /* MAILBOX.lock, created with the NFS-safe link method */
@@ -17,6 +18,8 @@ struct mail_lock {
 	int fd;            /* the mailbox, locked with fcntl/flock; -1 if none */
 	char *dotlock;     /* path of our dotlock, NULL if none */
 	unsigned held;     /* LOCK_* bits actually held */
+	dev_t dotlock_dev; /* identity of our dotlock: unlock removes only that file */
+	ino_t dotlock_ino;
 };
 
 /* Parse "dotlock,fcntl,flock" (any subset, non-empty). 0 or -1. */
@@ -35,9 +38,11 @@ void mailbox_unlock(struct mail_lock *lk);
 
 /*
  * The one-session lock on an open mailbox: held for the whole session,
- * separate from the MDA locks, released by the kernel when the process dies.
- * Returns 0, or -1 with errno EWOULDBLOCK when another session holds it.
+ * separate from the MDA locks (so it never blocks delivery), released by the
+ * kernel when the process dies. *holder gets an extra fd to keep open for the
+ * session, or -1 when the lock lives on fd itself. Returns 0, or -1 with errno
+ * EWOULDBLOCK when another session holds it.
  */
-int session_lock(int fd, unsigned methods);
+int session_lock(int fd, unsigned methods, int *holder);
 
 #endif

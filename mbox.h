@@ -38,6 +38,7 @@ struct mbox_options {
 
 struct mbox {
 	int fd;                  /* -1 for a missing (empty) maildrop */
+	int session_fd;          /* keeps the one-session lock, -1 if none (see lock.h) */
 	char *path;              /* NULL when opened with mbox_open_fd() */
 	struct mbox_options opt;
 	struct mbox_msg *msgs;   /* every message of the file, pseudo message included */
@@ -78,5 +79,14 @@ int mbox_send(const struct mbox *mb, size_t n, long lines, struct outbuf *ob);
 
 /* 0 when message n's From_ line is still where the scan found it. */
 int mbox_check_msg(const struct mbox *mb, size_t n);
+
+/*
+ * Recompute the UIDL hash of msgs[i] (index into mb->msgs, pseudo message
+ * included) from the file as it is now. 0, or -1 on a read error.
+ */
+int mbox_rehash(const struct mbox *mb, size_t i, uint64_t hash[2]);
+
+/* Path of the update journal kept next to a mailbox, into buf. -1 if too long. */
+int mbox_journal_path(const char *mailbox, char *buf, size_t buflen);
 
 #endif

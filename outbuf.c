@@ -83,7 +83,14 @@ int outbuf_printf(struct outbuf *ob, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return -1;
-	size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	size_t len = (size_t)n;
+	if (len >= sizeof(line)) {  /* cut to the limit, but still end the line */
+		len = sizeof(line) - 1;
+		if (len >= 2 && line[len - 1] != '\n') {
+			line[len - 2] = '\r';
+			line[len - 1] = '\n';
+		}
+	}
 	return outbuf_put(ob, line, len);
 }
 

@@ -327,6 +327,17 @@ static enum login_result map_status(enum mbox_status st)
 	return LOGIN_SYS_TEMP;
 }
 
+static const char *client_reason(enum mbox_status st)
+{
+	switch (st) {
+	case MBOX_IN_USE: return "mailbox is in use by another session";
+	case MBOX_PERM: return "mailbox cannot be served; please contact your administrator";
+	case MBOX_TEMP:
+	case MBOX_OK: break;
+	}
+	return "mailbox is temporarily unavailable; try again later";
+}
+
 static void mailbox_options(const struct server *srv, struct mbox_options *opt)
 {
 	mbox_default_options(opt);
@@ -352,11 +363,15 @@ static enum login_result backend_login(void *ctx, const char *user, const char *
 	mailbox_options(srv, &opt);
 	if (mbox_recover(acct.mailbox, &opt, why, whylen) < 0) {
 		log_msg(LOG_ERR, "recovery of %s failed: %s", acct.mailbox, why);
+		snprintf(why, whylen, "%s", client_reason(MBOX_TEMP));
 		return LOGIN_SYS_TEMP;
 	}
 	enum mbox_status st = mbox_open(mb, acct.mailbox, &opt, why, whylen);
-	if (st != MBOX_OK)
+	if (st != MBOX_OK) {
+		/* The details (paths, errno) are for the log, not for the client. */
 		log_msg(LOG_WARNING, "cannot open mailbox %s for %s: %s", acct.mailbox, user, why);
+		snprintf(why, whylen, "%s", client_reason(st));
+	}
 	return map_status(st);
 }
 

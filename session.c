@@ -485,7 +485,7 @@ static void dispatch_authorization(struct session *s, const char *cmd, int argc,
 	else if (is_cmd(cmd, "STAT") || is_cmd(cmd, "LIST") || is_cmd(cmd, "RETR") ||
 		 is_cmd(cmd, "DELE") || is_cmd(cmd, "NOOP") || is_cmd(cmd, "RSET") ||
 		 is_cmd(cmd, "TOP") || is_cmd(cmd, "UIDL"))
-		bad_command(s, "[AUTH] not logged in: use USER/PASS or AUTH first");
+		bad_command(s, "not logged in: use USER/PASS or AUTH first");
 	else
 		bad_command(s, "unknown command");
 }

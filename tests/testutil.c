@@ -60,7 +60,7 @@ const char *test_tmpdir(void)
 	static char dir[256];
 	if (dir[0])
 		return dir;
-	if (mkdir("tests/tmp", 0700) < 0 && errno != EEXIST)
+	if (mkdir("tests/tmp", 0755) < 0 && errno != EEXIST)
 		die("mkdir tests/tmp");
 	snprintf(dir, sizeof(dir), "tests/tmp/unit.XXXXXX");
 	if (!mkdtemp(dir))

@@ -20,6 +20,26 @@ def tmpdir(name):
     return d
 
 
+def as_root():
+    return os.geteuid() == 0
+
+
+def root_args():
+    """As root, pop3d serves virtual users as an unprivileged --user."""
+    return ["--user", "nobody"] if as_root() else []
+
+
+def give_to_server(path):
+    """As root, the served files must belong to the --user account."""
+    if as_root():
+        import pwd
+        pw = pwd.getpwnam("nobody")
+        for dirpath, dirnames, filenames in os.walk(path):
+            os.chown(dirpath, pw.pw_uid, pw.pw_gid)
+            for f in filenames:
+                os.chown(os.path.join(dirpath, f), pw.pw_uid, pw.pw_gid)
+
+
 def split_mbox(data):
     """The messages of an mbox file as the contract defines them (bytes each,
     as stored, without From_ line and separator)."""
@@ -88,10 +108,11 @@ class Pop3Pipe:
     """./pop3d on pipes, one response at a time."""
 
     def __init__(self, mailbox_template, extra=(), env=None):
+        give_to_server(os.path.dirname(mailbox_template))
         self.log = os.path.join(os.path.dirname(mailbox_template), "pop3d.log")
         self.p = subprocess.Popen(
             [POP3D, "--passwd", PASSWD, "--mailbox", mailbox_template, "--log", self.log,
-             "--login-delay", "0", *extra],
+             "--login-delay", "0", *root_args(), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.greeting = self.line()
 

@@ -1,0 +1,535 @@
+/*
+ * Mailbox locks as Debian's MDAs take them (dotlock + fcntl, flock optional),
+ * and the one-session lock that keeps a second POP3 session out without
+ * ever blocking mail delivery.
+ */
+#define _GNU_SOURCE
+#include "lock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "limits.h"
+#include "log.h"
+
+#define DOTLOCK_SUFFIX     ".lock"
+#define TEMP_NAME_ATTEMPTS 100   /* unique temp names tried before giving up */
+#define HOST_PART_MAX      64    /* octets of the host name in a temp name */
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	if (!why || whylen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- method list -------------------------------------------------------- */
+
+static unsigned method_bit(const char *word, size_t len)
+{
+	static const struct { const char *name; unsigned bit; } names[] = {
+		{ "dotlock", LOCK_DOTLOCK },
+		{ "fcntl", LOCK_FCNTL },
+		{ "flock", LOCK_FLOCK },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i].name) == len && strncasecmp(word, names[i].name, len) == 0)
+			return names[i].bit;
+	return 0;
+}
+
+int lock_parse_methods(const char *spec, unsigned *methods)
+{
+	if (!spec)
+		return -1;
+	unsigned bits = 0;
+	for (const char *p = spec;; ) {
+		size_t len = strcspn(p, ",");
+		unsigned bit = method_bit(p, len);
+		if (!bit)
+			return -1;   /* unknown or empty word */
+		bits |= bit;
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	*methods = bits;
+	return 0;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+static struct timespec deadline_after(unsigned seconds)
+{
+	struct timespec t;
+	if (clock_gettime(CLOCK_MONOTONIC, &t) < 0) {
+		t.tv_sec = 0;   /* cannot happen on Linux; a passed deadline means one try */
+		t.tv_nsec = 0;
+		return t;
+	}
+	t.tv_sec += (time_t)seconds;
+	return t;
+}
+
+static bool time_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static bool deadline_passed(const struct timespec *deadline)
+{
+	struct timespec now;
+	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
+		return true;
+	return !time_before(&now, deadline);
+}
+
+/* Sleep LOCK_RETRY_USEC (less if the deadline is nearer); false once the deadline has passed. */
+static bool pause_before_retry(const struct timespec *deadline)
+{
+	struct timespec now;
+	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0 || !time_before(&now, deadline))
+		return false;
+	struct timespec wake = now;
+	wake.tv_nsec += (long)LOCK_RETRY_USEC * 1000L;
+	wake.tv_sec += wake.tv_nsec / 1000000000L;
+	wake.tv_nsec %= 1000000000L;
+	if (time_before(deadline, &wake))
+		wake = *deadline;
+	int rc;
+	while ((rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, NULL)) == EINTR)
+		;
+	return rc == 0;
+}
+
+/* ---- dotlock ------------------------------------------------------------ */
+
+static char *concat(const char *a, size_t alen, const char *b)
+{
+	size_t blen = strlen(b);
+	if (alen > SIZE_MAX - blen - 1)
+		return NULL;
+	char *s = malloc(alen + blen + 1);
+	if (!s)
+		return NULL;
+	memcpy(s, a, alen);
+	memcpy(s + alen, b, blen + 1);
+	return s;
+}
+
+/* The host name, reduced to octets that are safe in a file name. */
+static void host_part(char *buf, size_t buflen)
+{
+	if (gethostname(buf, buflen) < 0)
+		snprintf(buf, buflen, "localhost");
+	buf[buflen - 1] = '\0';
+	for (char *p = buf; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+			*p = '_';
+}
+
+/*
+ * Create a unique temporary file in the mailbox's directory, as liblockfile
+ * does: the name carries pid, a counter and the host name, so hosts sharing
+ * the directory over NFS never collide. Returns its path, or NULL with errno.
+ */
+static char *create_temp_lock(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+	char host[HOST_PART_MAX + 1];
+	host_part(host, sizeof(host));
+
+	for (unsigned attempt = 0; attempt < TEMP_NAME_ATTEMPTS; attempt++) {
+		char name[128];
+		snprintf(name, sizeof(name), ".lk.pop3d.%ld.%u.%s", (long)getpid(), attempt, host);
+		char *tmp = concat(path, dirlen, name);
+		if (!tmp)
+			return NULL;
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			int err = errno;
+			free(tmp);
+			if (err == EEXIST || err == EINTR)
+				continue;   /* left over by an earlier process with our pid */
+			errno = err;
+			return NULL;
+		}
+		/* The content is our pid, as liblockfile writes it (readers may check it). */
+		char pid[32];
+		int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+		ssize_t w;
+		while ((w = write(fd, pid, (size_t)len)) < 0 && errno == EINTR)
+			;
+		int err = w == len ? 0 : (w < 0 ? errno : ENOSPC);
+		if (close(fd) < 0 && err == 0)
+			err = errno;
+		if (err) {
+			unlink(tmp);
+			free(tmp);
+			errno = err;
+			return NULL;
+		}
+		return tmp;
+	}
+	errno = EEXIST;
+	return NULL;
+}
+
+/*
+ * One attempt of the NFS-safe link method: link() the temp file to the lock
+ * name, then trust only the temp file's link count (link() may report failure
+ * over NFS when it worked). 1 taken, 0 held by someone else, -1 error.
+ */
+static int dotlock_attempt(const char *tmp, const char *lockpath, struct mail_lock *lk)
+{
+	int link_errno = link(tmp, lockpath) == 0 ? 0 : errno;
+	struct stat st;
+	if (lstat(tmp, &st) < 0)
+		return -1;
+	if (st.st_nlink >= 2) {
+		lk->dotlock_dev = st.st_dev;
+		lk->dotlock_ino = st.st_ino;
+		return 1;
+	}
+	if (link_errno == EEXIST || link_errno == EINTR || link_errno == 0)
+		return 0;
+	errno = link_errno;
+	return -1;
+}
+
+/*
+ * Remove lockpath when it is older than DOTLOCK_STALE_AGE (its holder died).
+ * true when it is gone (broken, or vanished by itself), so retry at once.
+ */
+static bool dotlock_break_stale(const char *lockpath)
+{
+	struct stat st;
+	if (lstat(lockpath, &st) < 0)
+		return errno == ENOENT;
+	time_t now = time(NULL);
+	if (now - st.st_mtime <= DOTLOCK_STALE_AGE)
+		return false;
+	if (unlink(lockpath) < 0 && errno != ENOENT) {
+		log_msg(LOG_WARNING, "cannot remove stale dotlock %s: %s", lockpath, strerror(errno));
+		return false;
+	}
+	log_msg(LOG_NOTICE, "removed stale dotlock %s (%lld seconds old)", lockpath,
+		(long long)(now - st.st_mtime));
+	return true;
+}
+
+/* Dotlock errors that mean "this directory is not ours to write in". */
+static bool dir_not_writable(int err)
+{
+	return err == EACCES || err == EPERM || err == EROFS;
+}
+
+/* Take PATH.lock. 0 taken or skipped (directory not writable), -1 with errno and why. */
+static int dotlock_take(const char *path, const struct timespec *deadline,
+			struct mail_lock *lk, char *why, size_t whylen)
+{
+	char *lockpath = concat(path, strlen(path), DOTLOCK_SUFFIX);
+	if (!lockpath) {
+		set_why(why, whylen, "out of memory");
+		return -1;
+	}
+	char *tmp = create_temp_lock(path);
+	if (!tmp) {
+		int err = errno;
+		if (dir_not_writable(err)) {
+			/* Debian's /var/mail is root:mail 2775: fcntl has to do. */
+			log_msg(LOG_WARNING, "cannot create a dotlock for %s (%s); relying on fcntl",
+				path, strerror(err));
+			free(lockpath);
+			return 0;
+		}
+		set_why(why, whylen, "cannot create dotlock: %s", strerror(err));
+		free(lockpath);
+		errno = err;
+		return -1;
+	}
+
+	int rc;
+	for (;;) {
+		rc = dotlock_attempt(tmp, lockpath, lk);
+		if (rc != 0)
+			break;
+		/* Retry at once after breaking a stale lock, but never past the deadline. */
+		if (dotlock_break_stale(lockpath) && !deadline_passed(deadline))
+			continue;
+		if (!pause_before_retry(deadline)) {
+			rc = -1;
+			errno = ETIMEDOUT;
+			break;
+		}
+	}
+	int err = errno;
+	if (unlink(tmp) < 0)
+		log_msg(LOG_WARNING, "cannot remove temporary lock file %s: %s", tmp, strerror(errno));
+	free(tmp);
+
+	if (rc < 0) {
+		if (err == ETIMEDOUT)
+			set_why(why, whylen, "mailbox is locked by another process");
+		else
+			set_why(why, whylen, "cannot create dotlock: %s", strerror(err));
+		free(lockpath);
+		errno = err;
+		return -1;
+	}
+	lk->dotlock = lockpath;
+	lk->held |= LOCK_DOTLOCK;
+	return 0;
+}
+
+/* Does the lock file hold our pid, as we wrote it? */
+static bool dotlock_has_our_pid(const char *lockpath)
+{
+	char want[32], got[32];
+	int wlen = snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+	int fd = open(lockpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n;
+	while ((n = read(fd, got, sizeof(got))) < 0 && errno == EINTR)
+		;
+	close(fd);
+	return n == wlen && memcmp(got, want, (size_t)wlen) == 0;
+}
+
+/*
+ * Remove our dotlock, unless someone broke it and another process holds it
+ * now. The inode alone does not prove it (a new file may reuse the number),
+ * so the pid written into it must match too.
+ */
+static void dotlock_release(struct mail_lock *lk)
+{
+	struct stat st;
+	if (lstat(lk->dotlock, &st) < 0) {
+		log_msg(LOG_WARNING, "our dotlock %s is gone: %s", lk->dotlock, strerror(errno));
+	} else if (st.st_dev != lk->dotlock_dev || st.st_ino != lk->dotlock_ino ||
+		   !dotlock_has_our_pid(lk->dotlock)) {
+		log_msg(LOG_WARNING, "dotlock %s was taken over by another process; left alone",
+			lk->dotlock);
+	} else if (unlink(lk->dotlock) < 0 && errno != ENOENT) {
+		log_msg(LOG_ERR, "cannot remove dotlock %s: %s", lk->dotlock, strerror(errno));
+	}
+	free(lk->dotlock);
+	lk->dotlock = NULL;
+}
+
+/* ---- fcntl and flock ---------------------------------------------------- */
+
+/*
+ * An open-file-description lock on the whole file. It conflicts with the
+ * classic POSIX locks the MDAs take, but unlike those it is not dropped when
+ * some other descriptor of this process on the same file is closed.
+ * 1 locked, 0 busy, -1 error.
+ */
+static int fcntl_attempt(int fd)
+{
+	struct flock fl;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	for (;;) {
+		if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+			return 1;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EACCES)
+			return 0;
+		return -1;
+	}
+}
+
+static void fcntl_release(int fd)
+{
+	struct flock fl;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_UNLCK;
+	fl.l_whence = SEEK_SET;
+	while (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		if (errno != EINTR) {
+			log_msg(LOG_ERR, "cannot release fcntl lock: %s", strerror(errno));
+			return;
+		}
+	}
+}
+
+/* 1 locked, 0 busy, -1 error. */
+static int flock_attempt(int fd)
+{
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 1;
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			return 0;
+		return -1;
+	}
+}
+
+static void flock_release(int fd)
+{
+	while (flock(fd, LOCK_UN) < 0) {
+		if (errno != EINTR) {
+			log_msg(LOG_ERR, "cannot release flock: %s", strerror(errno));
+			return;
+		}
+	}
+}
+
+/* Retry attempt(fd) until it succeeds or the deadline passes. 0, or -1 with errno. */
+static int wait_for_lock(int (*attempt)(int fd), int fd, const struct timespec *deadline)
+{
+	for (;;) {
+		int rc = attempt(fd);
+		if (rc > 0)
+			return 0;
+		if (rc < 0)
+			return -1;
+		if (!pause_before_retry(deadline)) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	}
+}
+
+static int take_fd_lock(int (*attempt)(int fd), int fd, const struct timespec *deadline,
+			const char *kind, char *why, size_t whylen)
+{
+	if (wait_for_lock(attempt, fd, deadline) == 0)
+		return 0;
+	int err = errno;
+	if (err == ETIMEDOUT)
+		set_why(why, whylen, "mailbox is locked by another process");
+	else
+		set_why(why, whylen, "cannot %s-lock mailbox: %s", kind, strerror(err));
+	errno = err;
+	return -1;
+}
+
+/* ---- the mailbox lock --------------------------------------------------- */
+
+int mailbox_lock(const char *path, int fd, unsigned methods, unsigned timeout,
+		 struct mail_lock *lk, char *why, size_t whylen)
+{
+	memset(lk, 0, sizeof(*lk));
+	lk->fd = -1;
+	struct timespec deadline = deadline_after(timeout);
+
+	if ((methods & LOCK_DOTLOCK) && dotlock_take(path, &deadline, lk, why, whylen) < 0)
+		goto fail;
+	if (fd < 0)
+		return 0;   /* no mailbox file yet: only the dotlock applies */
+	lk->fd = fd;
+	if (methods & LOCK_FCNTL) {
+		if (take_fd_lock(fcntl_attempt, fd, &deadline, "fcntl", why, whylen) < 0)
+			goto fail;
+		lk->held |= LOCK_FCNTL;
+	}
+	if (methods & LOCK_FLOCK) {
+		if (take_fd_lock(flock_attempt, fd, &deadline, "flock", why, whylen) < 0)
+			goto fail;
+		lk->held |= LOCK_FLOCK;
+	}
+	return 0;
+
+fail:;
+	int err = errno;
+	mailbox_unlock(lk);
+	errno = err;
+	return -1;
+}
+
+void mailbox_unlock(struct mail_lock *lk)
+{
+	int saved = errno;
+	if (lk->held & LOCK_FLOCK)
+		flock_release(lk->fd);
+	if (lk->held & LOCK_FCNTL)
+		fcntl_release(lk->fd);
+	if (lk->dotlock)
+		dotlock_release(lk);
+	lk->held = 0;
+	lk->fd = -1;
+	errno = saved;
+}
+
+/* ---- the one-session lock ----------------------------------------------- */
+
+/* flock on the mailbox itself: the MDAs use dotlock + fcntl, so this never blocks them. */
+static int session_flock(int fd)
+{
+	int rc = flock_attempt(fd);
+	if (rc > 0)
+		return 0;
+	if (rc == 0)
+		errno = EWOULDBLOCK;
+	return -1;
+}
+
+/*
+ * When the MDAs use flock we must not hold one for the session: bind an
+ * abstract AF_UNIX socket named after the file instead. The name is freed by
+ * the kernel when the socket is closed or the process dies; it is per host
+ * (and per network namespace).
+ */
+static int session_socket(int fd, int *holder)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	int len = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "pop3d-session-%ju-%ju",
+			   (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+	if (len < 0 || (size_t)len >= sizeof(sa.sun_path) - 1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -1;
+	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len);
+	if (bind(s, (struct sockaddr *)&sa, salen) < 0) {
+		int err = errno == EADDRINUSE ? EWOULDBLOCK : errno;
+		close(s);
+		errno = err;
+		return -1;
+	}
+	*holder = s;
+	return 0;
+}
+
+int session_lock(int fd, unsigned methods, int *holder)
+{
+	*holder = -1;
+	if (methods & LOCK_FLOCK)
+		return session_socket(fd, holder);
+	return session_flock(fd);
+}

@@ -1,0 +1,995 @@
+/*
+ * A Unix mbox maildrop: scanned once at login into a small per-message index
+ * (memory does not grow with message size), then streamed from the file.
+ */
+#define _GNU_SOURCE
+#include "mbox.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lock.h"
+#include "log.h"
+
+/*
+ * Octets of a line start that are examined whole ("From ", an empty line, the
+ * header names below). A line start split across two reads is carried over.
+ */
+#define LINE_HEAD 32
+_Static_assert(LINE_HEAD > sizeof("Content-Length:"), "LINE_HEAD too small for header names");
+_Static_assert(SCAN_BUFFER_SIZE > 2 * LINE_HEAD, "scan buffer too small");
+_Static_assert(STREAM_CHUNK_SIZE > 2 * LINE_HEAD, "stream chunk too small");
+
+#define INITIAL_MSGS 256   /* first allocation of the index; it doubles from there */
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	if (!why || whylen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+/* pread until len octets or end of file. Octets read, or -1 with errno. */
+static ssize_t pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* ---- the UIDL hash ------------------------------------------------------ */
+
+/*
+ * Two independent 64-bit lanes, each a multiply/rotate round per 8-octet word
+ * (read little-endian, so every host gets the same value). These constants
+ * define every UIDL ever handed out: changing them changes all of them.
+ */
+#define H_P1 UINT64_C(0x9E3779B185EBCA87)
+#define H_P2 UINT64_C(0xC2B2AE3D27D4EB4F)
+#define H_P3 UINT64_C(0x165667B19E3779F9)
+#define H_P4 UINT64_C(0xFF51AFD7ED558CCD)
+#define H_P5 UINT64_C(0xC4CEB9FE1A85EC53)
+#define H_SEED_A UINT64_C(0x706f703364756964)  /* "pop3duid" */
+#define H_SEED_B UINT64_C(0x6d626f7868617368)  /* "mboxhash" */
+
+struct hasher {
+	uint64_t a, b;
+	uint64_t len;
+	unsigned char tail[8];
+	unsigned ntail;
+};
+
+static inline uint64_t rotl64(uint64_t x, unsigned r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+static inline uint64_t load_le64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
+}
+
+static inline void hasher_round(struct hasher *h, uint64_t w)
+{
+	h->a = rotl64(h->a + w * H_P2, 31) * H_P1;
+	h->b = rotl64(h->b ^ (w * H_P4), 27) * H_P3 + H_P5;
+}
+
+static void hasher_init(struct hasher *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->a = H_SEED_A;
+	h->b = H_SEED_B;
+}
+
+/* Streaming: any split of the input into pieces gives the same hash. */
+static void hasher_feed(struct hasher *h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	h->len += len;
+	if (h->ntail) {
+		size_t take = 8 - h->ntail < len ? 8 - h->ntail : len;
+		memcpy(h->tail + h->ntail, p, take);
+		h->ntail += (unsigned)take;
+		p += take;
+		len -= take;
+		if (h->ntail < 8)
+			return;
+		hasher_round(h, load_le64(h->tail));
+		h->ntail = 0;
+	}
+	for (; len >= 8; p += 8, len -= 8)
+		hasher_round(h, load_le64(p));
+	memcpy(h->tail, p, len);
+	h->ntail = (unsigned)len;
+}
+
+static uint64_t fmix64(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= H_P4;
+	k ^= k >> 33;
+	k *= UINT64_C(0xC4CEB9FE1A85EC53);
+	k ^= k >> 33;
+	return k;
+}
+
+static void hasher_final(const struct hasher *h, uint64_t out[2])
+{
+	struct hasher t = *h;
+	if (t.ntail) {
+		memset(t.tail + t.ntail, 0, 8 - t.ntail);
+		hasher_round(&t, load_le64(t.tail));
+	}
+	out[0] = fmix64(t.a ^ t.len);
+	out[1] = fmix64(t.b ^ rotl64(t.len * H_P1, 17));
+}
+
+/* ---- hashing the From_ line and header ---------------------------------- */
+
+/*
+ * Header fields a local MUA or IMAP server rewrites in place (marking mail
+ * read, keeping its own UIDs): they must not change the UIDL.
+ */
+static const struct { const char *name; size_t len; } rewritten_fields[] = {
+	{ "Status", 6 }, { "X-Status", 8 }, { "X-Keywords", 10 }, { "X-UID", 5 },
+	{ "X-IMAP", 6 }, { "X-IMAPbase", 10 }, { "Content-Length", 14 }, { "Lines", 5 },
+};
+
+/* Does the line head h[0..hn) start header field `name` (any case), then blanks, then ':'? */
+static bool field_is(const char *h, size_t hn, const char *name, size_t len)
+{
+	if (hn <= len || strncasecmp(h, name, len) != 0)
+		return false;
+	for (size_t i = len; i < hn; i++) {
+		if (h[i] == ':')
+			return true;
+		if (h[i] != ' ' && h[i] != '\t')
+			return false;
+	}
+	return false;
+}
+
+static bool field_is_rewritten(const char *h, size_t hn)
+{
+	switch (h[0]) {   /* cheap filter: every name starts with one of these */
+	case 'S': case 's': case 'X': case 'x': case 'C': case 'c': case 'L': case 'l':
+		break;
+	default:
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(rewritten_fields) / sizeof(rewritten_fields[0]); i++)
+		if (field_is(h, hn, rewritten_fields[i].name, rewritten_fields[i].len))
+			return true;
+	return false;
+}
+
+struct header_hash {
+	struct hasher h;
+	bool field_skipped;  /* the current header field is a rewritten one */
+	bool line_skipped;   /* the current line is not hashed */
+	bool cr_held;        /* the last piece ended in CR: hashed only if no LF follows */
+};
+
+static void hh_start(struct header_hash *hh)
+{
+	hasher_init(&hh->h);
+	hh->field_skipped = hh->line_skipped = hh->cr_held = false;
+}
+
+/* A non-empty header line begins; h[0..hn) is its head. Continuations follow their field. */
+static void hh_line_begin(struct header_hash *hh, const char *h, size_t hn)
+{
+	if (h[0] == ' ' || h[0] == '\t')
+		hh->line_skipped = hh->field_skipped;
+	else
+		hh->line_skipped = hh->field_skipped = field_is_rewritten(h, hn);
+	hh->cr_held = false;
+}
+
+/* Octets of the current line (no LF). The CR of a CR LF is not hashed. */
+static void hh_data(struct header_hash *hh, const char *p, size_t n)
+{
+	if (hh->line_skipped || n == 0)
+		return;
+	if (hh->cr_held) {
+		hasher_feed(&hh->h, "\r", 1);
+		hh->cr_held = false;
+	}
+	if (p[n - 1] == '\r') {
+		hh->cr_held = true;
+		n--;
+	}
+	hasher_feed(&hh->h, p, n);
+}
+
+static void hh_line_end(struct header_hash *hh)
+{
+	if (!hh->line_skipped)
+		hasher_feed(&hh->h, "\n", 1);
+	hh->cr_held = false;
+}
+
+static void hh_final(struct header_hash *hh, uint64_t out[2])
+{
+	if (hh->cr_held && !hh->line_skipped)
+		hasher_feed(&hh->h, "\r", 1);   /* a CR at the very end, no LF after it */
+	hh->cr_held = false;
+	hasher_final(&hh->h, out);
+}
+
+/* ---- the scanner -------------------------------------------------------- */
+
+/*
+ * The subject of the UW-IMAP / Dovecot pseudo message. 'F' occurs only at its
+ * start, so after a mismatch matching restarts at 0 (no KMP table needed).
+ */
+static const char internal_mark[] = "FOLDER INTERNAL DATA";
+#define INTERNAL_MARK_LEN (sizeof(internal_mark) - 1)
+
+struct scanner {
+	int fd;
+	off_t origin;        /* where scanning starts: 0, or one message's From_ line */
+	off_t limit;         /* where it stops */
+	struct mbox *mb;     /* receives the messages; NULL when rehashing one message */
+	size_t cap;          /* room in mb->msgs */
+
+	/* the current line */
+	bool mid_line;       /* its start has been classified */
+	bool line_from, line_empty;
+	unsigned char prev;  /* the octet before the current position */
+	bool prev_empty;     /* the last complete line was empty */
+
+	/* the current message */
+	bool in_msg, in_header;
+	off_t start, body;
+	off_t bare;          /* LFs without a CR before them, so far */
+	off_t empty_at;      /* where the last empty line starts ... */
+	off_t empty_bare;    /* ... and the bare LFs before it */
+	struct header_hash hh;
+	uint64_t hash[2];
+
+	/* the pseudo message test, first message only */
+	bool first_msg, saw_ximap, saw_mark, in_subject;
+	size_t mark_matched;
+
+	bool stop;
+	enum mbox_status status;
+	char *why;
+	size_t whylen;
+};
+
+static void scan_fail(struct scanner *s, enum mbox_status st, const char *reason)
+{
+	s->status = st;
+	s->stop = true;
+	set_why(s->why, s->whylen, "%s", reason);
+}
+
+static void match_internal_mark(struct scanner *s, const char *p, size_t n)
+{
+	size_t m = s->mark_matched;
+	for (size_t i = 0; i < n && m < INTERNAL_MARK_LEN; i++) {
+		if (p[i] == '\r')
+			continue;
+		if (p[i] == internal_mark[m])
+			m++;
+		else
+			m = p[i] == internal_mark[0];
+	}
+	s->mark_matched = m;
+	if (m == INTERNAL_MARK_LEN)
+		s->saw_mark = true;
+}
+
+/* Double the index (up to the message limit); it is shrunk to fit after the scan. */
+static bool grow_index(struct scanner *s)
+{
+	struct mbox *mb = s->mb;
+	size_t cap = s->cap ? s->cap * 2 : INITIAL_MSGS;
+	if (cap > mb->opt.max_messages)
+		cap = mb->opt.max_messages;   /* never more room than the limit allows */
+	if (cap <= s->cap || cap > SIZE_MAX / sizeof(*mb->msgs))
+		return false;
+	struct mbox_msg *m = realloc(mb->msgs, cap * sizeof(*mb->msgs));
+	if (!m)
+		return false;
+	mb->msgs = m;
+	s->cap = cap;
+	return true;
+}
+
+static void record_message(struct scanner *s, off_t end, off_t bare, unsigned char last)
+{
+	struct mbox *mb = s->mb;
+	if (mb->nmsgs >= mb->opt.max_messages) {
+		s->status = MBOX_PERM;
+		s->stop = true;
+		set_why(s->why, s->whylen, "mailbox has too many messages (the limit is %zu)",
+			mb->opt.max_messages);
+		return;
+	}
+	if (mb->nmsgs == s->cap && !grow_index(s)) {
+		scan_fail(s, MBOX_TEMP, "out of memory");
+		return;
+	}
+	struct mbox_msg *m = &mb->msgs[mb->nmsgs];
+	memset(m, 0, sizeof(*m));
+	m->start = s->start;
+	m->body = s->body;
+	m->end = end;
+	/* Sizes stay below 2 * max_size + 2; off_t cannot overflow. */
+	m->size = end > s->body ? (end - s->body) + bare + (last == '\n' ? 0 : 2) : 0;
+	m->hash[0] = s->hash[0];
+	m->hash[1] = s->hash[1];
+	if (mb->nmsgs == 0 && s->saw_ximap && s->saw_mark)
+		mb->first = 1;   /* the UW-IMAP / Dovecot pseudo message: hidden, kept */
+	mb->nmsgs++;
+}
+
+static void header_done(struct scanner *s)
+{
+	s->in_header = false;
+	s->in_subject = false;
+	hh_final(&s->hh, s->hash);
+	if (!s->mb)
+		s->stop = true;   /* rehashing: the header is all we need */
+}
+
+/* The message ends at end (before its separating empty line, or at the end of the file). */
+static void message_end(struct scanner *s, off_t end, off_t bare, unsigned char last)
+{
+	if (s->in_header)
+		header_done(s);   /* no empty line: the whole message is header */
+	if (!s->mb) {
+		s->stop = true;
+		return;
+	}
+	record_message(s, end, bare, last);
+	s->first_msg = false;
+}
+
+static void message_begin(struct scanner *s, off_t off)
+{
+	if (s->in_msg) {
+		message_end(s, s->empty_at, s->empty_bare, '\n');
+		if (s->stop)
+			return;
+	} else {
+		s->first_msg = true;
+	}
+	s->in_msg = true;
+	s->in_header = true;
+	s->start = off;
+	s->body = off;
+	s->bare = 0;
+	hh_start(&s->hh);
+}
+
+static void header_line_begin(struct scanner *s, const char *h, size_t hn)
+{
+	hh_line_begin(&s->hh, h, hn);
+	if (!s->first_msg || h[0] == ' ' || h[0] == '\t')
+		return;   /* a continuation line stays in its field */
+	s->in_subject = field_is(h, hn, "Subject", 7);
+	s->mark_matched = 0;
+	if (field_is(h, hn, "X-IMAP", 6))
+		s->saw_ximap = true;
+}
+
+/* A line starts at off; h[0..hn) is its head (up to LINE_HEAD octets, LF included). */
+static void scan_line_begin(struct scanner *s, const char *h, size_t hn, off_t off)
+{
+	bool empty = h[0] == '\n' || (hn > 1 && h[0] == '\r' && h[1] == '\n');
+	bool from = hn >= 5 && memcmp(h, "From ", 5) == 0 && (off == s->origin || s->prev_empty);
+	s->line_from = from;
+	s->line_empty = empty;
+	if (from) {
+		message_begin(s, off);
+		return;
+	}
+	if (!s->in_msg) {
+		scan_fail(s, MBOX_PERM, "not an mbox file (it does not start with \"From \")");
+		return;
+	}
+	if (empty) {
+		s->empty_at = off;
+		s->empty_bare = s->bare;
+		if (s->in_header)
+			header_done(s);
+		return;
+	}
+	if (s->in_header)
+		header_line_begin(s, h, hn);
+}
+
+static void scan_line_data(struct scanner *s, const char *p, size_t n)
+{
+	if (!s->in_header)
+		return;
+	hh_data(&s->hh, p, n);
+	if (s->in_subject)
+		match_internal_mark(s, p, n);
+}
+
+/* The LF of the current line; next is the offset after it. */
+static void scan_line_end(struct scanner *s, off_t next)
+{
+	if (s->line_from)
+		s->body = next;
+	else if (s->prev != '\r')
+		s->bare++;
+	if (s->in_header)
+		hh_line_end(&s->hh);
+	s->prev_empty = s->line_empty;
+}
+
+/*
+ * Scan buf[0..len), which starts at file offset base. Returns how many octets
+ * were used: the rest (a line start too short to classify) is carried over.
+ */
+static size_t scan_chunk(struct scanner *s, const char *buf, size_t len, off_t base, bool eof)
+{
+	size_t p = 0;
+	while (p < len && !s->stop) {
+		const char *line = buf + p;
+		size_t avail = len - p;
+		const char *nl = memchr(line, '\n', avail);
+		size_t n = nl ? (size_t)(nl - line) : avail;   /* octets before the LF */
+		if (!s->mid_line) {
+			if (!nl && avail < LINE_HEAD && !eof)
+				return p;
+			size_t hn = nl ? n + 1 : avail;
+			scan_line_begin(s, line, hn < LINE_HEAD ? hn : LINE_HEAD, base + (off_t)p);
+			if (s->stop)
+				break;
+			s->mid_line = true;
+		}
+		if (n > 0) {
+			scan_line_data(s, line, n);
+			s->prev = (unsigned char)line[n - 1];
+		}
+		p += n;
+		if (nl) {
+			p++;
+			scan_line_end(s, base + (off_t)p);
+			s->prev = '\n';
+			s->mid_line = false;
+		}
+	}
+	return len;
+}
+
+/* The end of the scanned range: finish the last message. */
+static void scan_finish(struct scanner *s)
+{
+	if (!s->in_msg)
+		return;   /* an empty file */
+	if (s->mid_line) {
+		if (s->line_from)
+			s->body = s->limit;   /* a From_ line without LF: an empty message */
+		message_end(s, s->limit, s->bare, s->prev);
+	} else if (s->prev_empty) {
+		/* the one empty line that ends the file is not part of the message */
+		message_end(s, s->empty_at, s->empty_bare, '\n');
+	} else {
+		message_end(s, s->limit, s->bare, '\n');
+	}
+}
+
+static void scan_run(struct scanner *s, char *buf, size_t cap)
+{
+	off_t pos = s->origin;
+	size_t have = 0;
+	while (!s->stop) {
+		size_t want = cap - have;
+		if ((off_t)want > s->limit - pos)
+			want = (size_t)(s->limit - pos);
+		ssize_t got = pread_full(s->fd, buf + have, want, pos);
+		if (got < 0) {
+			s->status = MBOX_TEMP;
+			s->stop = true;
+			set_why(s->why, s->whylen, "cannot read mailbox: %s", strerror(errno));
+			return;
+		}
+		if ((size_t)got < want) {
+			scan_fail(s, MBOX_TEMP, "mailbox shrank during the scan");
+			return;
+		}
+		pos += got;
+		size_t len = have + (size_t)got;
+		bool eof = pos == s->limit;
+		size_t used = scan_chunk(s, buf, len, pos - (off_t)len, eof);
+		if (eof)
+			break;
+		have = len - used;
+		memmove(buf, buf + used, have);
+	}
+	if (!s->stop)
+		scan_finish(s);
+}
+
+static void scanner_init(struct scanner *s, int fd, off_t origin, off_t limit,
+			 struct mbox *mb, char *why, size_t whylen)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->origin = origin;
+	s->limit = limit;
+	s->mb = mb;
+	s->prev = '\n';
+	s->status = MBOX_OK;
+	s->why = why;
+	s->whylen = whylen;
+}
+
+/* ---- duplicates --------------------------------------------------------- */
+
+static int by_hash_then_position(const void *x, const void *y, void *ctx)
+{
+	const struct mbox_msg *msgs = ctx;
+	uint32_t i = *(const uint32_t *)x, j = *(const uint32_t *)y;
+	const uint64_t *a = msgs[i].hash, *b = msgs[j].hash;
+	if (a[0] != b[0])
+		return a[0] < b[0] ? -1 : 1;
+	if (a[1] != b[1])
+		return a[1] < b[1] ? -1 : 1;
+	return i < j ? -1 : (i > j);
+}
+
+/* dup = how many earlier messages have the same hash: sort indices, count in runs. */
+static int assign_dups(struct mbox *mb)
+{
+	size_t n = mb->nmsgs;
+	if (n < 2)
+		return 0;
+	if (n > UINT32_MAX || n > SIZE_MAX / sizeof(uint32_t))
+		return -1;
+	uint32_t *order = malloc(n * sizeof(*order));
+	if (!order)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		order[i] = (uint32_t)i;
+	qsort_r(order, n, sizeof(*order), by_hash_then_position, mb->msgs);
+	for (size_t k = 1; k < n; k++) {
+		struct mbox_msg *prev = &mb->msgs[order[k - 1]], *cur = &mb->msgs[order[k]];
+		if (cur->hash[0] == prev->hash[0] && cur->hash[1] == prev->hash[1])
+			cur->dup = prev->dup + 1;
+	}
+	free(order);
+	return 0;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+void mbox_default_options(struct mbox_options *opt)
+{
+	opt->lock_methods = LOCK_DEFAULT;
+	opt->lock_timeout = LOCK_TIMEOUT;
+	opt->max_messages = MAX_MESSAGES;
+	opt->max_size = MAX_MAILBOX_SIZE;
+}
+
+static struct mbox *mbox_new(const struct mbox_options *opt)
+{
+	struct mbox *mb = calloc(1, sizeof(*mb));
+	if (!mb)
+		return NULL;
+	mb->fd = -1;
+	mb->session_fd = -1;
+	if (opt)
+		mb->opt = *opt;
+	else
+		mbox_default_options(&mb->opt);
+	if (mb->opt.max_messages > UINT32_MAX)
+		mb->opt.max_messages = UINT32_MAX;   /* dup counting indexes with 32 bits */
+	return mb;
+}
+
+/* Scan the whole file into mb->msgs. */
+static enum mbox_status scan_mailbox(struct mbox *mb, char *why, size_t whylen)
+{
+	struct stat st;
+	if (fstat(mb->fd, &st) < 0) {
+		set_why(why, whylen, "cannot stat mailbox: %s", strerror(errno));
+		return MBOX_TEMP;
+	}
+	if (st.st_size > mb->opt.max_size) {
+		set_why(why, whylen, "mailbox is too large (%jd octets, the limit is %jd)",
+			(intmax_t)st.st_size, (intmax_t)mb->opt.max_size);
+		return MBOX_PERM;
+	}
+	char *buf = malloc(SCAN_BUFFER_SIZE);
+	if (!buf) {
+		set_why(why, whylen, "out of memory");
+		return MBOX_TEMP;
+	}
+	struct scanner s;
+	scanner_init(&s, mb->fd, 0, st.st_size, mb, why, whylen);
+	scan_run(&s, buf, SCAN_BUFFER_SIZE);
+	free(buf);
+	if (s.status != MBOX_OK)
+		return s.status;
+	if (assign_dups(mb) < 0) {
+		set_why(why, whylen, "out of memory");
+		return MBOX_TEMP;
+	}
+	if (mb->nmsgs > 0) {   /* give back the unused part of the index */
+		struct mbox_msg *m = realloc(mb->msgs, mb->nmsgs * sizeof(*mb->msgs));
+		if (m)
+			mb->msgs = m;
+	}
+	mb->scanned = st.st_size;
+	return MBOX_OK;
+}
+
+static enum mbox_status open_error(int err, char *why, size_t whylen)
+{
+	switch (err) {
+	case ELOOP:
+		set_why(why, whylen, "mailbox is a symbolic link");
+		return MBOX_PERM;
+	case EACCES: case EPERM: case EROFS:
+		set_why(why, whylen, "cannot open mailbox: %s", strerror(err));
+		return MBOX_PERM;
+	case EISDIR: case ENXIO: case ENODEV: case ETXTBSY:
+		set_why(why, whylen, "mailbox is not a regular file");
+		return MBOX_PERM;
+	case ENOTDIR: case ENAMETOOLONG:
+		set_why(why, whylen, "cannot open mailbox: %s", strerror(err));
+		return MBOX_PERM;
+	default:
+		set_why(why, whylen, "cannot open mailbox: %s", strerror(err));
+		return MBOX_TEMP;
+	}
+}
+
+/* Record what fd is; only regular files are mailboxes. */
+static enum mbox_status check_regular(struct mbox *mb, char *why, size_t whylen)
+{
+	struct stat st;
+	if (fstat(mb->fd, &st) < 0) {
+		set_why(why, whylen, "cannot stat mailbox: %s", strerror(errno));
+		return MBOX_TEMP;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_why(why, whylen, "mailbox is not a regular file");
+		return MBOX_PERM;
+	}
+	mb->dev = st.st_dev;
+	mb->ino = st.st_ino;
+	return MBOX_OK;
+}
+
+/* Open the mailbox without following a symlink or blocking on a FIFO. A missing file is OK. */
+static enum mbox_status open_file(struct mbox *mb, const char *path, char *why, size_t whylen)
+{
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return MBOX_OK;   /* no mail yet: an empty maildrop */
+		return open_error(errno, why, whylen);
+	}
+	mb->fd = fd;
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+		set_why(why, whylen, "cannot set up mailbox: %s", strerror(errno));
+		return MBOX_TEMP;
+	}
+	return check_regular(mb, why, whylen);
+}
+
+/* The path must still name the file we opened (not renamed away before we locked it). */
+static enum mbox_status check_same_file(const struct mbox *mb, char *why, size_t whylen)
+{
+	struct stat st;
+	if (lstat(mb->path, &st) < 0 || st.st_dev != mb->dev || st.st_ino != mb->ino) {
+		set_why(why, whylen, "mailbox was replaced during login, try again");
+		return MBOX_TEMP;
+	}
+	return MBOX_OK;
+}
+
+/* A journal left next to the mailbox means an update was interrupted and not repaired. */
+static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_t whylen)
+{
+	char journal[MAX_PATH_LEN + sizeof(JOURNAL_SUFFIX)];
+	struct stat st;
+	if (mbox_journal_path(mb->path, journal, sizeof(journal)) < 0) {
+		set_why(why, whylen, "mailbox path is too long");
+		return MBOX_PERM;
+	}
+	if (lstat(journal, &st) == 0) {
+		set_why(why, whylen, "mailbox needs recovery");
+		return MBOX_TEMP;
+	}
+	if (errno != ENOENT) {
+		set_why(why, whylen, "cannot check for a journal: %s", strerror(errno));
+		return MBOX_TEMP;
+	}
+	return MBOX_OK;
+}
+
+/* Session lock, then the MDA locks only for as long as the scan takes. */
+static enum mbox_status lock_and_scan(struct mbox *mb, char *why, size_t whylen)
+{
+	int holder;
+	if (session_lock(mb->fd, mb->opt.lock_methods, &holder) < 0) {
+		if (errno == EWOULDBLOCK) {
+			set_why(why, whylen, "mailbox is in use by another session");
+			return MBOX_IN_USE;
+		}
+		set_why(why, whylen, "cannot take the session lock: %s", strerror(errno));
+		return MBOX_TEMP;
+	}
+	mb->session_fd = holder;
+
+	struct mail_lock lk;
+	if (mailbox_lock(mb->path, mb->fd, mb->opt.lock_methods, mb->opt.lock_timeout,
+			 &lk, why, whylen) < 0)
+		return MBOX_TEMP;
+	enum mbox_status st = check_same_file(mb, why, whylen);
+	if (st == MBOX_OK)
+		st = check_no_journal(mb, why, whylen);
+	if (st == MBOX_OK)
+		st = scan_mailbox(mb, why, whylen);
+	mailbox_unlock(&lk);
+	return st;
+}
+
+enum mbox_status mbox_open(struct mbox **out, const char *path,
+			   const struct mbox_options *opt, char *why, size_t whylen)
+{
+	*out = NULL;
+	struct mbox *mb = mbox_new(opt);
+	if (!mb || !(mb->path = strdup(path))) {
+		mbox_close(mb);
+		set_why(why, whylen, "out of memory");
+		return MBOX_TEMP;
+	}
+	enum mbox_status st = open_file(mb, path, why, whylen);
+	if (st == MBOX_OK && mb->fd >= 0)
+		st = lock_and_scan(mb, why, whylen);
+	if (st != MBOX_OK) {
+		mbox_close(mb);
+		return st;
+	}
+	*out = mb;
+	return MBOX_OK;
+}
+
+enum mbox_status mbox_open_fd(struct mbox **out, int fd,
+			      const struct mbox_options *opt, char *why, size_t whylen)
+{
+	*out = NULL;
+	struct mbox *mb = mbox_new(opt);
+	if (!mb) {
+		close(fd);
+		set_why(why, whylen, "out of memory");
+		return MBOX_TEMP;
+	}
+	mb->fd = fd;
+	enum mbox_status st = check_regular(mb, why, whylen);
+	if (st == MBOX_OK)
+		st = scan_mailbox(mb, why, whylen);
+	if (st != MBOX_OK) {
+		mbox_close(mb);
+		return st;
+	}
+	*out = mb;
+	return MBOX_OK;
+}
+
+void mbox_close(struct mbox *mb)
+{
+	if (!mb)
+		return;
+	if (mb->fd >= 0)
+		close(mb->fd);   /* also drops a session flock held on it */
+	if (mb->session_fd >= 0)
+		close(mb->session_fd);
+	free(mb->msgs);
+	free(mb->path);
+	free(mb);
+}
+
+/* ---- the index ---------------------------------------------------------- */
+
+size_t mbox_count(const struct mbox *mb)
+{
+	return mb->nmsgs - mb->first;
+}
+
+struct mbox_msg *mbox_msg(const struct mbox *mb, size_t n)
+{
+	if (n == 0 || n > mbox_count(mb))
+		return NULL;
+	return &mb->msgs[mb->first + n - 1];
+}
+
+void mbox_uidl(const struct mbox *mb, size_t n, char *buf)
+{
+	const struct mbox_msg *m = mbox_msg(mb, n);
+	if (!m) {
+		buf[0] = '\0';
+		return;
+	}
+	int len = snprintf(buf, MAX_UIDL_LEN + 1, "%016" PRIx64 "%016" PRIx64,
+			   m->hash[0], m->hash[1]);
+	if (m->dup > 0 && len > 0)
+		snprintf(buf + len, (size_t)(MAX_UIDL_LEN + 1 - len), "-%" PRIu32, m->dup);
+}
+
+int mbox_journal_path(const char *mailbox, char *buf, size_t buflen)
+{
+	int n = snprintf(buf, buflen, "%s%s", mailbox, JOURNAL_SUFFIX);
+	return n < 0 || (size_t)n >= buflen ? -1 : 0;
+}
+
+int mbox_check_msg(const struct mbox *mb, size_t n)
+{
+	const struct mbox_msg *m = mbox_msg(mb, n);
+	char head[5];
+	if (!m || mb->fd < 0)
+		return -1;
+	if (pread_full(mb->fd, head, sizeof(head), m->start) != (ssize_t)sizeof(head))
+		return -1;
+	return memcmp(head, "From ", sizeof(head)) == 0 ? 0 : -1;
+}
+
+int mbox_rehash(const struct mbox *mb, size_t i, uint64_t hash[2])
+{
+	if (i >= mb->nmsgs || mb->fd < 0)
+		return -1;
+	const struct mbox_msg *m = &mb->msgs[i];
+	char *buf = malloc(STREAM_CHUNK_SIZE);
+	if (!buf)
+		return -1;
+	struct scanner s;
+	scanner_init(&s, mb->fd, m->start, m->end, NULL, NULL, 0);
+	scan_run(&s, buf, STREAM_CHUNK_SIZE);
+	free(buf);
+	if (s.status != MBOX_OK || !s.in_msg)
+		return -1;
+	hash[0] = s.hash[0];
+	hash[1] = s.hash[1];
+	return 0;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+struct sender {
+	struct outbuf *ob;
+	long lines;          /* TOP: body lines still to send; < 0 for all */
+	bool in_header;
+	bool at_start;       /* the next octet starts a line */
+	size_t line_len;     /* octets of the current line so far, LF excluded */
+	unsigned char prev;  /* the last octet sent from the file */
+	bool done;
+};
+
+/* line[0..n) and its line end: the stored LF after a CR, else CR LF. */
+static int put_line(struct outbuf *ob, const char *line, size_t n, bool cr_before)
+{
+	if (cr_before)
+		return outbuf_put(ob, line, n + 1);   /* n + 1 takes the stored LF */
+	if (n + 2 <= ob->cap) {
+		char *d = outbuf_reserve(ob, n + 2);
+		if (!d)
+			return -1;
+		memcpy(d, line, n);
+		d[n] = '\r';
+		d[n + 1] = '\n';
+		outbuf_commit(ob, n + 2);
+		return 0;
+	}
+	if (outbuf_put(ob, line, n) < 0)
+		return -1;
+	return outbuf_put(ob, "\r\n", 2);
+}
+
+/* TOP bookkeeping after each complete line. */
+static void count_line(struct sender *sd, bool empty)
+{
+	if (sd->in_header) {
+		if (empty) {
+			sd->in_header = false;
+			sd->done = sd->lines == 0;
+		}
+		return;
+	}
+	if (--sd->lines <= 0)
+		sd->done = true;
+}
+
+static int send_chunk(struct sender *sd, const char *buf, size_t len)
+{
+	size_t p = 0;
+	while (p < len && !sd->done) {
+		if (sd->at_start) {
+			if (buf[p] == '.' && outbuf_put(sd->ob, ".", 1) < 0)
+				return -1;   /* byte-stuffing, RFC 1939 */
+			sd->at_start = false;
+			sd->line_len = 0;
+		}
+		const char *line = buf + p;
+		const char *nl = memchr(line, '\n', len - p);
+		if (!nl) {   /* the line goes on in the next chunk */
+			if (outbuf_put(sd->ob, line, len - p) < 0)
+				return -1;
+			sd->line_len += len - p;
+			sd->prev = (unsigned char)buf[len - 1];
+			return 0;
+		}
+		size_t n = (size_t)(nl - line);
+		unsigned char before = n ? (unsigned char)line[n - 1] : sd->prev;
+		if (put_line(sd->ob, line, n, before == '\r') < 0)
+			return -1;
+		sd->line_len += n;
+		sd->prev = '\n';
+		sd->at_start = true;
+		p += n + 1;
+		if (sd->lines >= 0)
+			count_line(sd, sd->line_len == 0 || (sd->line_len == 1 && before == '\r'));
+	}
+	return 0;
+}
+
+int mbox_send(const struct mbox *mb, size_t n, long lines, struct outbuf *ob)
+{
+	const struct mbox_msg *m = mbox_msg(mb, n);
+	if (!m || mb->fd < 0)
+		return -1;
+	char *buf = malloc(STREAM_CHUNK_SIZE);
+	if (!buf)
+		return -1;
+	struct sender sd = {
+		.ob = ob, .lines = lines, .in_header = true, .at_start = true, .prev = '\n',
+	};
+	int rc = 0;
+	off_t pos = m->body;
+	while (rc == 0 && pos < m->end && !sd.done) {
+		size_t want = m->end - pos < STREAM_CHUNK_SIZE ? (size_t)(m->end - pos)
+							       : STREAM_CHUNK_SIZE;
+		ssize_t got = pread_full(mb->fd, buf, want, pos);
+		if (got < 0 || (size_t)got < want) {
+			log_msg(LOG_ERR, "cannot read message %zu: %s", n,
+				got < 0 ? strerror(errno) : "mailbox was truncated");
+			rc = -1;
+			break;
+		}
+		rc = send_chunk(&sd, buf, want);
+		pos += (off_t)want;
+	}
+	if (rc == 0 && !sd.done && m->end > m->body && sd.prev != '\n')
+		rc = outbuf_put(ob, "\r\n", 2);   /* the message does not end in LF */
+	free(buf);
+	return rc;
+}

@@ -1,0 +1,1081 @@
+/*
+ * Applying deletions at QUIT: verified, journaled, crash-safe.
+ *
+ * The promise is that no message is ever lost. Deleting messages means moving
+ * the kept data that follows the first deleted message (X) down to X and
+ * truncating. Before the mailbox is touched, that kept data is copied into a
+ * journal beside it and made durable; from then on a crash at any point can be
+ * finished from the journal (mbox_recover), also when new mail was appended
+ * after the crash. When nothing is kept after X, a truncate alone does it.
+ */
+#include "update.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "limits.h"
+#include "lock.h"
+#include "log.h"
+
+/*
+ * The journal file; every integer is little-endian.
+ *   header  (JNL_HDR_SIZE): magic[8], version:u32, header size:u32, then u64s:
+ *           X, S, L, data_sum, witness_len, witness_sum
+ *   data    (L octets): the kept data, to be written at X
+ *   trailer (JNL_TRL_SIZE): end magic[8], header_sum:u64
+ * It is valid only when its size is exactly header + L + trailer and both
+ * sums match; anything else is a journal whose writing was interrupted.
+ */
+#define JNL_MAGIC      "P3DJRNL\n"
+#define JNL_END_MAGIC  "P3DJEND\n"
+#define JNL_MAGIC_LEN  8
+#define JNL_VERSION    1u
+#define JNL_HDR_SIZE   64
+#define JNL_TRL_SIZE   16
+
+/* What the internal steps return. */
+enum {
+	RC_OK = 0,
+	RC_FAIL = -1,      /* an error: *why is set, the caller cleans up */
+	RC_CRASH = -2,     /* the fault hook said "crash here": touch nothing more */
+	RC_INVALID = -3,   /* (journal reading) the journal is incomplete or corrupt */
+};
+
+/* A 64-bit checksum, fed in pieces of any size (same result however split). */
+struct sum {
+	uint64_t acc;
+	uint64_t len;
+	uint64_t pend;     /* up to 7 octets not yet folded in */
+	unsigned npend;
+};
+
+struct jhdr {
+	off_t x;           /* where the kept data goes: the first deleted message */
+	off_t s;           /* mailbox size when the journal was written */
+	off_t l;           /* octets of kept data */
+	uint64_t data_sum;
+	off_t wlen;        /* witness: [s - wlen, s), octets the move never writes */
+	uint64_t wsum;
+};
+
+/* One update or recovery in progress. */
+struct op {
+	const struct update_hooks *hooks;
+	int step;
+	const char *path;                /* the mailbox */
+	char jpath[MAX_PATH_LEN + 64];   /* its journal */
+	char tpath[MAX_PATH_LEN + 80];   /* the journal being rewritten by recovery */
+	char dir[MAX_PATH_LEN + 1];      /* the directory holding all three */
+	unsigned char *buf;              /* COPY_CHUNK_SIZE: the only data buffer */
+	char *why;
+	size_t whylen;
+};
+
+/* A journal being written. */
+struct jwriter {
+	int fd;
+	off_t off;         /* next data offset in the journal file */
+	struct sum sum;    /* of the data so far */
+};
+
+/* ---- checksum ---------------------------------------------------------- */
+
+#define SUM_SEED 0x27D4EB2F165667C5ULL
+#define SUM_P1   0x9E3779B185EBCA87ULL
+#define SUM_P2   0xC2B2AE3D27D4EB4FULL
+#define SUM_P3   0x165667B19E3779F9ULL
+
+static uint64_t rotl64(uint64_t v, unsigned r)
+{
+	return (v << r) | (v >> (64 - r));
+}
+
+static uint64_t sum_fold(uint64_t acc, uint64_t word)
+{
+	return rotl64(acc ^ (word * SUM_P2), 31) * SUM_P1;
+}
+
+static uint64_t load_le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void store_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++, v >>= 8)
+		p[i] = (unsigned char)(v & 0xff);
+}
+
+static void store_le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++, v >>= 8)
+		p[i] = (unsigned char)(v & 0xff);
+}
+
+static uint32_t load_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void sum_init(struct sum *s)
+{
+	s->acc = SUM_SEED;
+	s->len = 0;
+	s->pend = 0;
+	s->npend = 0;
+}
+
+static void sum_byte(struct sum *s, unsigned char c)
+{
+	s->pend |= (uint64_t)c << (8 * s->npend);
+	if (++s->npend == 8) {
+		s->acc = sum_fold(s->acc, s->pend);
+		s->pend = 0;
+		s->npend = 0;
+	}
+}
+
+static void sum_add(struct sum *s, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	s->len += n;
+	for (; n > 0 && s->npend > 0; n--)
+		sum_byte(s, *p++);
+	for (; n >= 8; n -= 8, p += 8)
+		s->acc = sum_fold(s->acc, load_le64(p));
+	for (; n > 0; n--)
+		sum_byte(s, *p++);
+}
+
+static uint64_t sum_final(const struct sum *s)
+{
+	uint64_t h = s->acc;
+	if (s->npend > 0)
+		h = sum_fold(h, s->pend);
+	h ^= s->len * SUM_P3;
+	h ^= h >> 33;
+	h *= SUM_P2;
+	h ^= h >> 29;
+	h *= SUM_P3;
+	h ^= h >> 32;
+	return h;
+}
+
+static uint64_t sum_of(const void *data, size_t n)
+{
+	struct sum s;
+	sum_init(&s);
+	sum_add(&s, data, n);
+	return sum_final(&s);
+}
+
+/* ---- errors, hooks -------------------------------------------------------- */
+
+static void set_why(struct op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_why(struct op *op, const char *fmt, ...)
+{
+	if (!op->why || op->whylen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(op->why, op->whylen, fmt, ap);
+	va_end(ap);
+}
+
+/* why = "<what>: <strerror(errno)>", "disk full" first when it is; logged. */
+static int fail(struct op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct op *op, const char *fmt, ...)
+{
+	int err = errno;
+	char what[MAX_PATH_LEN + 128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	bool full = err == ENOSPC || err == EDQUOT;
+	set_why(op, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
+	log_msg(LOG_ERR, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
+	errno = err;
+	return RC_FAIL;
+}
+
+/* The scanned part of the mailbox is not what the session saw. */
+static int changed(struct op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int changed(struct op *op, const char *fmt, ...)
+{
+	char detail[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	set_why(op, "mailbox was changed by another program");
+	log_msg(LOG_WARNING, "update %s: nothing applied, mailbox was changed by another program: %s",
+		op->path, detail);
+	return RC_FAIL;
+}
+
+/* A point of the update where the test hook may crash or fail it. */
+static int step(struct op *op, const char *what)
+{
+	op->step++;
+	if (!op->hooks || !op->hooks->fault)
+		return RC_OK;
+	int r = op->hooks->fault(op->hooks->ctx, op->step, what);
+	if (r > 0) {
+		set_why(op, "crash injected at step %d (%s)", op->step, what);
+		return RC_CRASH;
+	}
+	if (r < 0) {
+		errno = -r;
+		return fail(op, "injected failure at step %d (%s)", op->step, what);
+	}
+	return RC_OK;
+}
+
+/* ---- I/O ------------------------------------------------------------------ */
+
+/* Exactly len octets at off; a file that ends early is an error (ENODATA). */
+static int pread_exact(int fd, void *buf, size_t len, off_t off)
+{
+	unsigned char *p = buf;
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = ENODATA;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const unsigned char *p = buf;
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static int fsync_retry(int fd)
+{
+	int r;
+	while ((r = fsync(fd)) < 0 && errno == EINTR)
+		;
+	return r;
+}
+
+static int fdatasync_retry(int fd)
+{
+	int r;
+	while ((r = fdatasync(fd)) < 0 && errno == EINTR)
+		;
+	return r;
+}
+
+static int ftruncate_retry(int fd, off_t len)
+{
+	int r;
+	while ((r = ftruncate(fd, len)) < 0 && errno == EINTR)
+		;
+	return r;
+}
+
+static void close_keep_errno(int fd)
+{
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	errno = err;
+}
+
+/* Make a create, rename or unlink in the mailbox directory durable. */
+static int fsync_dir(struct op *op)
+{
+	int fd = open(op->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(op, "cannot open directory %s", op->dir);
+	int r = fsync_retry(fd);
+	/* Some file systems cannot sync a directory and say EINVAL: nothing to do. */
+	if (r < 0 && errno != EINVAL) {
+		fail(op, "cannot sync directory %s", op->dir);
+		close(fd);
+		return RC_FAIL;
+	}
+	close(fd);
+	return RC_OK;
+}
+
+static off_t min_off(off_t a, off_t b)
+{
+	return a < b ? a : b;
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+static int op_init(struct op *op, const char *path, const struct update_hooks *hooks,
+		   char *why, size_t whylen)
+{
+	memset(op, 0, sizeof(*op));
+	op->hooks = hooks;
+	op->path = path;
+	op->why = why;
+	op->whylen = whylen;
+	if (why && whylen > 0)
+		why[0] = '\0';
+	size_t plen = strlen(path);
+	int n = snprintf(op->dir, sizeof(op->dir), "%s", path);
+	if (plen == 0 || n < 0 || (size_t)n >= sizeof(op->dir) ||
+	    mbox_journal_path(path, op->jpath, sizeof(op->jpath)) < 0) {
+		errno = ENAMETOOLONG;
+		return fail(op, "bad mailbox path");
+	}
+	n = snprintf(op->tpath, sizeof(op->tpath), "%s%s", op->jpath, JOURNAL_TEMP_SUFFIX);
+	if (n < 0 || (size_t)n >= sizeof(op->tpath)) {
+		errno = ENAMETOOLONG;
+		return fail(op, "bad mailbox path");
+	}
+	char *slash = strrchr(op->dir, '/');
+	if (!slash)
+		snprintf(op->dir, sizeof(op->dir), ".");
+	else if (slash == op->dir)
+		op->dir[1] = '\0';
+	else
+		*slash = '\0';
+	op->buf = malloc(COPY_CHUNK_SIZE);
+	if (!op->buf)
+		return fail(op, "cannot allocate the copy buffer");
+	return RC_OK;
+}
+
+static void op_free(struct op *op)
+{
+	free(op->buf);
+	op->buf = NULL;
+}
+
+/* ---- the journal ------------------------------------------------------------- */
+
+static void encode_header(const struct jhdr *h, unsigned char *p)
+{
+	memcpy(p, JNL_MAGIC, JNL_MAGIC_LEN);
+	store_le32(p + 8, JNL_VERSION);
+	store_le32(p + 12, JNL_HDR_SIZE);
+	store_le64(p + 16, (uint64_t)h->x);
+	store_le64(p + 24, (uint64_t)h->s);
+	store_le64(p + 32, (uint64_t)h->l);
+	store_le64(p + 40, h->data_sum);
+	store_le64(p + 48, (uint64_t)h->wlen);
+	store_le64(p + 56, h->wsum);
+}
+
+/* The numbers must describe a move inside a sane file, whatever the octets said. */
+static bool header_is_sane(const struct jhdr *h)
+{
+	if (h->x < 0 || h->l <= 0 || h->wlen <= 0 || h->s <= 0 || h->s > MAX_MAILBOX_SIZE)
+		return false;
+	if (h->x > h->s || h->l > h->s - h->x)
+		return false;
+	off_t gap = h->s - h->x - h->l;   /* octets removed: never 0 in a journal */
+	return h->wlen == min_off(JOURNAL_WITNESS_SIZE, gap);
+}
+
+static int decode_header(const unsigned char *p, struct jhdr *h)
+{
+	if (memcmp(p, JNL_MAGIC, JNL_MAGIC_LEN) != 0 || load_le32(p + 12) != JNL_HDR_SIZE)
+		return RC_INVALID;
+	uint64_t v[6];
+	for (int i = 0; i < 6; i++) {
+		v[i] = load_le64(p + 16 + 8 * i);
+		if (i != 3 && i != 5 && v[i] > (uint64_t)MAX_MAILBOX_SIZE)
+			return RC_INVALID;
+	}
+	h->x = (off_t)v[0];
+	h->s = (off_t)v[1];
+	h->l = (off_t)v[2];
+	h->data_sum = v[3];
+	h->wlen = (off_t)v[4];
+	h->wsum = v[5];
+	return header_is_sane(h) ? RC_OK : RC_INVALID;
+}
+
+/* Checksum of the witness octets [s - wlen, s) of the mailbox as it is now. */
+static int witness_sum(struct op *op, int mfd, off_t s, off_t wlen, uint64_t *out)
+{
+	if (pread_exact(mfd, op->buf, (size_t)wlen, s - wlen) < 0)
+		return fail(op, "cannot read %s", op->path);
+	*out = sum_of(op->buf, (size_t)wlen);
+	return RC_OK;
+}
+
+static int journal_begin(struct op *op, const char *jpath, struct jwriter *jw)
+{
+	jw->fd = open(jpath, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (jw->fd < 0)
+		return fail(op, "cannot create journal %s", jpath);
+	jw->off = JNL_HDR_SIZE;
+	sum_init(&jw->sum);
+	return step(op, "journal-created");
+}
+
+/* Append [off, off + len) of src to the journal data, a chunk at a time. */
+static int journal_append(struct op *op, struct jwriter *jw, int src, const char *srcname,
+			  off_t off, off_t len)
+{
+	while (len > 0) {
+		size_t n = (size_t)min_off(len, COPY_CHUNK_SIZE);
+		if (pread_exact(src, op->buf, n, off) < 0)
+			return fail(op, "cannot read %s", srcname);
+		if (pwrite_all(jw->fd, op->buf, n, jw->off) < 0)
+			return fail(op, "cannot write journal");
+		sum_add(&jw->sum, op->buf, n);
+		off += (off_t)n;
+		len -= (off_t)n;
+		jw->off += (off_t)n;
+		int rc = step(op, "journal-chunk");
+		if (rc != RC_OK)
+			return rc;
+	}
+	return RC_OK;
+}
+
+/* Header and trailer, then fsync: from here on the journal is authoritative. */
+static int journal_finish(struct op *op, struct jwriter *jw, struct jhdr *h)
+{
+	unsigned char hdr[JNL_HDR_SIZE], trl[JNL_TRL_SIZE];
+	if (jw->off != JNL_HDR_SIZE + h->l) {
+		errno = EIO;
+		return fail(op, "journal data is %jd octets, %jd planned", (intmax_t)(jw->off - JNL_HDR_SIZE),
+			    (intmax_t)h->l);
+	}
+	h->data_sum = sum_final(&jw->sum);
+	encode_header(h, hdr);
+	memcpy(trl, JNL_END_MAGIC, JNL_MAGIC_LEN);
+	store_le64(trl + 8, sum_of(hdr, sizeof(hdr)));
+	if (pwrite_all(jw->fd, hdr, sizeof(hdr), 0) < 0)
+		return fail(op, "cannot write journal");
+	int rc = step(op, "journal-header");
+	if (rc != RC_OK)
+		return rc;
+	if (pwrite_all(jw->fd, trl, sizeof(trl), jw->off) < 0)
+		return fail(op, "cannot write journal");
+	rc = step(op, "journal-trailer");
+	if (rc != RC_OK)
+		return rc;
+	if (fsync_retry(jw->fd) < 0)
+		return fail(op, "cannot sync journal");
+	return step(op, "journal-synced");
+}
+
+static void journal_close(struct jwriter *jw)
+{
+	close_keep_errno(jw->fd);
+	jw->fd = -1;
+}
+
+/*
+ * Read and check a journal. RC_INVALID: incomplete or corrupt. RC_FAIL: it
+ * cannot be read, or must not be trusted nor removed (not ours, a newer version).
+ */
+static int journal_read(struct op *op, int jfd, struct jhdr *h)
+{
+	struct stat st;
+	if (fstat(jfd, &st) < 0)
+		return fail(op, "cannot stat journal %s", op->jpath);
+	/* In a shared mail spool anyone may plant a file by that name. */
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+		errno = EPERM;
+		return fail(op, "journal %s is not a plain file of ours, not touched", op->jpath);
+	}
+	unsigned char hdr[JNL_HDR_SIZE], trl[JNL_TRL_SIZE];
+	if (st.st_size < JNL_HDR_SIZE + JNL_TRL_SIZE)
+		return RC_INVALID;
+	if (pread_exact(jfd, hdr, sizeof(hdr), 0) < 0)
+		return fail(op, "cannot read journal %s", op->jpath);
+	if (memcmp(hdr, JNL_MAGIC, JNL_MAGIC_LEN) == 0 && load_le32(hdr + 8) > JNL_VERSION) {
+		errno = EPROTO;
+		return fail(op, "journal %s has an unknown version, not touched", op->jpath);
+	}
+	if (load_le32(hdr + 8) != JNL_VERSION || decode_header(hdr, h) != RC_OK)
+		return RC_INVALID;
+	if (st.st_size != JNL_HDR_SIZE + h->l + JNL_TRL_SIZE)
+		return RC_INVALID;
+	if (pread_exact(jfd, trl, sizeof(trl), JNL_HDR_SIZE + h->l) < 0)
+		return fail(op, "cannot read journal %s", op->jpath);
+	if (memcmp(trl, JNL_END_MAGIC, JNL_MAGIC_LEN) != 0 ||
+	    load_le64(trl + 8) != sum_of(hdr, sizeof(hdr)))
+		return RC_INVALID;
+	struct sum s;
+	sum_init(&s);
+	for (off_t done = 0; done < h->l;) {
+		size_t n = (size_t)min_off(h->l - done, COPY_CHUNK_SIZE);
+		if (pread_exact(jfd, op->buf, n, JNL_HDR_SIZE + done) < 0)
+			return fail(op, "cannot read journal %s", op->jpath);
+		sum_add(&s, op->buf, n);
+		done += (off_t)n;
+	}
+	return sum_final(&s) == h->data_sum ? RC_OK : RC_INVALID;
+}
+
+/* ---- the move ------------------------------------------------------------------ */
+
+/*
+ * Write the journal's data at X, truncate, remove the journal. Touches only
+ * [X, X + L) and the size, so it can be repeated after a crash at any point.
+ */
+static int replay(struct op *op, int mfd, int jfd, const struct jhdr *h)
+{
+	struct sum s;
+	sum_init(&s);
+	for (off_t done = 0; done < h->l;) {
+		size_t n = (size_t)min_off(h->l - done, COPY_CHUNK_SIZE);
+		if (pread_exact(jfd, op->buf, n, JNL_HDR_SIZE + done) < 0)
+			return fail(op, "cannot read journal %s", op->jpath);
+		sum_add(&s, op->buf, n);
+		if (pwrite_all(mfd, op->buf, n, h->x + done) < 0)
+			return fail(op, "cannot write %s", op->path);
+		done += (off_t)n;
+		int rc = step(op, "mailbox-chunk");
+		if (rc != RC_OK)
+			return rc;
+	}
+	/* Never truncate after copying anything but the journaled octets. */
+	if (sum_final(&s) != h->data_sum) {
+		errno = EIO;
+		return fail(op, "journal %s changed while being applied", op->jpath);
+	}
+	/* The data must be on disk before the truncate that makes it the only copy. */
+	if (fdatasync_retry(mfd) < 0)
+		return fail(op, "cannot sync %s", op->path);
+	int rc = step(op, "mailbox-data-synced");
+	if (rc != RC_OK)
+		return rc;
+	if (ftruncate_retry(mfd, h->x + h->l) < 0)
+		return fail(op, "cannot truncate %s", op->path);
+	if ((rc = step(op, "mailbox-truncated")) != RC_OK)
+		return rc;
+	if (fsync_retry(mfd) < 0)
+		return fail(op, "cannot sync %s", op->path);
+	if ((rc = step(op, "mailbox-synced")) != RC_OK)
+		return rc;
+	if (unlink(op->jpath) < 0)
+		return fail(op, "cannot remove journal %s", op->jpath);
+	if ((rc = step(op, "journal-removed")) != RC_OK)
+		return rc;
+	if ((rc = fsync_dir(op)) != RC_OK)
+		return rc;
+	return step(op, "dir-synced");
+}
+
+/* ---- recovery ------------------------------------------------------------------ */
+
+/* An interrupted journal never reached the mailbox: drop it. */
+static int drop_journal(struct op *op, const char *jpath)
+{
+	if (unlink(jpath) < 0 && errno != ENOENT)
+		return fail(op, "cannot remove journal %s", jpath);
+	return fsync_dir(op);
+}
+
+/* Whether [s - wlen, s) still holds the original octets: no truncate yet. */
+static int not_yet_truncated(struct op *op, int mfd, off_t size, const struct jhdr *h,
+			     bool *yes)
+{
+	*yes = false;
+	if (mfd < 0 || size < h->s)
+		return RC_OK;
+	uint64_t w;
+	int rc = witness_sum(op, mfd, h->s, h->wlen, &w);
+	if (rc != RC_OK)
+		return rc;
+	*yes = w == h->wsum;
+	return RC_OK;
+}
+
+/*
+ * Mail delivered after the crash, [h->s, size), would be cut by the replay's
+ * truncate: first make a new journal whose kept data includes it, and put it
+ * in place of the old one with a rename (crash-safe), then replay that.
+ */
+static int absorb_new_mail(struct op *op, int mfd, int *jfd, struct jhdr *h, off_t size)
+{
+	struct jhdr nh = { .x = h->x, .s = size, .l = h->l + (size - h->s), .wlen = h->wlen };
+	struct jwriter jw;
+	int rc = journal_begin(op, op->tpath, &jw);
+	if (rc == RC_FAIL && jw.fd < 0)
+		return rc;   /* not created: nothing to clean up */
+	if (rc == RC_OK)
+		rc = journal_append(op, &jw, *jfd, op->jpath, JNL_HDR_SIZE, h->l);
+	if (rc == RC_OK)
+		rc = journal_append(op, &jw, mfd, op->path, h->s, size - h->s);
+	if (rc == RC_OK)
+		rc = witness_sum(op, mfd, nh.s, nh.wlen, &nh.wsum);
+	if (rc == RC_OK)
+		rc = journal_finish(op, &jw, &nh);
+	journal_close(&jw);
+	if (rc == RC_CRASH)
+		return rc;
+	if (rc == RC_OK && rename(op->tpath, op->jpath) < 0)
+		rc = fail(op, "cannot rename %s to %s", op->tpath, op->jpath);
+	if (rc != RC_OK) {
+		unlink(op->tpath);
+		return rc;
+	}
+	if ((rc = step(op, "journal-renamed")) != RC_OK)
+		return rc;
+	if ((rc = fsync_dir(op)) != RC_OK || (rc = step(op, "journal-dir-synced")) != RC_OK)
+		return rc;
+	int nfd = open(op->jpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (nfd < 0)
+		return fail(op, "cannot open journal %s", op->jpath);
+	close(*jfd);
+	*jfd = nfd;
+	log_msg(LOG_NOTICE, "recover %s: %jd octets delivered after the crash added to the journal",
+		op->path, (intmax_t)(size - h->s));
+	*h = nh;
+	return RC_OK;
+}
+
+/* The truncate was done: [X, X + L) must hold the kept data, mail after it stays. */
+static int finish_truncated(struct op *op, int mfd, off_t size, const struct jhdr *h)
+{
+	if (mfd < 0 || size < h->x + h->l) {
+		errno = EIO;
+		return fail(op, "%s is shorter (%jd octets) than journal %s expects, journal kept",
+			    op->path, (intmax_t)size, op->jpath);
+	}
+	struct sum s;
+	sum_init(&s);
+	for (off_t done = 0; done < h->l;) {
+		size_t n = (size_t)min_off(h->l - done, COPY_CHUNK_SIZE);
+		if (pread_exact(mfd, op->buf, n, h->x + done) < 0)
+			return fail(op, "cannot read %s", op->path);
+		sum_add(&s, op->buf, n);
+		done += (off_t)n;
+	}
+	if (sum_final(&s) != h->data_sum) {
+		errno = EIO;
+		return fail(op, "%s does not match journal %s, journal kept", op->path, op->jpath);
+	}
+	if (fsync_retry(mfd) < 0)
+		return fail(op, "cannot sync %s", op->path);
+	int rc = step(op, "mailbox-synced");
+	if (rc != RC_OK)
+		return rc;
+	if (unlink(op->jpath) < 0)
+		return fail(op, "cannot remove journal %s", op->jpath);
+	if ((rc = step(op, "journal-removed")) != RC_OK)
+		return rc;
+	if ((rc = fsync_dir(op)) != RC_OK)
+		return rc;
+	return step(op, "dir-synced");
+}
+
+/* Finish a complete journal against the mailbox as it is now. */
+static int apply_journal(struct op *op, int mfd, int *jfd, struct jhdr *h)
+{
+	struct stat st;
+	off_t size = 0;
+	if (mfd >= 0) {
+		if (fstat(mfd, &st) < 0)
+			return fail(op, "cannot stat %s", op->path);
+		size = st.st_size;
+	}
+	bool before_truncate;
+	int rc = not_yet_truncated(op, mfd, size, h, &before_truncate);
+	if (rc != RC_OK)
+		return rc;
+	if (!before_truncate) {
+		rc = finish_truncated(op, mfd, size, h);
+		if (rc == RC_OK)
+			log_msg(LOG_NOTICE, "recover %s: update had been applied, journal removed",
+				op->path);
+		return rc;
+	}
+	if (size > h->s && (rc = absorb_new_mail(op, mfd, jfd, h, size)) != RC_OK)
+		return rc;
+	rc = replay(op, mfd, *jfd, h);
+	if (rc == RC_OK)
+		log_msg(LOG_NOTICE, "recover %s: interrupted update completed, %jd octets moved to %jd, "
+			"%jd octets removed", op->path, (intmax_t)h->l, (intmax_t)h->x,
+			(intmax_t)(h->s - h->x - h->l));
+	return rc;
+}
+
+/* Recovery with the mailbox lock held; mfd is the mailbox or -1 if missing. */
+static int recover_locked(struct op *op, int mfd)
+{
+	/* A half-written rewrite by an earlier recovery; the real journal is intact. */
+	if (unlink(op->tpath) < 0 && errno != ENOENT)
+		return fail(op, "cannot remove %s", op->tpath);
+	int jfd = open(op->jpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (jfd < 0 && errno == ENOENT)
+		return RC_OK;
+	if (jfd < 0)
+		return fail(op, "cannot open journal %s", op->jpath);
+	struct jhdr h;
+	int rc = journal_read(op, jfd, &h);
+	if (rc == RC_INVALID) {
+		close(jfd);
+		log_msg(LOG_NOTICE, "recover %s: incomplete journal %s removed, mailbox untouched",
+			op->path, op->jpath);
+		return drop_journal(op, op->jpath);
+	}
+	if (rc == RC_OK)
+		rc = apply_journal(op, mfd, &jfd, &h);
+	close_keep_errno(jfd);
+	return rc;
+}
+
+static bool path_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* The mailbox, read-write; *mfd stays -1 when there is no file. */
+static int open_mailbox(struct op *op, int *mfd)
+{
+	*mfd = open(op->path, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	if (*mfd < 0)
+		return errno == ENOENT ? RC_OK : fail(op, "cannot open %s", op->path);
+	struct stat st;
+	if (fstat(*mfd, &st) < 0)
+		return fail(op, "cannot stat %s", op->path);
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		return fail(op, "%s is not a regular file", op->path);
+	}
+	return RC_OK;
+}
+
+int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
+			const struct update_hooks *hooks, char *why, size_t whylen)
+{
+	struct op op;
+	if (op_init(&op, path, hooks, why, whylen) != RC_OK) {
+		op_free(&op);
+		return -1;
+	}
+	/* Nearly always there is no journal: then no need to lock. */
+	if (!path_exists(op.jpath) && !path_exists(op.tpath)) {
+		op_free(&op);
+		return 0;
+	}
+	int mfd = -1;
+	int rc = open_mailbox(&op, &mfd);
+	struct mail_lock lk;
+	if (rc == RC_OK && mailbox_lock(path, mfd, opt->lock_methods, opt->lock_timeout, &lk,
+					why, whylen) < 0) {
+		log_msg(LOG_ERR, "recover %s: cannot lock: %s", path, why ? why : "");
+		rc = RC_FAIL;
+	} else if (rc == RC_OK) {
+		rc = recover_locked(&op, mfd);
+		mailbox_unlock(&lk);
+	}
+	close_keep_errno(mfd);
+	op_free(&op);
+	return rc == RC_OK ? 0 : -1;
+}
+
+int mbox_recover(const char *path, const struct mbox_options *opt, char *why, size_t whylen)
+{
+	return mbox_recover_hooked(path, opt, NULL, why, whylen);
+}
+
+/* ---- the update ------------------------------------------------------------------ */
+
+struct plan {
+	size_t first_del;   /* index of the first deleted message */
+	size_t ndeleted;
+	off_t x;            /* its From_ line: where kept data goes */
+	off_t s;            /* current size */
+	off_t l;            /* kept data after x, tail appended since the scan included */
+};
+
+static off_t region_end(const struct mbox *mb, size_t i)
+{
+	return i + 1 < mb->nmsgs ? mb->msgs[i + 1].start : mb->scanned;
+}
+
+static bool is_deleted(const struct mbox *mb, size_t i)
+{
+	return i >= mb->first && mb->msgs[i].deleted;   /* the pseudo message stays */
+}
+
+static bool any_deleted(const struct mbox *mb)
+{
+	for (size_t i = 0; i < mb->nmsgs; i++)
+		if (is_deleted(mb, i))
+			return true;
+	return false;
+}
+
+static void make_plan(const struct mbox *mb, off_t size, struct plan *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->s = size;
+	p->first_del = mb->nmsgs;
+	for (size_t i = 0; i < mb->nmsgs; i++) {
+		if (is_deleted(mb, i)) {
+			if (p->first_del == mb->nmsgs)
+				p->first_del = i;
+			p->ndeleted++;
+		} else if (p->first_del < i) {
+			p->l += region_end(mb, i) - mb->msgs[i].start;
+		}
+	}
+	p->x = mb->msgs[p->first_del].start;
+	p->l += size - mb->scanned;
+}
+
+/* A From_ line at off, after a newline unless at the start of the file. */
+static int from_line_at(int fd, off_t off, bool *ok)
+{
+	unsigned char b[6];
+	size_t skip = off > 0 ? 0 : 1;
+	*ok = false;
+	if (pread_exact(fd, b + skip, sizeof(b) - skip, off - 1 + (off_t)skip) < 0)
+		return errno == ENODATA ? 0 : -1;   /* the file ends early: not there */
+	*ok = (skip || b[0] == '\n') && memcmp(b + 1, "From ", 5) == 0;
+	return 0;
+}
+
+/* The file is the one scanned, grown at most; nothing scanned moved or changed. */
+static int verify_unchanged(struct op *op, const struct mbox *mb, off_t *size)
+{
+	struct stat st, now;
+	if (fstat(mb->fd, &st) < 0)
+		return fail(op, "cannot stat %s", op->path);
+	if (stat(op->path, &now) < 0)
+		return errno == ENOENT ? changed(op, "it was removed") : fail(op, "cannot stat %s", op->path);
+	if (now.st_dev != mb->dev || now.st_ino != mb->ino || st.st_dev != mb->dev ||
+	    st.st_ino != mb->ino)
+		return changed(op, "it was replaced by another file");
+	if (st.st_size < mb->scanned)
+		return changed(op, "it shrank from %jd to %jd octets", (intmax_t)mb->scanned,
+			       (intmax_t)st.st_size);
+	for (size_t i = 0; i < mb->nmsgs; i++) {
+		bool ok;
+		if (from_line_at(mb->fd, mb->msgs[i].start, &ok) < 0)
+			return fail(op, "cannot read %s", op->path);
+		if (!ok)
+			return changed(op, "message %zu no longer starts at offset %jd", i,
+				       (intmax_t)mb->msgs[i].start);
+	}
+	for (size_t i = 0; i < mb->nmsgs; i++) {
+		uint64_t hash[2];
+		if (!is_deleted(mb, i))
+			continue;
+		if (mbox_rehash(mb, i, hash) < 0)
+			return fail(op, "cannot read %s", op->path);
+		if (hash[0] != mb->msgs[i].hash[0] || hash[1] != mb->msgs[i].hash[1])
+			return changed(op, "deleted message %zu was modified", i);
+	}
+	*size = st.st_size;
+	return RC_OK;
+}
+
+/* Nothing is kept after the first deleted message: cut the file there. */
+static int truncate_only(struct op *op, const struct mbox *mb, const struct plan *p)
+{
+	if (ftruncate_retry(mb->fd, p->x) < 0)
+		return fail(op, "cannot truncate %s", op->path);
+	int rc = step(op, "mailbox-truncated");
+	if (rc != RC_OK)
+		return rc;
+	if (fsync_retry(mb->fd) < 0)
+		return fail(op, "cannot sync %s", op->path);
+	if ((rc = step(op, "mailbox-synced")) != RC_OK)
+		return rc;
+	log_msg(LOG_INFO, "update %s: %zu messages removed, %jd octets, by truncate", op->path,
+		p->ndeleted, (intmax_t)(p->s - p->x));
+	return RC_OK;
+}
+
+/* The kept data after X, in file order, coalescing neighbours, into the journal. */
+static int journal_kept_data(struct op *op, const struct mbox *mb, const struct plan *p,
+			     struct jwriter *jw)
+{
+	off_t from = -1, to = -1;   /* pending range */
+	for (size_t i = p->first_del + 1; i < mb->nmsgs; i++) {
+		if (is_deleted(mb, i))
+			continue;
+		off_t a = mb->msgs[i].start, b = region_end(mb, i);
+		if (from >= 0 && a == to) {
+			to = b;
+			continue;
+		}
+		if (from >= 0) {
+			int rc = journal_append(op, jw, mb->fd, op->path, from, to - from);
+			if (rc != RC_OK)
+				return rc;
+		}
+		from = a;
+		to = b;
+	}
+	if (from >= 0 && to == mb->scanned) {
+		to = p->s;   /* the tail appended since the scan joins the last range */
+	} else if (p->s > mb->scanned) {
+		if (from >= 0) {
+			int rc = journal_append(op, jw, mb->fd, op->path, from, to - from);
+			if (rc != RC_OK)
+				return rc;
+		}
+		from = mb->scanned;
+		to = p->s;
+	}
+	if (from < 0)
+		return RC_OK;
+	return journal_append(op, jw, mb->fd, op->path, from, to - from);
+}
+
+/* Write and sync the journal. On a failure it is removed again: nothing changed. */
+static int write_update_journal(struct op *op, const struct mbox *mb, const struct plan *p,
+				struct jhdr *h)
+{
+	h->x = p->x;
+	h->s = p->s;
+	h->l = p->l;
+	h->wlen = min_off(JOURNAL_WITNESS_SIZE, p->s - p->x - p->l);
+	struct jwriter jw;
+	int rc = journal_begin(op, op->jpath, &jw);
+	if (rc == RC_FAIL && errno == EEXIST)
+		log_msg(LOG_ERR, "update %s: journal %s exists, mailbox needs recovery",
+			op->path, op->jpath);
+	if (rc == RC_FAIL && jw.fd < 0)
+		return rc;   /* not created: nothing to clean up */
+	if (rc == RC_OK)
+		rc = journal_kept_data(op, mb, p, &jw);
+	if (rc == RC_OK)
+		rc = witness_sum(op, mb->fd, h->s, h->wlen, &h->wsum);
+	if (rc == RC_OK)
+		rc = journal_finish(op, &jw, h);
+	journal_close(&jw);
+	if (rc == RC_OK)
+		rc = fsync_dir(op);
+	if (rc == RC_OK)
+		rc = step(op, "journal-dir-synced");
+	if (rc == RC_FAIL) {
+		int err = errno;
+		unlink(op->jpath);
+		fsync_dir(op);   /* best effort; a leftover would be dropped as incomplete */
+		errno = err;
+	}
+	return rc;
+}
+
+static int move_through_journal(struct op *op, const struct mbox *mb, const struct plan *p)
+{
+	struct jhdr h;
+	int rc = write_update_journal(op, mb, p, &h);
+	if (rc != RC_OK)
+		return rc;
+	int jfd = open(op->jpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (jfd < 0) {
+		rc = fail(op, "cannot open journal %s", op->jpath);
+		unlink(op->jpath);   /* the mailbox is still untouched */
+		return rc;
+	}
+	rc = replay(op, mb->fd, jfd, &h);
+	close(jfd);
+	if (rc == RC_CRASH)
+		return rc;
+	if (rc == RC_FAIL) {
+		/* The mailbox may be half moved: only the journal can finish it. */
+		log_msg(LOG_ERR, "update %s: interrupted, trying recovery", op->path);
+		rc = recover_locked(op, mb->fd);
+		if (rc != RC_OK) {
+			log_msg(LOG_ERR, "update %s: recovery failed, journal %s kept for the next login",
+				op->path, op->jpath);
+			return rc;
+		}
+	}
+	log_msg(LOG_INFO, "update %s: %zu messages removed, %jd octets, by moving %jd octets "
+		"through the journal", op->path, p->ndeleted, (intmax_t)(p->s - p->x - p->l),
+		(intmax_t)p->l);
+	return RC_OK;
+}
+
+static int update_locked(struct op *op, const struct mbox *mb)
+{
+	off_t size = 0;
+	int rc = verify_unchanged(op, mb, &size);
+	if (rc != RC_OK)
+		return rc;
+	struct plan p;
+	make_plan(mb, size, &p);
+	if (p.s - p.x - p.l <= 0) {   /* the scan gave a deleted message no octets */
+		errno = EINVAL;
+		return fail(op, "update %s: nothing to remove", op->path);
+	}
+	if (p.l == 0)
+		return truncate_only(op, mb, &p);
+	return move_through_journal(op, mb, &p);
+}
+
+enum mbox_status mbox_update_hooked(struct mbox *mb, const struct update_hooks *hooks,
+				    char *why, size_t whylen)
+{
+	if (why && whylen > 0)
+		why[0] = '\0';
+	if (!any_deleted(mb))
+		return MBOX_OK;
+	if (!mb->path || mb->fd < 0) {
+		if (why && whylen > 0)
+			snprintf(why, whylen, "mailbox opened without a path cannot be updated");
+		return MBOX_TEMP;
+	}
+	struct op op;
+	if (op_init(&op, mb->path, hooks, why, whylen) != RC_OK) {
+		op_free(&op);
+		return MBOX_TEMP;
+	}
+	struct mail_lock lk;
+	if (mailbox_lock(mb->path, mb->fd, mb->opt.lock_methods, mb->opt.lock_timeout, &lk,
+			 why, whylen) < 0) {
+		log_msg(LOG_ERR, "update %s: cannot lock, nothing applied: %s", mb->path,
+			why ? why : "");
+		op_free(&op);
+		return MBOX_TEMP;
+	}
+	int rc = update_locked(&op, mb);
+	mailbox_unlock(&lk);
+	op_free(&op);
+	return rc == RC_OK ? MBOX_OK : MBOX_TEMP;
+}
+
+enum mbox_status mbox_update(struct mbox *mb, char *why, size_t whylen)
+{
+	return mbox_update_hooked(mb, NULL, why, whylen);
+}
