@@ -47,6 +47,7 @@ struct config {
 	unsigned lock_methods;
 	bool hash_mode;
 	const char *recover_path;
+	bool tls_only;        /* refuse logins on connections not known to be encrypted */
 };
 
 /* Everything the session backend needs at login. */
@@ -85,6 +86,9 @@ static void usage(FILE *f)
 "                          only while scanning at login and while updating at QUIT. With\n"
 "                          flock listed, flock(2) is taken too, for MDAs configured to use it.\n"
 "  -d, --login-delay=SECS  delay per failed login so far (default %d, 0 to disable)\n"
+"  -T, --tls-only          refuse USER, PASS and AUTH unless the connection is known\n"
+"                          to be encrypted: started by stunnel's exec (a non-TCP\n"
+"                          stdin and REMOTE_HOST set) or coming from loopback\n"
 "  -R, --recover=MAILBOX   repair MAILBOX if an update was interrupted, then exit\n"
 "  -V, --version           print the version and exit\n"
 "  -h, --help              print this help and exit\n"
@@ -121,12 +125,13 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		{"lock", required_argument, NULL, 'l'},
 		{"login-delay", required_argument, NULL, 'd'},
 		{"recover", required_argument, NULL, 'R'},
+		{"tls-only", no_argument, NULL, 'T'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "P:m:u:t:L:Hl:d:R:Vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "P:m:u:t:L:Hl:d:R:TVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'P': cfg->passwd_file = optarg; break;
 		case 'm': cfg->mailbox_template = optarg; break;
@@ -134,6 +139,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		case 'L': cfg->log_dest = optarg; break;
 		case 'H': cfg->hash_mode = true; break;
 		case 'R': cfg->recover_path = optarg; break;
+		case 'T': cfg->tls_only = true; break;
 		case 't':
 			if (parse_seconds(optarg, false, &cfg->timeout) < 0) {
 				fprintf(stderr, "pop3d: --timeout needs a positive number of seconds\n");
@@ -235,22 +241,61 @@ static void copy_address(char *out, size_t size, const char *in)
 		snprintf(out, size, "unknown");
 }
 
-/* From the socket on stdin, else from what the front end put in the environment. */
-static void find_peer(char *out, size_t size)
+static void find_env_peer(char *out, size_t size);
+
+/* What we know of the client's end of the connection. */
+struct peer {
+	char addr[64];
+	bool tcp;        /* stdin is a TCP socket (inetd, xinetd, systemd, tcpserver) */
+	bool loopback;   /* ... from this host */
+	bool encrypted;  /* stunnel exec, or loopback (stunnel connecting locally) */
+};
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a))
+		return a->s6_addr[12] == 127;
+	return IN6_IS_ADDR_LOOPBACK(a);
+}
+
+/* The TCP peer of stdin, if stdin is a TCP socket. */
+static bool tcp_peer(struct peer *p)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char host[INET6_ADDRSTRLEN] = "";
-	if (getpeername(STDIN_FILENO, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
-		else if (ss.ss_family == AF_INET6)
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
-		if (host[0]) {
-			copy_address(out, size, host);
-			return;
-		}
+	if (getpeername(STDIN_FILENO, (struct sockaddr *)&ss, &len) < 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+	if (!host[0])
+		return false;
+	copy_address(p->addr, sizeof(p->addr), host);
+	p->tcp = true;
+	p->loopback = is_loopback(&ss);
+	return true;
+}
+
+/* From the socket on stdin, else from what the front end put in the environment. */
+static void find_peer(struct peer *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (tcp_peer(p)) {
+		p->encrypted = p->loopback;
+		return;
 	}
+	/* stunnel's exec gives a socketpair and sets REMOTE_HOST: TLS ends in stunnel. */
+	p->encrypted = getenv("REMOTE_HOST") != NULL;
+	find_env_peer(p->addr, sizeof(p->addr));
+}
+/* The address a front end put in the environment. */
+static void find_env_peer(char *out, size_t size)
+{
 	static const char *const vars[] = {
 		"REMOTE_HOST",     /* stunnel exec */
 		"REMOTE_ADDR",     /* systemd Accept=yes */
@@ -573,9 +618,9 @@ int main(int argc, char **argv)
 		return run_recover(&srv);
 	if (check_config(&srv) < 0)
 		return EXIT_CONFIG;
-	char peer[64];
-	find_peer(peer, sizeof(peer));
-	srv.peer = peer;
+	struct peer peer;
+	find_peer(&peer);
+	srv.peer = peer.addr;
 	if (install_signals() < 0) {
 		log_msg(LOG_ERR, "cannot install signal handlers: %s", strerror(errno));
 		return EXIT_CONFIG;
@@ -588,10 +633,10 @@ int main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	struct session_config scfg = {
-		.peer = peer,
+		.peer = peer.addr,
 		.max_failed_logins = MAX_FAILED_LOGINS,
 		.max_bad_commands = MAX_BAD_COMMANDS,
-		.plaintext_ok = true,
+		.plaintext_ok = !cfg.tls_only || peer.encrypted,
 	};
 	struct session_backend be = {
 		.login = backend_login,

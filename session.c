@@ -11,15 +11,18 @@
 
 #define CRLF "\r\n"
 
-static const char capa_list[] =
+/* USER and SASL are left out where the TLS policy refuses plaintext logins. */
+static const char capa_head[] =
 	"+OK Capability list follows" CRLF
 	"TOP" CRLF
-	"USER" CRLF
 	"UIDL" CRLF
 	"RESP-CODES" CRLF
 	"AUTH-RESP-CODE" CRLF
-	"PIPELINING" CRLF
-	"SASL PLAIN" CRLF
+	"PIPELINING" CRLF;
+static const char capa_login[] =
+	"USER" CRLF
+	"SASL PLAIN" CRLF;
+static const char capa_tail[] =
 	"IMPLEMENTATION " POP3D_NAME CRLF
 	"." CRLF;
 
@@ -537,7 +540,14 @@ static void execute_line(struct session *s, char *line)
 		return;
 	}
 	if (is_cmd(cmd, "CAPA")) {
-		argc ? bad_command(s, "usage: CAPA") : (void)outbuf_puts(s->out, capa_list);
+		if (argc) {
+			bad_command(s, "usage: CAPA");
+			return;
+		}
+		outbuf_puts(s->out, capa_head);
+		if (s->cfg->plaintext_ok)
+			outbuf_puts(s->out, capa_login);
+		outbuf_puts(s->out, capa_tail);
 		return;
 	}
 	if (is_cmd(cmd, "QUIT")) {
