@@ -552,38 +552,45 @@ static void scanner_init(struct scanner *s, int fd, off_t origin, off_t limit,
 
 /* ---- duplicates --------------------------------------------------------- */
 
-static int by_hash_then_position(const void *x, const void *y, void *ctx)
+#define NO_SLOT UINT32_MAX
+
+static bool same_hash(const struct mbox_msg *a, const struct mbox_msg *b)
 {
-	const struct mbox_msg *msgs = ctx;
-	uint32_t i = *(const uint32_t *)x, j = *(const uint32_t *)y;
-	const uint64_t *a = msgs[i].hash, *b = msgs[j].hash;
-	if (a[0] != b[0])
-		return a[0] < b[0] ? -1 : 1;
-	if (a[1] != b[1])
-		return a[1] < b[1] ? -1 : 1;
-	return i < j ? -1 : (i > j);
+	return a->hash[0] == b->hash[0] && a->hash[1] == b->hash[1];
 }
 
-/* dup = how many earlier messages have the same hash: sort indices, count in runs. */
+/*
+ * dup = how many earlier messages have the same hash. One pass in file order
+ * over an open-addressing table (load <= 0.8) that maps each hash to its
+ * latest message: 4 octets a slot, no sorting buffers.
+ */
 static int assign_dups(struct mbox *mb)
 {
 	size_t n = mb->nmsgs;
 	if (n < 2)
 		return 0;
-	if (n > UINT32_MAX || n > SIZE_MAX / sizeof(uint32_t))
+	if (n >= NO_SLOT)
 		return -1;
-	uint32_t *order = malloc(n * sizeof(*order));
-	if (!order)
+	size_t slots = 1;
+	while (slots < n + n / 4)
+		slots <<= 1;
+	if (slots > SIZE_MAX / sizeof(uint32_t))
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		order[i] = (uint32_t)i;
-	qsort_r(order, n, sizeof(*order), by_hash_then_position, mb->msgs);
-	for (size_t k = 1; k < n; k++) {
-		struct mbox_msg *prev = &mb->msgs[order[k - 1]], *cur = &mb->msgs[order[k]];
-		if (cur->hash[0] == prev->hash[0] && cur->hash[1] == prev->hash[1])
-			cur->dup = prev->dup + 1;
+	uint32_t *table = malloc(slots * sizeof(*table));
+	if (!table)
+		return -1;
+	memset(table, 0xff, slots * sizeof(*table));   /* every slot NO_SLOT */
+	size_t mask = slots - 1;
+	for (size_t i = 0; i < n; i++) {
+		struct mbox_msg *m = &mb->msgs[i];
+		size_t k = (size_t)m->hash[0] & mask;   /* the hash is well mixed already */
+		while (table[k] != NO_SLOT && !same_hash(&mb->msgs[table[k]], m))
+			k = (k + 1) & mask;
+		if (table[k] != NO_SLOT)
+			m->dup = mb->msgs[table[k]].dup + 1;
+		table[k] = (uint32_t)i;
 	}
-	free(order);
+	free(table);
 	return 0;
 }
 
@@ -608,8 +615,8 @@ static struct mbox *mbox_new(const struct mbox_options *opt)
 		mb->opt = *opt;
 	else
 		mbox_default_options(&mb->opt);
-	if (mb->opt.max_messages > UINT32_MAX)
-		mb->opt.max_messages = UINT32_MAX;   /* dup counting indexes with 32 bits */
+	if (mb->opt.max_messages > UINT32_MAX - 1)
+		mb->opt.max_messages = UINT32_MAX - 1;   /* dup counting indexes with 32 bits */
 	return mb;
 }
 

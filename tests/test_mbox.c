@@ -348,6 +348,13 @@ static void test_pseudo_message_hidden(void **state)
 	assert_message_str(mb, 1, "Subject: real\r\n\r\nhello\r\n");
 	assert_null(mbox_msg(mb, 2));
 	mbox_close(mb);
+
+	/* the mark found after a false start ("FF...") and in another case of X-IMAP */
+	mb = open_str("From MAILER-DAEMON\nSubject: FFOLDER INTERNAL DATA\nx-imap: 1 2\n\n"
+		      "internal\n\nFrom a\nSubject: real\n\nhello\n");
+	assert_int_equal(mb->first, 1);
+	assert_int_equal(mbox_count(mb), 1);
+	mbox_close(mb);
 }
 
 static void test_pseudo_message_variants_visible(void **state)
@@ -979,12 +986,12 @@ static void test_uidl_ignores_rewritten_headers(void **state)
 
 	const char *same[] = {
 		/* marked read by a local MUA, with every rewritten field */
-		"From a Mon Jan  1 00:00:00 2024\nSubject: hi\nStatus: RO\nX-Status: A\n"
-		"X-Keywords: $Label1\n  $Label2\nX-UID: 42\nTo: b\nContent-Length: 5\nLines: 1\n"
-		"X-IMAP: 1 2\nX-IMAPbase: 3 4\n\nbody\n",
+		("From a Mon Jan  1 00:00:00 2024\nSubject: hi\nStatus: RO\nX-Status: A\n"
+		 "X-Keywords: $Label1\n  $Label2\nX-UID: 42\nTo: b\nContent-Length: 5\nLines: 1\n"
+		 "X-IMAP: 1 2\nX-IMAPbase: 3 4\n\nbody\n"),
 		/* names in any case, blanks before the colon, folded */
-		"From a Mon Jan  1 00:00:00 2024\nstatus: O\nSubject: hi\nSTATUS : RO\n"
-		"x-keywords:\n\tjunk\n more junk\nTo: b\n\nbody\n",
+		("From a Mon Jan  1 00:00:00 2024\nstatus: O\nSubject: hi\nSTATUS : RO\n"
+		 "x-keywords:\n\tjunk\n more junk\nTo: b\n\nbody\n"),
 		/* CRLF line ends */
 		"From a Mon Jan  1 00:00:00 2024\r\nSubject: hi\r\nTo: b\r\n\r\nbody\r\n",
 		/* a different body, or none */
