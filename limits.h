@@ -19,6 +19,8 @@
 #define MAX_BAD_COMMANDS      20   /* unknown / malformed / wrong-state commands */
 #define DEFAULT_LOGIN_DELAY   1    /* seconds of delay per failed login so far */
 #define MAX_LOGIN_DELAY       10   /* seconds; cap for the growing delay */
+#define MAX_PREAUTH_INPUT     (64 * 1024)  /* octets a client may send before logging in */
+#define DEFAULT_SESSION_TIME  (24 * 3600)  /* seconds a session may last at most */
 
 /* Mailbox. */
 #define MAX_MESSAGES       1000000              /* messages in one maildrop */

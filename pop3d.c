@@ -9,6 +9,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,9 @@ struct config {
 	bool hash_mode;
 	const char *recover_path;
 	bool tls_only;        /* refuse logins on connections not known to be encrypted */
+	size_t max_messages;
+	off_t max_mailbox_size;
+	unsigned max_session_time;
 };
 
 /* Everything the session backend needs at login. */
@@ -90,12 +94,16 @@ static void usage(FILE *f)
 "                          to be encrypted: started by stunnel's exec (a non-TCP\n"
 "                          stdin and REMOTE_HOST set) or coming from loopback\n"
 "  -R, --recover=MAILBOX   repair MAILBOX if an update was interrupted, then exit\n"
+"      --max-messages=N    refuse a mailbox of more than N messages (default %d)\n"
+"      --max-mailbox-size=SIZE  refuse a mailbox larger than SIZE octets at login;\n"
+"                          K, M, G, T suffixes (default 1T)\n"
+"      --max-session-time=SECONDS  end any session after this long (default %d)\n"
 "  -V, --version           print the version and exit\n"
 "  -h, --help              print this help and exit\n"
 "\n"
 "Exit status: 0 after QUIT (and a successful update), %d for a usage error,\n"
 "%d for a configuration error, %d when the update failed, %d otherwise.\n",
-		DEFAULT_TIMEOUT, DEFAULT_LOGIN_DELAY, EXIT_USAGE, EXIT_CONFIG, EXIT_UPDATE,
+		DEFAULT_TIMEOUT, DEFAULT_LOGIN_DELAY, MAX_MESSAGES, DEFAULT_SESSION_TIME, EXIT_USAGE, EXIT_CONFIG, EXIT_UPDATE,
 		EXIT_SESSION);
 }
 
@@ -113,6 +121,46 @@ static int parse_seconds(const char *arg, bool allow_zero, unsigned *out)
 	return 0;
 }
 
+/* Options without a short form. */
+enum { OPT_MAX_MESSAGES = 256, OPT_MAX_SIZE, OPT_MAX_SESSION_TIME };
+
+/* A positive decimal count. */
+static int parse_count(const char *arg, size_t *out)
+{
+	char *end;
+	if (!arg || *arg < '0' || *arg > '9')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 10);
+	if (errno || *end || v == 0 || v > SIZE_MAX / sizeof(struct mbox_msg))
+		return -1;
+	*out = (size_t)v;
+	return 0;
+}
+
+/* A positive size in octets with an optional K, M, G or T suffix. */
+static int parse_size(const char *arg, off_t *out)
+{
+	char *end;
+	if (!arg || *arg < '0' || *arg > '9')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 10);
+	unsigned shift = 0;
+	switch (*end) {
+	case '\0': break;
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'T': case 't': shift = 40; end++; break;
+	default: return -1;
+	}
+	if (errno || *end || v == 0 || v > ((unsigned long long)INT64_MAX >> shift))
+		return -1;
+	*out = (off_t)(v << shift);
+	return 0;
+}
+
 static int parse_options(int argc, char **argv, struct config *cfg)
 {
 	static const struct option longopts[] = {
@@ -126,6 +174,9 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		{"login-delay", required_argument, NULL, 'd'},
 		{"recover", required_argument, NULL, 'R'},
 		{"tls-only", no_argument, NULL, 'T'},
+		{"max-messages", required_argument, NULL, OPT_MAX_MESSAGES},
+		{"max-mailbox-size", required_argument, NULL, OPT_MAX_SIZE},
+		{"max-session-time", required_argument, NULL, OPT_MAX_SESSION_TIME},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -140,6 +191,24 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		case 'H': cfg->hash_mode = true; break;
 		case 'R': cfg->recover_path = optarg; break;
 		case 'T': cfg->tls_only = true; break;
+		case OPT_MAX_MESSAGES:
+			if (parse_count(optarg, &cfg->max_messages) < 0) {
+				fprintf(stderr, "pop3d: --max-messages needs a positive number\n");
+				return -1;
+			}
+			break;
+		case OPT_MAX_SIZE:
+			if (parse_size(optarg, &cfg->max_mailbox_size) < 0) {
+				fprintf(stderr, "pop3d: --max-mailbox-size needs a size like 500M\n");
+				return -1;
+			}
+			break;
+		case OPT_MAX_SESSION_TIME:
+			if (parse_seconds(optarg, false, &cfg->max_session_time) < 0) {
+				fprintf(stderr, "pop3d: --max-session-time needs a positive number of seconds\n");
+				return -1;
+			}
+			break;
 		case 't':
 			if (parse_seconds(optarg, false, &cfg->timeout) < 0) {
 				fprintf(stderr, "pop3d: --timeout needs a positive number of seconds\n");
@@ -387,6 +456,8 @@ static void mailbox_options(const struct server *srv, struct mbox_options *opt)
 {
 	mbox_default_options(opt);
 	opt->lock_methods = srv->cfg->lock_methods;
+	opt->max_messages = srv->cfg->max_messages;
+	opt->max_size = srv->cfg->max_mailbox_size;
 }
 
 static enum login_result backend_login(void *ctx, const char *user, const char *password,
@@ -412,11 +483,9 @@ static enum login_result backend_login(void *ctx, const char *user, const char *
 		return LOGIN_SYS_TEMP;
 	}
 	enum mbox_status st = mbox_open(mb, acct.mailbox, &opt, why, whylen);
-	if (st != MBOX_OK) {
-		/* The details (paths, errno) are for the log, not for the client. */
+	/* mbox's reasons name no path: the client may see them. */
+	if (st != MBOX_OK)
 		log_msg(LOG_WARNING, "cannot open mailbox %s for %s: %s", acct.mailbox, user, why);
-		snprintf(why, whylen, "%s", client_reason(st));
-	}
 	return map_status(st);
 }
 
@@ -549,7 +618,16 @@ static ssize_t client_read(char *buf, size_t size, unsigned timeout)
 	}
 }
 
-static void serve(struct session *s, struct outbuf *ob, unsigned timeout)
+/* Seconds until the session's lifetime ends (at least 1 while it lasts). */
+static unsigned lifetime_left(const struct session *s, unsigned max_time)
+{
+	time_t used = time(NULL) - s->started;
+	if (used < 0)
+		used = 0;
+	return (time_t)max_time > used ? (unsigned)((time_t)max_time - used) : 0;
+}
+
+static void serve(struct session *s, struct outbuf *ob, unsigned timeout, unsigned max_time)
 {
 	char buf[4096];
 	session_greeting(s);
@@ -558,7 +636,17 @@ static void serve(struct session *s, struct outbuf *ob, unsigned timeout)
 			session_abort(s, END_IO_ERROR);
 			break;
 		}
-		ssize_t n = client_read(buf, sizeof(buf), timeout);
+		unsigned left = lifetime_left(s, max_time);
+		if (left == 0) {
+			log_msg(LOG_NOTICE, "session time limit of %u s reached: peer=%s",
+				max_time, s->cfg->peer);
+			outbuf_puts(ob, "-ERR session time limit reached, closing\r\n");
+			session_abort(s, END_TIMEOUT);
+			break;
+		}
+		ssize_t n = client_read(buf, sizeof(buf), left < timeout ? left : timeout);
+		if (n == -2 && left <= timeout)
+			continue;  /* the lifetime, not the idle timer, ran out */
 		if (n == -2) {
 			log_msg(LOG_NOTICE, "autologout timer expired after %u s: peer=%s",
 				timeout, s->cfg->peer);
@@ -604,6 +692,9 @@ int main(int argc, char **argv)
 		.log_dest = "syslog",
 		.login_delay = DEFAULT_LOGIN_DELAY,
 		.lock_methods = LOCK_DEFAULT,
+		.max_messages = MAX_MESSAGES,
+		.max_mailbox_size = MAX_MAILBOX_SIZE,
+		.max_session_time = DEFAULT_SESSION_TIME,
 	};
 	if (parse_options(argc, argv, &cfg) < 0)
 		return EXIT_USAGE;
@@ -636,6 +727,7 @@ int main(int argc, char **argv)
 		.peer = peer.addr,
 		.max_failed_logins = MAX_FAILED_LOGINS,
 		.max_bad_commands = MAX_BAD_COMMANDS,
+		.max_preauth_input = MAX_PREAUTH_INPUT,
 		.plaintext_ok = !cfg.tls_only || peer.encrypted,
 	};
 	struct session_backend be = {
@@ -646,7 +738,7 @@ int main(int argc, char **argv)
 	};
 	struct session s;
 	session_init(&s, &scfg, &be, &ob);
-	serve(&s, &ob, cfg.timeout);
+	serve(&s, &ob, cfg.timeout, cfg.max_session_time);
 	session_log_summary(&s);
 	int status = exit_status(s.end);
 	session_free(&s);

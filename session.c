@@ -618,8 +618,25 @@ void session_greeting(struct session *s)
 	reply(s, "+OK " POP3D_NAME " ready");
 }
 
+/* Before login nobody may make us buffer and parse without bound. */
+static bool preauth_input_exceeded(struct session *s, size_t len)
+{
+	if (s->state != STATE_AUTHORIZATION || !s->cfg->max_preauth_input)
+		return false;
+	s->preauth_input += len;
+	if (s->preauth_input <= s->cfg->max_preauth_input)
+		return false;
+	reply(s, "-ERR too much input before login, closing");
+	log_msg(LOG_NOTICE, "too much input before login: peer=%s", s->cfg->peer);
+	s->end = END_TOO_MANY_FAILURES;
+	s->state = STATE_DONE;
+	return true;
+}
+
 enum session_end session_feed(struct session *s, const char *data, size_t len)
 {
+	if (s->end == END_NONE && preauth_input_exceeded(s, len))
+		return s->end;
 	while (len > 0 && s->end == END_NONE) {
 		const char *nl = memchr(data, '\n', len);
 		size_t seg = nl ? (size_t)(nl - data) + 1 : len;

@@ -35,6 +35,7 @@ struct session_config {
 	const char *peer;              /* for log lines */
 	unsigned max_failed_logins;
 	unsigned max_bad_commands;
+	size_t max_preauth_input;      /* octets accepted before login */
 	bool plaintext_ok;             /* USER/PASS/AUTH allowed (TLS policy) */
 };
 
@@ -68,6 +69,7 @@ struct session {
 	bool in_sasl;               /* waiting for an AUTH PLAIN continuation */
 	unsigned failed_logins;
 	unsigned bad_commands;
+	size_t preauth_input;       /* octets received before login */
 
 	char line[MAX_SASL_LINE + 1];
 	size_t line_len;            /* octets of the current line so far */
