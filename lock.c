@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -222,20 +223,54 @@ static int dotlock_attempt(const char *tmp, const char *lockpath, struct mail_lo
  * Remove lockpath when it is older than DOTLOCK_STALE_AGE (its holder died).
  * true when it is gone (broken, or vanished by itself), so retry at once.
  */
+/*
+ * The pid a dotlock holds (written by us, liblockfile and procmail-style
+ * lockers), or 0. Only a lock that is still the inode we looked at counts.
+ */
+static long dotlock_holder(const char *lockpath, const struct stat *seen)
+{
+	char buf[32];
+	int fd = open(lockpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	ssize_t n = -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == seen->st_ino &&
+	    st.st_dev == seen->st_dev)
+		n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *end;
+	long pid = strtol(buf, &end, 10);
+	if (pid <= 0 || end == buf || (*end != '\n' && *end != '\0'))
+		return 0;
+	return pid;
+}
+
+/* A dotlock whose holder is a process that no longer exists on this host. */
+static bool dotlock_holder_dead(const char *lockpath, const struct stat *st)
+{
+	long pid = dotlock_holder(lockpath, st);
+	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
 static bool dotlock_break_stale(const char *lockpath)
 {
 	struct stat st;
 	if (lstat(lockpath, &st) < 0)
 		return errno == ENOENT;
 	time_t now = time(NULL);
-	if (now - st.st_mtime <= DOTLOCK_STALE_AGE)
+	bool dead = dotlock_holder_dead(lockpath, &st);
+	if (!dead && now - st.st_mtime <= DOTLOCK_STALE_AGE)
 		return false;
 	if (unlink(lockpath) < 0 && errno != ENOENT) {
 		log_msg(LOG_WARNING, "cannot remove stale dotlock %s: %s", lockpath, strerror(errno));
 		return false;
 	}
-	log_msg(LOG_NOTICE, "removed stale dotlock %s (%lld seconds old)", lockpath,
-		(long long)(now - st.st_mtime));
+	log_msg(LOG_NOTICE, "removed stale dotlock %s (%s)", lockpath,
+		dead ? "its process is gone" : "too old");
 	return true;
 }
 

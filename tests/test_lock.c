@@ -207,7 +207,9 @@ static void test_dotlock_foreign_fresh_times_out(void **state)
 {
 	(void)state;
 	const char *path = make_mailbox("dot2");
-	test_write_file(lock_name(path), "99999\n", 6);
+	char live[32];
+	int n = snprintf(live, sizeof(live), "%ld\n", (long)getppid());  /* a live holder */
+	test_write_file(lock_name(path), live, (size_t)n);
 	struct mail_lock lk;
 	char why[256] = "";
 	errno = 0;
@@ -218,7 +220,7 @@ static void test_dotlock_foreign_fresh_times_out(void **state)
 	assert_null(lk.dotlock);
 	/* the foreign lock is left alone, and no temporary file is left behind */
 	char *content = test_read_file(lock_name(path), NULL);
-	assert_string_equal(content, "99999\n");
+	assert_string_equal(content, live);
 	free(content);
 	assert_int_equal(count_temp_files(path), 0);
 }
@@ -249,11 +251,39 @@ static void test_dotlock_stale_is_broken(void **state)
 	assert_false(exists(lock_name(path)));
 }
 
+/* A fresh dotlock left by a process that died (SIGKILL mid-update) is broken at once. */
+static void test_dotlock_of_dead_process_is_broken(void **state)
+{
+	(void)state;
+	const char *path = make_mailbox("dot-dead");
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	assert_int_equal(waitpid(child, NULL, 0), child);  /* now surely not running */
+	char dead[32];
+	int n = snprintf(dead, sizeof(dead), "%ld\n", (long)child);
+	test_write_file(lock_name(path), dead, (size_t)n);
+
+	struct logbuf lb = { "" };
+	log_set_hook(collect_log, &lb);
+	struct mail_lock lk;
+	char why[256] = "";
+	assert_int_equal(mailbox_lock(path, -1, LOCK_DOTLOCK, 1, &lk, why, sizeof(why)), 0);
+	log_set_hook(NULL, NULL);
+	assert_int_equal(lk.held, LOCK_DOTLOCK);
+	assert_non_null(strstr(lb.text, "process is gone"));
+	mailbox_unlock(&lk);
+	assert_false(exists(lock_name(path)));
+}
+
 static void test_dotlock_just_under_stale_age_is_kept(void **state)
 {
 	(void)state;
 	const char *path = make_mailbox("dot4");
-	test_write_file(lock_name(path), "99999\n", 6);
+	char live[32];
+	int n = snprintf(live, sizeof(live), "%ld\n", (long)getppid());  /* a live holder */
+	test_write_file(lock_name(path), live, (size_t)n);
 	struct timeval t[2];
 	gettimeofday(&t[0], NULL);
 	t[0].tv_sec -= DOTLOCK_STALE_AGE - 60;
@@ -275,14 +305,16 @@ static void test_dotlock_unlock_leaves_foreign_lock(void **state)
 	assert_int_equal(mailbox_lock(path, -1, LOCK_DOTLOCK, 1, &lk, why, sizeof(why)), 0);
 	/* someone broke our lock and took it: it is not ours to remove */
 	assert_int_equal(unlink(lock_name(path)), 0);
-	test_write_file(lock_name(path), "4242\n", 5);
+	char live[32];
+	int n = snprintf(live, sizeof(live), "%ld\n", (long)getppid());
+	test_write_file(lock_name(path), live, (size_t)n);
 	struct logbuf lb = { "" };
 	log_set_hook(collect_log, &lb);
 	mailbox_unlock(&lk);
 	log_set_hook(NULL, NULL);
 	char *content = test_read_file(lock_name(path), NULL);
 	assert_non_null(content);
-	assert_string_equal(content, "4242\n");
+	assert_string_equal(content, live);
 	free(content);
 	assert_non_null(strstr(lb.text, "taken over"));
 }
@@ -562,6 +594,7 @@ int main(void)
 		cmocka_unit_test(test_dotlock_foreign_fresh_times_out),
 		cmocka_unit_test(test_dotlock_stale_is_broken),
 		cmocka_unit_test(test_dotlock_just_under_stale_age_is_kept),
+		cmocka_unit_test(test_dotlock_of_dead_process_is_broken),
 		cmocka_unit_test(test_dotlock_unlock_leaves_foreign_lock),
 		cmocka_unit_test(test_dotlock_twice_in_one_process_conflicts),
 		cmocka_unit_test(test_dotlock_skipped_when_directory_not_writable),

@@ -67,7 +67,7 @@ static const char post_text[] =
 	"Hello after the crash.\n"
 	"\n";
 
-/* A message of about body octets, with its separating empty line. */
+/* A message of about body octets, with its separating empty line; NUL-terminated. */
 static char *make_region(unsigned id, size_t body, size_t *len)
 {
 	size_t cap = body + 512;
@@ -90,6 +90,7 @@ static char *make_region(unsigned id, size_t body, size_t *len)
 		off += (size_t)ln;
 	}
 	p[off++] = '\n';
+	p[off] = '\0';   /* usable as a string too */
 	*len = off;
 	return p;
 }
@@ -463,8 +464,8 @@ static void test_mail_appended_after_login_kept(void **state)
 	for (size_t i = 0; i < STD_N; i++)
 		all[i] = true;
 	delete_case(all, false, late_text);
-	bool odd[STD_N];
-	for (size_t i = 0; i < STD_N; i++)
+	bool odd[STD_N + 1];   /* with the pseudo message: one region more */
+	for (size_t i = 0; i < STD_N + 1; i++)
 		odd[i] = i % 2 == 1;
 	delete_case(odd, true, late_text);
 }
@@ -1020,6 +1021,64 @@ static void test_journal_without_mailbox_is_kept(void **state)
 	mbx_free(&m);
 }
 
+/* Crash right after the truncate; the mailbox now holds the kept data at X. */
+static void crash_after_truncate(struct mbx *m, struct outcomes *o)
+{
+	struct mbox *mb = crash_setup(m, false);
+	outcomes_init(o, m, false);
+	char why[WHY_LEN];
+	struct fault f = { .crash_what = "mailbox-truncated" };
+	assert_int_equal(update_with(mb, &f, why), MBOX_TEMP);
+	mbox_close(mb);
+	assert_true(exists(m->jpath));
+	assert_true(file_equals(m->path, o->applied, o->applied_len));
+}
+
+/* Someone cut the mailbox below what the journal says was kept: hands off. */
+static void test_mailbox_shorter_than_journal_is_kept(void **state)
+{
+	(void)state;
+	struct mbx m;
+	struct outcomes o;
+	crash_after_truncate(&m, &o);
+	off_t x = mbx_offset(&m, 1);
+	assert_int_equal(truncate(m.path, x + 100), 0);
+	char why[WHY_LEN];
+	assert_int_equal(recover_why(&m, NULL, why), -1);
+	assert_non_null(strstr(why, "journal kept"));
+	assert_true(exists(m.jpath));
+	struct stat st;
+	assert_int_equal(stat(m.path, &st), 0);
+	assert_int_equal(st.st_size, x + 100);
+	outcomes_free(&o);
+	mbx_free(&m);
+}
+
+/* After the truncate, the kept data must be what the journal holds, or hands off. */
+static void test_mailbox_not_matching_journal_is_kept(void **state)
+{
+	(void)state;
+	struct mbx m;
+	struct outcomes o;
+	crash_after_truncate(&m, &o);
+	flip_byte(m.path, mbx_offset(&m, 1) + 5000);
+	size_t len;
+	char *before = test_read_file(m.path, &len);
+	char why[WHY_LEN];
+	assert_int_equal(recover_why(&m, NULL, why), -1);
+	assert_non_null(strstr(why, "does not match journal"));
+	assert_true(exists(m.jpath));
+	assert_file(m.path, before, len);
+	/* Put it right again: now the journal is finished and removed. */
+	flip_byte(m.path, mbx_offset(&m, 1) + 5000);
+	assert_recovers(&m);
+	assert_true(file_equals(m.path, o.applied, o.applied_len));
+	assert_no_journal(&m);
+	free(before);
+	outcomes_free(&o);
+	mbx_free(&m);
+}
+
 static void test_existing_journal_blocks_update(void **state)
 {
 	(void)state;
@@ -1116,6 +1175,8 @@ int main(void)
 		cmocka_unit_test(test_corrupt_journal_removed),
 		cmocka_unit_test(test_journal_not_ours_is_kept),
 		cmocka_unit_test(test_journal_without_mailbox_is_kept),
+		cmocka_unit_test(test_mailbox_shorter_than_journal_is_kept),
+		cmocka_unit_test(test_mailbox_not_matching_journal_is_kept),
 		cmocka_unit_test(test_existing_journal_blocks_update),
 		cmocka_unit_test(test_recover_without_journal),
 		cmocka_unit_test(test_unwritable_directory),
