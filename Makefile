@@ -19,12 +19,12 @@ ALL_LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Everything but main(): shared by the binary and the unit tests.
-LIB_SRCS := session.c mbox.c lock.c update.c auth.c outbuf.c log.c
+LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 HEADERS  := $(wildcard *.h)
 
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
-            tests/test_auth tests/test_session
+            tests/test_auth tests/test_session tests/test_index
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -43,20 +43,27 @@ tests/%.o: tests/%.c $(HEADERS) tests/testutil.h
 
 # Each unit test links only the modules it tests (and what they use).
 tests/test_outbuf:  tests/test_outbuf.o  outbuf.o log.o
-tests/test_mbox:    tests/test_mbox.o    mbox.o lock.o outbuf.o log.o
+tests/test_mbox:    tests/test_mbox.o    mbox.o index.o lock.o outbuf.o log.o
 tests/test_lock:    tests/test_lock.o    lock.o log.o
-tests/test_update:  tests/test_update.o  update.o mbox.o lock.o outbuf.o log.o
+tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o
-tests/test_session: tests/test_session.o session.o mbox.o lock.o update.o outbuf.o log.o
+tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o
+tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o
 $(TESTS): tests/testutil.o
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
 
 unit: $(TESTS)
 
+# A test build that SIGKILLs itself at a chosen step of an update (crash tests).
+tests/pop3d-fault.o: pop3d.c $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -DPOP3D_FAULT_INJECTION -c -o $@ pop3d.c
+tests/pop3d-fault: tests/pop3d-fault.o $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 # The README's test command: unit tests, then the real binary through pipes.
 check:
 	@sh tests/deps.sh check
-	@$(MAKE) --no-print-directory pop3d unit
+	@$(MAKE) --no-print-directory pop3d unit tests/pop3d-fault
 	@sh tests/run.sh
 
 demo:
@@ -64,10 +71,107 @@ demo:
 	@$(MAKE) --no-print-directory pop3d
 	@sh examples/demo.sh
 
+# Installation: the binary in sbin, the manual page, and the example
+# configurations in $(DOCDIR)/examples (xinetd.d/, stunnel/, systemd/,
+# fail2ban/), their /usr/local/sbin/pop3d replaced by the real path.
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/pop3d
+EXAMPLES   := xinetd.d/pop3 xinetd.d/pop3s stunnel/pop3s.conf stunnel/pop3s-inetd.conf \
+              systemd/pop3d.socket systemd/pop3d@.service systemd/pop3s.socket \
+              systemd/pop3s@.service contrib/fail2ban/filter.d/pop3d.conf \
+              contrib/fail2ban/jail.d/pop3d.conf
+SET_PATHS  := s|/usr/local/sbin/pop3d|$(SBINDIR)/pop3d|g; s|/usr/local/share/doc/pop3d|$(DOCDIR)|g
+
+.PHONY: uninstall
 install: pop3d
-	install -d $(DESTDIR)$(PREFIX)/sbin
-	install -m 755 pop3d $(DESTDIR)$(PREFIX)/sbin/pop3d
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)
+	install -m 755 pop3d $(DESTDIR)$(SBINDIR)/pop3d
+	sed '$(SET_PATHS)' pop3d.8 >$(DESTDIR)$(MANDIR)/man8/pop3d.8
+	chmod 644 $(DESTDIR)$(MANDIR)/man8/pop3d.8
+	install -m 644 README $(DESTDIR)$(DOCDIR)/README
+	for f in $(EXAMPLES); do \
+		dest=$(DESTDIR)$(DOCDIR)/examples/$${f#contrib/}; \
+		install -d "$${dest%/*}" && sed '$(SET_PATHS)' "$$f" >"$$dest" && \
+		chmod 644 "$$dest" || exit 1; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/pop3d $(DESTDIR)$(MANDIR)/man8/pop3d.8 $(DESTDIR)$(DOCDIR)/README
+	for f in $(EXAMPLES); do rm -f $(DESTDIR)$(DOCDIR)/examples/$${f#contrib/}; done
+	-cd $(DESTDIR)$(DOCDIR) 2>/dev/null && rmdir examples/fail2ban/filter.d \
+		examples/fail2ban/jail.d examples/fail2ban examples/xinetd.d examples/stunnel \
+		examples/systemd examples 2>/dev/null; rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null; true
 
 clean:
-	rm -f pop3d *.o tests/*.o $(TESTS)
+	rm -f pop3d *.o tests/*.o $(TESTS) tests/pop3d-fault
 	rm -rf tests/tmp build
+
+# ---- Build flags: changing them (SANITIZE=1, CC=clang ...) rebuilds every object ----
+FLAGS_STAMP := build/flags
+.PHONY: FORCE
+FORCE:
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
+		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' >$@
+pop3d.o $(LIB_OBJS) tests/testutil.o $(TESTS:=.o) tests/pop3d-fault.o: $(FLAGS_STAMP)
+
+# ---- Fuzzing (tests/fuzz, README "Security") ----
+# make fuzz: libFuzzer targets with ASan + UBSan, build/fuzz/fuzz_* (clang;
+# FUZZ_CC=afl-clang-fast builds the same targets for AFL++).
+# make fuzz-replay: the same targets with a plain main() (tests/fuzz/driver.c)
+# built by $(CC), build/fuzz/replay_*: replay seeds and crashes, run them under
+# valgrind, or fuzz them with AFL++ in file mode.
+# Objects live under build/fuzz, so the repository's own objects are never touched.
+FUZZ_CC     ?= clang
+FUZZ_DIR    := build/fuzz
+FUZZ_NAMES  := session mbox mbox_split passwd sasl
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  = $(CSTD) $(WARN) -O1 -g $(FUZZ_SAN) -iquote . -iquote tests/fuzz
+FUZZ_DEPS   := $(HEADERS) tests/fuzz/fuzz_util.h
+
+.PHONY: fuzz fuzz-replay fuzz-run lint
+fuzz: $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
+fuzz-replay: $(FUZZ_NAMES:%=$(FUZZ_DIR)/replay_%)
+
+# Run every target for FUZZ_SECONDS each; prints executions and crashes.
+FUZZ_SECONDS ?= 60
+fuzz-run: fuzz
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+$(FUZZ_DIR)/lf/%.o: %.c $(FUZZ_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(FUZZ_DIR)/lf/%.o: tests/fuzz/%.c $(FUZZ_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(FUZZ_DIR)/lf/fuzz_mbox_split.o: tests/fuzz/fuzz_mbox.c $(FUZZ_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -DMBOX_SPLIT -c -o $@ $<
+$(FUZZ_DIR)/plain/%.o: %.c $(FUZZ_DEPS) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -iquote . -c -o $@ $<
+$(FUZZ_DIR)/plain/%.o: tests/fuzz/%.c $(FUZZ_DEPS) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -iquote . -iquote tests/fuzz -c -o $@ $<
+$(FUZZ_DIR)/plain/fuzz_mbox_split.o: tests/fuzz/fuzz_mbox.c $(FUZZ_DEPS) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -iquote . -iquote tests/fuzz -DMBOX_SPLIT -c -o $@ $<
+
+# fuzz_NAME and replay_NAME from the target and the modules it uses.
+define FUZZ_TARGET
+$(FUZZ_DIR)/fuzz_$(1): $(addprefix $(FUZZ_DIR)/lf/,fuzz_$(1).o fuzz_util.o $(2))
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$^ $$(LIBS)
+$(FUZZ_DIR)/replay_$(1): $(addprefix $(FUZZ_DIR)/plain/,fuzz_$(1).o fuzz_util.o driver.o $(2))
+	$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(eval $(call FUZZ_TARGET,session,session.o mbox.o index.o lock.o update.o outbuf.o log.o))
+$(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o))
+$(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o))
+$(eval $(call FUZZ_TARGET,passwd,auth.o log.o))
+$(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o log.o))
+
+# ---- Static analysis: cppcheck and clang-tidy over the server's sources ----
+lint:
+	@sh tests/lint.sh

@@ -52,6 +52,7 @@ struct config {
 	size_t max_messages;
 	off_t max_mailbox_size;
 	unsigned max_session_time;
+	const char *index_dir;   /* --index-dir template, NULL: no index files */
 };
 
 /* Everything the session backend needs at login. */
@@ -98,6 +99,9 @@ static void usage(FILE *f)
 "      --max-mailbox-size=SIZE  refuse a mailbox larger than SIZE octets at login;\n"
 "                          K, M, G, T suffixes (default 1T)\n"
 "      --max-session-time=SECONDS  end any session after this long (default %d)\n"
+"      --index-dir=TEMPLATE  keep an index file per mailbox in this directory, so a\n"
+"                          login rescans only mail added since (%%u, %%h, %%%% as for\n"
+"                          --mailbox; off by default); made 0700 if missing\n"
 "  -V, --version           print the version and exit\n"
 "  -h, --help              print this help and exit\n"
 "\n"
@@ -122,7 +126,7 @@ static int parse_seconds(const char *arg, bool allow_zero, unsigned *out)
 }
 
 /* Options without a short form. */
-enum { OPT_MAX_MESSAGES = 256, OPT_MAX_SIZE, OPT_MAX_SESSION_TIME };
+enum { OPT_MAX_MESSAGES = 256, OPT_MAX_SIZE, OPT_MAX_SESSION_TIME, OPT_INDEX_DIR };
 
 /* A positive decimal count. */
 static int parse_count(const char *arg, size_t *out)
@@ -177,6 +181,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		{"max-messages", required_argument, NULL, OPT_MAX_MESSAGES},
 		{"max-mailbox-size", required_argument, NULL, OPT_MAX_SIZE},
 		{"max-session-time", required_argument, NULL, OPT_MAX_SESSION_TIME},
+		{"index-dir", required_argument, NULL, OPT_INDEX_DIR},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -191,6 +196,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		case 'H': cfg->hash_mode = true; break;
 		case 'R': cfg->recover_path = optarg; break;
 		case 'T': cfg->tls_only = true; break;
+		case OPT_INDEX_DIR: cfg->index_dir = optarg; break;
 		case OPT_MAX_MESSAGES:
 			if (parse_count(optarg, &cfg->max_messages) < 0) {
 				fprintf(stderr, "pop3d: --max-messages needs a positive number\n");
@@ -428,6 +434,35 @@ static enum login_result become_account(struct server *srv, const struct account
 	return LOGIN_OK;
 }
 
+#ifdef POP3D_FAULT_INJECTION
+/*
+ * Test build only (tests/pop3d-fault): SIGKILL ourselves at step N of an
+ * update (POP3D_KILL_AT_STEP) or of a recovery (POP3D_KILL_RECOVER_AT_STEP),
+ * so the crash tests can die at every point of the update for real.
+ */
+static int kill_at_step(void *ctx, int step, const char *what)
+{
+	const char *var = ctx;
+	const char *v = getenv(var);
+	(void)what;
+	if (v && atoi(v) == step)
+		kill(getpid(), SIGKILL);
+	return 0;
+}
+
+static const struct update_hooks kill_in_update = {
+	.fault = kill_at_step, .ctx = (void *)"POP3D_KILL_AT_STEP",
+};
+static const struct update_hooks kill_in_recovery = {
+	.fault = kill_at_step, .ctx = (void *)"POP3D_KILL_RECOVER_AT_STEP",
+};
+#define UPDATE_HOOKS (&kill_in_update)
+#define RECOVER_HOOKS (&kill_in_recovery)
+#else
+#define UPDATE_HOOKS NULL
+#define RECOVER_HOOKS NULL
+#endif
+
 /* ---- the session backend ---- */
 
 static enum login_result map_status(enum mbox_status st)
@@ -477,7 +512,16 @@ static enum login_result backend_login(void *ctx, const char *user, const char *
 		return lr;
 	struct mbox_options opt;
 	mailbox_options(srv, &opt);
-	if (mbox_recover(acct.mailbox, &opt, why, whylen) < 0) {
+	char index_dir[MAX_PATH_LEN];
+	if (srv->cfg->index_dir) {   /* without a usable one the login goes on, unindexed */
+		if (auth_expand_mailbox(srv->cfg->index_dir, acct.name, acct.home, index_dir,
+					sizeof(index_dir)) == 0)
+			opt.index_dir = index_dir;
+		else
+			log_msg(LOG_WARNING, "--index-dir %s for %s: too long, bad %% sequence or "
+				"%%h without a home", srv->cfg->index_dir, acct.name);
+	}
+	if (mbox_recover_hooked(acct.mailbox, &opt, RECOVER_HOOKS, why, whylen) < 0) {
 		log_msg(LOG_ERR, "recovery of %s failed: %s", acct.mailbox, why);
 		snprintf(why, whylen, "%s", client_reason(MBOX_TEMP));
 		return LOGIN_SYS_TEMP;
@@ -507,7 +551,7 @@ static void backend_login_failed(void *ctx, unsigned failures)
 static enum mbox_status backend_update(void *ctx, struct mbox *mb, char *why, size_t whylen)
 {
 	(void)ctx;
-	return mbox_update(mb, why, whylen);
+	return mbox_update_hooked(mb, UPDATE_HOOKS, why, whylen);
 }
 
 /* ---- start-up checks ---- */
@@ -672,12 +716,38 @@ static int exit_status(enum session_end end)
 	}
 }
 
+/* As root, repair a mailbox as its owner, like a session would. */
+static int become_mailbox_owner(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "pop3d: %s: not a regular file\n", path);
+		return -1;
+	}
+	if (st.st_uid == 0) {
+		fprintf(stderr, "pop3d: %s belongs to root; refusing to work on it as root\n", path);
+		return -1;
+	}
+	struct passwd *pw = getpwuid(st.st_uid);
+	if (pw)
+		return drop_privileges(pw->pw_name, st.st_uid, pw->pw_gid);
+	/* An owner without an account: no supplementary groups at all. */
+	if (setgroups(0, NULL) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0 ||
+	    setuid(0) == 0) {
+		fprintf(stderr, "pop3d: cannot switch to uid %ld\n", (long)st.st_uid);
+		return -1;
+	}
+	return 0;
+}
+
 static int run_recover(const struct server *srv)
 {
 	char why[256] = "";
+	if (srv->root && become_mailbox_owner(srv->cfg->recover_path) < 0)
+		return EXIT_CONFIG;
 	struct mbox_options opt;
 	mailbox_options(srv, &opt);
-	if (mbox_recover(srv->cfg->recover_path, &opt, why, sizeof(why)) < 0) {
+	if (mbox_recover_hooked(srv->cfg->recover_path, &opt, RECOVER_HOOKS, why, sizeof(why)) < 0) {
 		fprintf(stderr, "pop3d: recovery of %s failed: %s\n", srv->cfg->recover_path, why);
 		return EXIT_UPDATE;
 	}

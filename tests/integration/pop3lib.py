@@ -35,9 +35,11 @@ def give_to_server(path):
         import pwd
         pw = pwd.getpwnam("nobody")
         for dirpath, dirnames, filenames in os.walk(path):
-            os.chown(dirpath, pw.pw_uid, pw.pw_gid)
-            for f in filenames:
-                os.chown(os.path.join(dirpath, f), pw.pw_uid, pw.pw_gid)
+            for p in [dirpath] + [os.path.join(dirpath, f) for f in filenames]:
+                try:
+                    os.chown(p, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+                except FileNotFoundError:
+                    pass  # a temporary file of someone else's came and went
 
 
 def split_mbox(data):
@@ -79,6 +81,12 @@ def unstuff(lines):
 def message(rng, n, size=None):
     """A plausible message with dot lines and quoted From lines."""
     size = size or rng.randint(200, 6000)
+    if size > 100_000:  # a big base64-like attachment, made quickly
+        line = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+                       for _ in range(76))
+        lines = [line[i % 76:] + line[:i % 76] for i in range(size // 77)]
+        return (f"From: big{n}@example.org\nSubject: attachment {n} {rng.random()}\n"
+                f"Content-Transfer-Encoding: base64\n\n" + "\n".join(lines) + "\n").encode()
     hdr = (f"From: sender{n}@example.org\nTo: alice@example.net\n"
            f"Subject: message {n}\nMessage-ID: <{n}.{rng.random()}@example.org>\n\n")
     body = []
@@ -107,11 +115,11 @@ def mbox_of(msgs, sender="someone@example.org"):
 class Pop3Pipe:
     """./pop3d on pipes, one response at a time."""
 
-    def __init__(self, mailbox_template, extra=(), env=None):
+    def __init__(self, mailbox_template, extra=(), env=None, binary=None):
         give_to_server(os.path.dirname(mailbox_template))
         self.log = os.path.join(os.path.dirname(mailbox_template), "pop3d.log")
         self.p = subprocess.Popen(
-            [POP3D, "--passwd", PASSWD, "--mailbox", mailbox_template, "--log", self.log,
+            [binary or POP3D, "--passwd", PASSWD, "--mailbox", mailbox_template, "--log", self.log,
              "--login-delay", "0", *root_args(), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.greeting = self.line()
