@@ -1,0 +1,62 @@
+"""The command line of the contract: usage errors, --version, --help, --hash
+(and a login with the hash it makes), %h without --user, and silence on
+stderr while serving."""
+import os
+import subprocess
+
+import pop3lib as P
+
+
+def run(args, stdin=b""):
+    return subprocess.run([P.POP3D, *args], input=stdin, capture_output=True, timeout=60)
+
+
+r = run(["--version"])
+assert r.returncode == 0 and r.stdout.startswith(b"pop3d "), r
+r = run(["--help"])
+assert r.returncode == 0
+for opt in (b"--passwd", b"--mailbox", b"--user", b"--timeout", b"--log", b"--hash",
+            b"--version", b"--help", b"--lock", b"--tls-only", b"--recover"):
+    assert opt in r.stdout, opt
+for bad in (["--timeout", "0"], ["--timeout", "junk"], ["-t", "-5"], ["--bogus"],
+            ["extra-argument"], ["--lock", "nfs"], ["--max-messages", "0"]):
+    r = run(bad)
+    assert r.returncode == 64, (bad, r.returncode)
+    assert r.stdout == b"", bad
+
+# --hash: one line from stdin, the newline not part of the password.
+r = run(["--hash"], stdin=b"pass word\n")
+assert r.returncode == 0, r
+h = r.stdout.decode()
+assert h.endswith("\n") and h.count("\n") == 1 and h.startswith("$"), h
+d = P.tmpdir("cli")
+passwd = os.path.join(d, "passwd")
+with open(passwd, "w") as f:
+    f.write(f"# made by pop3d --hash\ncarol:{h}")
+os.chmod(passwd, 0o644)
+P.give_to_server(d)
+base = [P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(d, "%u.mbox"),
+        "--log", os.path.join(d, "log"), "--login-delay", "0", *P.root_args()]
+for pw, want in ((b"pass word", b"+OK carol has 0 messages"), (b"pass word\r", b"-ERR [AUTH]"),
+                 (b"pass", b"-ERR [AUTH]")):
+    r = subprocess.run(base, input=b"USER carol\r\nPASS " + pw + b"\r\nQUIT\r\n",
+                       capture_output=True, timeout=60)
+    lines = r.stdout.split(b"\r\n")
+    assert lines[2].startswith(want), (pw, lines)
+    assert r.returncode == 0, r.returncode     # QUIT ends it, even after a failed login
+    assert r.stderr == b"", r.stderr           # nothing on stderr while serving
+
+# %h for virtual users needs --user: a configuration error without one.
+if not P.as_root():
+    r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", "%h/mbox", "--log",
+                        os.path.join(d, "log")], input=b"QUIT\r\n", capture_output=True)
+    assert r.returncode == 78, r.returncode
+    assert r.stdout == b""
+r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", "%h/mbox", "--user", "nobody",
+                    "--log", os.path.join(d, "log")], input=b"QUIT\r\n", capture_output=True)
+assert r.returncode == 0 and r.stdout.startswith(b"+OK"), r
+r = subprocess.run([P.POP3D, "--passwd", os.path.join(d, "missing"), "--log",
+                    os.path.join(d, "log"), *P.root_args()], input=b"QUIT\r\n",
+                   capture_output=True)
+assert r.returncode == 78, r.returncode
+print("ok: usage errors, --version, --help, --hash round trip, %h rule, quiet stderr")
