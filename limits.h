@@ -29,6 +29,7 @@
 #define STREAM_CHUNK_SIZE  (64 * 1024)          /* read size while sending */
 #define OUTBUF_SIZE        (64 * 1024)          /* output buffer */
 #define COPY_CHUNK_SIZE    (256 * 1024)         /* read size while compacting */
+#define REHASH_READ_SIZE   4096                 /* read size while rehashing one header at QUIT */
 
 /* Locking, as Debian's MDAs and liblockfile do it. */
 #define LOCK_TIMEOUT         30    /* seconds to wait for the mailbox lock */
@@ -39,6 +40,10 @@
 #define JOURNAL_SUFFIX     ".pop3d-journal"  /* update journal beside the mailbox */
 #define JOURNAL_TEMP_SUFFIX ".new"          /* journal being rewritten by recovery */
 #define JOURNAL_WITNESS_SIZE 4096         /* octets at the old end of file that tell "not yet truncated" */
+#define INDEX_SUFFIX       ".pop3d-index"  /* index file in --index-dir: <mailbox name><suffix> */
+#define INDEX_TAIL_SIZE    4096   /* octets before an index's end whose checksum it keeps */
+#define INDEX_SAMPLES      64     /* message starts checked for "From " when loading an index */
+#define INDEX_IO_SIZE      (64 * 1024)  /* read / write size for an index file */
 #define MAX_PASSWD_LINE    4096  /* octets of a line of a --passwd file */
 #define MAX_PATH_LEN       4096  /* octets of an expanded mailbox path */
 #define PASSWD_READ_SIZE   4096  /* read size for a --passwd file */

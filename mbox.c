@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "index.h"
 #include "lock.h"
 #include "log.h"
 
@@ -28,6 +29,7 @@
 _Static_assert(LINE_HEAD > sizeof("Content-Length:"), "LINE_HEAD too small for header names");
 _Static_assert(SCAN_BUFFER_SIZE > 2 * LINE_HEAD, "scan buffer too small");
 _Static_assert(STREAM_CHUNK_SIZE > 2 * LINE_HEAD, "stream chunk too small");
+_Static_assert(REHASH_READ_SIZE > 2 * LINE_HEAD, "rehash reads too small");
 
 #define INITIAL_MSGS 256   /* first allocation of the index; it doubles from there */
 
@@ -452,13 +454,173 @@ static void scan_line_end(struct scanner *s, off_t next)
 }
 
 /*
+ * The body fast path. Inside a message body only two things matter: where
+ * the next "From " line after an empty line is, and how many LFs lack a CR
+ * (each becomes two octets when sent). Both are found 64 octets at a time
+ * with vector compares (SSE2 / NEON through the compiler's generic vectors);
+ * a block holding a CR or an LF followed by 'F' is looked at octet by octet.
+ */
+typedef unsigned char vbytes __attribute__((vector_size(16)));
+#define VLEN 16
+#define BODY_BLOCK 64
+#define BODY_SLACK 8      /* octets a block may look past its end ("\nFrom ") */
+#define VCOUNT_FLUSH 63   /* blocks before the per-lane LF counters (4 a block) could overflow */
+
+static inline vbytes vload(const char *p)
+{
+	vbytes v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline vbytes veq(vbytes v, unsigned char c)
+{
+	return (vbytes)(v == (vbytes){0} + c);   /* 0xff where equal */
+}
+
+static inline bool vany(vbytes v)
+{
+	uint64_t w[2];
+	memcpy(w, &v, sizeof(w));
+	return (w[0] | w[1]) != 0;
+}
+
+/* Sum of the lanes of a per-lane counter. */
+static uint64_t vsum(vbytes v)
+{
+	uint64_t sum = 0;
+	for (int i = 0; i < VLEN; i++)
+		sum += v[i];
+	return sum;
+}
+
+/* Does the block at p hold a CR, or an LF followed by 'F'? */
+static inline bool block_is_special(const char *p, vbytes *lf_count)
+{
+	vbytes special = {0}, lfs = {0};
+	for (int i = 0; i < BODY_BLOCK; i += VLEN) {
+		vbytes a = vload(p + i), b = vload(p + i + 1);
+		vbytes lf = veq(a, '\n');
+		special |= veq(a, '\r') | (lf & veq(b, 'F'));
+		lfs -= lf;   /* 0xff is -1: one more */
+	}
+	if (vany(special))
+		return true;
+	*lf_count += lfs;
+	return false;
+}
+
+/* What the body fast path found in buf[from, to). */
+struct body_run {
+	size_t end;          /* where it stopped */
+	uint64_t bare;       /* LFs without a CR before them */
+	bool from_next;      /* it stopped before an "\nFrom " candidate */
+};
+
+/*
+ * A block with a CR or an "\nF" in it, octet by octet. Stops just after an
+ * LF followed by "From " (run->from_next). prev: the octet before p.
+ */
+static size_t special_block(const char *p, unsigned char prev, struct body_run *run)
+{
+	for (size_t i = 0; i < BODY_BLOCK; i++) {
+		if (p[i] != '\n') {
+			prev = (unsigned char)p[i];
+			continue;
+		}
+		run->bare += prev != '\r';
+		prev = '\n';
+		if (memcmp(p + i + 1, "From ", 5) == 0) {
+			run->from_next = true;
+			return i + 1;
+		}
+	}
+	return BODY_BLOCK;
+}
+
+/* Whole blocks of buf[from, limit) (limit + BODY_SLACK readable); prev: the octet before from. */
+static void body_blocks(const char *buf, size_t from, size_t limit, unsigned char prev,
+			struct body_run *run)
+{
+	size_t q = from;
+	vbytes lfs = {0};
+	unsigned rounds = 0;
+	run->bare = 0;
+	run->from_next = false;
+	while (q + BODY_BLOCK <= limit) {
+		unsigned char before = q > from ? (unsigned char)buf[q - 1] : prev;
+		if (before == '\r' || block_is_special(buf + q, &lfs)) {
+			size_t used = special_block(buf + q, before, run);
+			q += used;
+			if (run->from_next)
+				break;
+		} else {
+			q += BODY_BLOCK;
+		}
+		if (++rounds == VCOUNT_FLUSH) {
+			run->bare += vsum(lfs);
+			lfs = (vbytes){0};
+			rounds = 0;
+		}
+	}
+	run->bare += vsum(lfs);
+	run->end = q;
+}
+
+/*
+ * The body line classified at `from` goes on; skip to the last line start
+ * the blocks cover, and leave the scanner as the line-by-line path would
+ * have: bare LFs counted, and whether the last line was empty (and where).
+ */
+static size_t scan_body(struct scanner *s, const char *buf, size_t from, size_t limit, off_t base)
+{
+	struct body_run run;
+	body_blocks(buf, from, limit, s->prev, &run);
+	size_t q = run.end;
+	const char *lf = run.from_next ? buf + q - 1 : memrchr(buf + from, '\n', q - from);
+	s->bare += (off_t)run.bare;
+	if (!lf) {   /* still in the line classified at from */
+		s->prev = (unsigned char)buf[q - 1];
+		return q;
+	}
+	size_t r = (size_t)(lf - buf);   /* the last LF */
+	unsigned char before = r > from ? (unsigned char)buf[r - 1] : s->prev;
+	bool empty;
+	if (r > from && buf[r - 1] == '\n')
+		empty = true;                                     /* "\n" */
+	else if (r > from + 1 && buf[r - 1] == '\r' && buf[r - 2] == '\n')
+		empty = true;                                     /* "\r\n" */
+	else
+		empty = s->line_empty && !memchr(buf + from, '\n', r - from);  /* the classified line */
+	if (empty) {
+		s->empty_at = base + (off_t)r - (before == '\r');
+		s->empty_bare = s->bare - (before != '\r');
+	}
+	s->prev_empty = empty;
+	s->prev = '\n';
+	s->mid_line = false;
+	return r + 1;
+}
+
+/* The fast path applies in a message body, once its current line is classified. */
+static bool body_fast(const struct scanner *s, size_t p, size_t limit)
+{
+	return s->in_msg && !s->in_header && s->mid_line && p + BODY_BLOCK <= limit;
+}
+
+/*
  * Scan buf[0..len), which starts at file offset base. Returns how many octets
  * were used: the rest (a line start too short to classify) is carried over.
  */
 static size_t scan_chunk(struct scanner *s, const char *buf, size_t len, off_t base, bool eof)
 {
 	size_t p = 0;
+	size_t fast_limit = len > BODY_SLACK ? len - BODY_SLACK : 0;
 	while (p < len && !s->stop) {
+		if (body_fast(s, p, fast_limit)) {
+			p = scan_body(s, buf, p, fast_limit, base);
+			continue;
+		}
 		const char *line = buf + p;
 		size_t avail = len - p;
 		const char *nl = memchr(line, '\n', avail);
@@ -471,6 +633,8 @@ static size_t scan_chunk(struct scanner *s, const char *buf, size_t len, off_t b
 			if (s->stop)
 				break;
 			s->mid_line = true;
+			if (body_fast(s, p, fast_limit))
+				continue;
 		}
 		if (n > 0) {
 			scan_line_data(s, line, n);
@@ -602,6 +766,7 @@ void mbox_default_options(struct mbox_options *opt)
 	opt->lock_timeout = LOCK_TIMEOUT;
 	opt->max_messages = MAX_MESSAGES;
 	opt->max_size = MAX_MAILBOX_SIZE;
+	opt->index_dir = NULL;
 }
 
 static struct mbox *mbox_new(const struct mbox_options *opt)
@@ -620,26 +785,42 @@ static struct mbox *mbox_new(const struct mbox_options *opt)
 	return mb;
 }
 
-/* Scan the whole file into mb->msgs. */
-static enum mbox_status scan_mailbox(struct mbox *mb, char *why, size_t whylen)
+/* What a scan leaves for after the mailbox lock is released. */
+struct scan_result {
+	struct stat st;          /* the mailbox when the scan began */
+	bool save_index;         /* the index file is missing or out of date */
+};
+
+/* Take what a usable index holds; *origin: where the scan must go on. */
+static enum index_result use_index(struct mbox *mb, const struct stat *st, off_t *origin)
 {
-	struct stat st;
-	if (fstat(mb->fd, &st) < 0) {
-		set_why(why, whylen, "cannot stat mailbox: %s", strerror(errno));
-		return MBOX_TEMP;
+	struct index_loaded idx;
+	enum index_result ir = index_load(mb->opt.index_dir, mb->path, mb->fd, st, &idx);
+	if (ir == INDEX_NONE)
+		return ir;
+	if (idx.n > mb->opt.max_messages) {   /* the scan reports it */
+		free(idx.msgs);
+		return INDEX_NONE;
 	}
-	if (st.st_size > mb->opt.max_size) {
-		set_why(why, whylen, "mailbox is too large (%jd octets, the limit is %jd)",
-			(intmax_t)st.st_size, (intmax_t)mb->opt.max_size);
-		return MBOX_PERM;
-	}
+	mb->msgs = idx.msgs;
+	mb->nmsgs = idx.n;
+	mb->first = idx.first;
+	*origin = idx.resume;
+	return ir;
+}
+
+/* Scan [origin, size) into mb->msgs, after the messages already there. */
+static enum mbox_status scan_range(struct mbox *mb, off_t origin, off_t size,
+				   char *why, size_t whylen)
+{
 	char *buf = malloc(SCAN_BUFFER_SIZE);
 	if (!buf) {
 		set_why(why, whylen, "out of memory");
 		return MBOX_TEMP;
 	}
 	struct scanner s;
-	scanner_init(&s, mb->fd, 0, st.st_size, mb, why, whylen);
+	scanner_init(&s, mb->fd, origin, size, mb, why, whylen);
+	s.cap = mb->nmsgs;   /* an index's entries fill their allocation exactly */
 	scan_run(&s, buf, SCAN_BUFFER_SIZE);
 	free(buf);
 	if (s.status != MBOX_OK)
@@ -653,7 +834,36 @@ static enum mbox_status scan_mailbox(struct mbox *mb, char *why, size_t whylen)
 		if (m)
 			mb->msgs = m;
 	}
-	mb->scanned = st.st_size;
+	return MBOX_OK;
+}
+
+/* Scan the file into mb->msgs: all of it, or what an index file does not cover. */
+static enum mbox_status scan_mailbox(struct mbox *mb, struct scan_result *res,
+				     char *why, size_t whylen)
+{
+	struct stat *st = &res->st;
+	res->save_index = false;
+	if (fstat(mb->fd, st) < 0) {
+		set_why(why, whylen, "cannot stat mailbox: %s", strerror(errno));
+		return MBOX_TEMP;
+	}
+	if (st->st_size > mb->opt.max_size) {
+		set_why(why, whylen, "mailbox is too large (%jd octets, the limit is %jd)",
+			(intmax_t)st->st_size, (intmax_t)mb->opt.max_size);
+		return MBOX_PERM;
+	}
+	off_t origin = 0;
+	enum index_result ir = INDEX_NONE;
+	if (mb->opt.index_dir && mb->path && st->st_size > 0)
+		ir = use_index(mb, st, &origin);
+	if (ir != INDEX_SAME) {
+		(void)posix_fadvise(mb->fd, origin, st->st_size - origin, POSIX_FADV_SEQUENTIAL);
+		enum mbox_status rc = scan_range(mb, origin, st->st_size, why, whylen);
+		if (rc != MBOX_OK)
+			return rc;
+		res->save_index = mb->opt.index_dir && mb->path && mb->nmsgs > 0;
+	}
+	mb->scanned = st->st_size;
 	return MBOX_OK;
 }
 
@@ -695,6 +905,24 @@ static enum mbox_status check_regular(struct mbox *mb, char *why, size_t whylen)
 	return MBOX_OK;
 }
 
+/*
+ * The mailbox must belong to the user it is served as: in a shared spool
+ * directory another user could have created it first, to read what arrives.
+ */
+static enum mbox_status check_owner(const struct mbox *mb, char *why, size_t whylen)
+{
+	struct stat st;
+	if (fstat(mb->fd, &st) < 0) {
+		set_why(why, whylen, "cannot stat mailbox: %s", strerror(errno));
+		return MBOX_TEMP;
+	}
+	if (st.st_uid != geteuid()) {
+		set_why(why, whylen, "mailbox is not owned by the user it is served as");
+		return MBOX_PERM;
+	}
+	return MBOX_OK;
+}
+
 /* Open the mailbox without following a symlink or blocking on a FIFO. A missing file is OK. */
 static enum mbox_status open_file(struct mbox *mb, const char *path, char *why, size_t whylen)
 {
@@ -710,7 +938,8 @@ static enum mbox_status open_file(struct mbox *mb, const char *path, char *why, 
 		set_why(why, whylen, "cannot set up mailbox: %s", strerror(errno));
 		return MBOX_TEMP;
 	}
-	return check_regular(mb, why, whylen);
+	enum mbox_status st = check_regular(mb, why, whylen);
+	return st == MBOX_OK ? check_owner(mb, why, whylen) : st;
 }
 
 /* The path must still name the file we opened (not renamed away before we locked it). */
@@ -745,7 +974,8 @@ static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_
 }
 
 /* Session lock, then the MDA locks only for as long as the scan takes. */
-static enum mbox_status lock_and_scan(struct mbox *mb, char *why, size_t whylen)
+static enum mbox_status lock_and_scan(struct mbox *mb, struct scan_result *res,
+				      char *why, size_t whylen)
 {
 	int holder;
 	if (session_lock(mb->fd, mb->opt.lock_methods, &holder) < 0) {
@@ -766,7 +996,7 @@ static enum mbox_status lock_and_scan(struct mbox *mb, char *why, size_t whylen)
 	if (st == MBOX_OK)
 		st = check_no_journal(mb, why, whylen);
 	if (st == MBOX_OK)
-		st = scan_mailbox(mb, why, whylen);
+		st = scan_mailbox(mb, res, why, whylen);
 	mailbox_unlock(&lk);
 	return st;
 }
@@ -781,13 +1011,17 @@ enum mbox_status mbox_open(struct mbox **out, const char *path,
 		set_why(why, whylen, "out of memory");
 		return MBOX_TEMP;
 	}
+	struct scan_result res = { .save_index = false };
 	enum mbox_status st = open_file(mb, path, why, whylen);
 	if (st == MBOX_OK && mb->fd >= 0)
-		st = lock_and_scan(mb, why, whylen);
+		st = lock_and_scan(mb, &res, why, whylen);
 	if (st != MBOX_OK) {
 		mbox_close(mb);
 		return st;
 	}
+	if (res.save_index)   /* after the lock: mail delivery need not wait for it */
+		index_save(mb->opt.index_dir, mb->path, mb, &res.st);
+	mb->opt.index_dir = NULL;   /* the caller's string need not outlive this call */
 	*out = mb;
 	return MBOX_OK;
 }
@@ -803,9 +1037,10 @@ enum mbox_status mbox_open_fd(struct mbox **out, int fd,
 		return MBOX_TEMP;
 	}
 	mb->fd = fd;
+	struct scan_result res;
 	enum mbox_status st = check_regular(mb, why, whylen);
 	if (st == MBOX_OK)
-		st = scan_mailbox(mb, why, whylen);
+		st = scan_mailbox(mb, &res, why, whylen);
 	if (st != MBOX_OK) {
 		mbox_close(mb);
 		return st;
@@ -876,13 +1111,11 @@ int mbox_rehash(const struct mbox *mb, size_t i, uint64_t hash[2])
 	if (i >= mb->nmsgs || mb->fd < 0)
 		return -1;
 	const struct mbox_msg *m = &mb->msgs[i];
-	char *buf = malloc(STREAM_CHUNK_SIZE);
-	if (!buf)
-		return -1;
+	/* Small reads: only the header is hashed, and QUIT rehashes every deleted message. */
+	char buf[REHASH_READ_SIZE];
 	struct scanner s;
 	scanner_init(&s, mb->fd, m->start, m->end, NULL, NULL, 0);
-	scan_run(&s, buf, STREAM_CHUNK_SIZE);
-	free(buf);
+	scan_run(&s, buf, sizeof(buf));
 	if (s.status != MBOX_OK || !s.in_msg)
 		return -1;
 	hash[0] = s.hash[0];
@@ -969,6 +1202,57 @@ static int send_chunk(struct sender *sd, const char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * RETR's bulk path: in[0..n) converted straight into out, which has room for
+ * 2n octets (each LF may gain a CR and each line start a dot: ".\n" becomes
+ * "..\r\n"). Returns the octets written.
+ */
+static size_t convert_lines(struct sender *sd, const char *in, size_t n, char *out)
+{
+	const char *p = in, *end = in + n;
+	char *o = out;
+	if (sd->at_start && *p == '.')
+		*o++ = '.';   /* byte-stuffing, RFC 1939 */
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl) {
+			memcpy(o, p, (size_t)(end - p));
+			o += end - p;
+			sd->prev = (unsigned char)end[-1];
+			sd->at_start = false;
+			return (size_t)(o - out);
+		}
+		size_t len = (size_t)(nl - p);
+		memcpy(o, p, len);
+		o += len;
+		if ((len ? (unsigned char)p[len - 1] : sd->prev) != '\r')
+			*o++ = '\r';   /* a stored CR LF is not doubled */
+		*o++ = '\n';
+		sd->prev = '\n';
+		p = nl + 1;
+		if (p < end && *p == '.')
+			*o++ = '.';
+	}
+	sd->at_start = true;   /* the piece ended with a line: check the next octet */
+	return (size_t)(o - out);
+}
+
+/* A whole chunk of a RETR into ob, in pieces that fit the buffer twice over. */
+static int send_bulk(struct sender *sd, const char *buf, size_t len)
+{
+	size_t most = sd->ob->cap / 2;
+	while (len > 0) {
+		size_t piece = len < most ? len : most;
+		char *out = outbuf_reserve(sd->ob, 2 * piece);
+		if (!out)
+			return -1;
+		outbuf_commit(sd->ob, convert_lines(sd, buf, piece, out));
+		buf += piece;
+		len -= piece;
+	}
+	return 0;
+}
+
 int mbox_send(const struct mbox *mb, size_t n, long lines, struct outbuf *ob)
 {
 	const struct mbox_msg *m = mbox_msg(mb, n);
@@ -992,7 +1276,7 @@ int mbox_send(const struct mbox *mb, size_t n, long lines, struct outbuf *ob)
 			rc = -1;
 			break;
 		}
-		rc = send_chunk(&sd, buf, want);
+		rc = lines < 0 && ob->cap >= 2 ? send_bulk(&sd, buf, want) : send_chunk(&sd, buf, want);
 		pos += (off_t)want;
 	}
 	if (rc == 0 && !sd.done && m->end > m->body && sd.prev != '\n')

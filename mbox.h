@@ -34,6 +34,7 @@ struct mbox_options {
 	unsigned lock_timeout;   /* seconds */
 	size_t max_messages;
 	off_t max_size;
+	const char *index_dir;   /* expanded --index-dir, or NULL: no index (read by mbox_open only) */
 };
 
 struct mbox {

@@ -18,6 +18,29 @@ if [ "$goal" = check ]; then
 	need_cmd procmail procmail
 	need_cmd dotlockfile liblockfile-bin
 	need_cmd valgrind valgrind
+	# Deployment and client tests (tests/integration/deploy_*, client_*).
+	need_cmd xinetd xinetd
+	need_cmd stunnel4 stunnel4
+	need_cmd tcpserver ucspi-tcp
+	need_cmd openssl openssl
+	need_cmd curl curl
+	need_cmd fetchmail fetchmail
+	need_cmd mpop mpop
+	need_cmd getmail getmail6
+	need_cmd fail2ban-regex fail2ban
+	need_cmd systemd-analyze systemd
+	need_cmd systemd-socket-activate systemd
+	need_cmd groff groff-base
+	need_cmd man man-db
+	# The benchmark's smoke run (tests/integration/bench_smoke.sh).
+	[ -x /usr/bin/time ] || missing="$missing time"
+	# Security stages: libFuzzer targets (clang and its runtime), static analysis.
+	need_cmd clang clang
+	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 ||
+		missing="$missing libclang-rt-dev"
+	need_cmd cppcheck cppcheck
+	need_cmd clang-tidy clang-tidy
+	need_cmd strace strace   # tests/security/login_delay.py
 fi
 
 [ -z "$missing" ] && exit 0
