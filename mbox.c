@@ -767,6 +767,7 @@ void mbox_default_options(struct mbox_options *opt)
 	opt->max_messages = MAX_MESSAGES;
 	opt->max_size = MAX_MAILBOX_SIZE;
 	opt->index_dir = NULL;
+	opt->journal_dir = NULL;
 }
 
 static struct mbox *mbox_new(const struct mbox_options *opt)
@@ -953,17 +954,20 @@ static enum mbox_status check_same_file(const struct mbox *mb, char *why, size_t
 	return MBOX_OK;
 }
 
-/* A journal left next to the mailbox means an update was interrupted and not repaired. */
-static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_t whylen)
+/* A journal left (here or in the journal directory) means an update was interrupted. */
+static enum mbox_status check_no_journal_in(const struct mbox *mb, const char *dir,
+					    char *why, size_t whylen)
 {
-	char journal[MAX_PATH_LEN + sizeof(JOURNAL_SUFFIX)];
+	char journal[2 * MAX_PATH_LEN + 64];
 	struct stat st;
-	if (mbox_journal_path(mb->path, journal, sizeof(journal)) < 0) {
+	if (mbox_journal_path(mb->path, dir, journal, sizeof(journal)) < 0) {
 		set_why(why, whylen, "mailbox path is too long");
 		return MBOX_PERM;
 	}
 	if (lstat(journal, &st) == 0) {
 		set_why(why, whylen, "mailbox needs recovery");
+		log_msg(LOG_ERR, "%s: an interrupted update left %s; run pop3d --recover",
+			mb->path, journal);
 		return MBOX_TEMP;
 	}
 	if (errno != ENOENT) {
@@ -971,6 +975,14 @@ static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_
 		return MBOX_TEMP;
 	}
 	return MBOX_OK;
+}
+
+static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_t whylen)
+{
+	enum mbox_status st = check_no_journal_in(mb, NULL, why, whylen);
+	if (st == MBOX_OK && mb->opt.journal_dir)
+		st = check_no_journal_in(mb, mb->opt.journal_dir, why, whylen);
+	return st;
 }
 
 /* Session lock, then the MDA locks only for as long as the scan takes. */
@@ -1089,9 +1101,25 @@ void mbox_uidl(const struct mbox *mb, size_t n, char *buf)
 		snprintf(buf + len, (size_t)(MAX_UIDL_LEN + 1 - len), "-%" PRIu32, m->dup);
 }
 
-int mbox_journal_path(const char *mailbox, char *buf, size_t buflen)
+/* FNV-1a: a stable name for a path, not a defence against anything. */
+static uint64_t path_hash(const char *s)
 {
-	int n = snprintf(buf, buflen, "%s%s", mailbox, JOURNAL_SUFFIX);
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+int mbox_journal_path(const char *mailbox, const char *journal_dir, char *buf, size_t buflen)
+{
+	int n;
+	if (journal_dir) {
+		const char *slash = strrchr(mailbox, '/');
+		n = snprintf(buf, buflen, "%s/%s.%016" PRIx64 "%s", journal_dir,
+			     slash ? slash + 1 : mailbox, path_hash(mailbox), JOURNAL_SUFFIX);
+	} else {
+		n = snprintf(buf, buflen, "%s%s", mailbox, JOURNAL_SUFFIX);
+	}
 	return n < 0 || (size_t)n >= buflen ? -1 : 0;
 }
 

@@ -35,6 +35,7 @@ struct mbox_options {
 	size_t max_messages;
 	off_t max_size;
 	const char *index_dir;   /* expanded --index-dir, or NULL: no index (read by mbox_open only) */
+	const char *journal_dir; /* expanded --journal-dir, or NULL: journal beside the mailbox */
 };
 
 struct mbox {
@@ -87,7 +88,12 @@ int mbox_check_msg(const struct mbox *mb, size_t n);
  */
 int mbox_rehash(const struct mbox *mb, size_t i, uint64_t hash[2]);
 
-/* Path of the update journal kept next to a mailbox, into buf. -1 if too long. */
-int mbox_journal_path(const char *mailbox, char *buf, size_t buflen);
+/*
+ * Path of a mailbox's update journal, into buf: MAILBOX.pop3d-journal beside
+ * it, or, with journal_dir, JOURNAL_DIR/NAME.HASH.pop3d-journal (HASH of the
+ * whole mailbox path, so mailboxes sharing the directory never collide).
+ * -1 if too long.
+ */
+int mbox_journal_path(const char *mailbox, const char *journal_dir, char *buf, size_t buflen);
 
 #endif

@@ -53,6 +53,7 @@ struct config {
 	off_t max_mailbox_size;
 	unsigned max_session_time;
 	const char *index_dir;   /* --index-dir template, NULL: no index files */
+	const char *journal_dir; /* --journal-dir template, NULL: journal beside the mailbox */
 };
 
 /* Everything the session backend needs at login. */
@@ -63,6 +64,7 @@ struct server {
 	uid_t virt_uid;             /* --user account, for virtual users */
 	gid_t virt_gid;
 	char virt_home[MAX_PATH_LEN];
+	char journal_dir[MAX_PATH_LEN]; /* expanded --journal-dir: lives as long as the mailbox */
 	bool dropped;               /* privileges already dropped to dropped_uid */
 	uid_t dropped_uid;
 	const char *peer;
@@ -102,6 +104,9 @@ static void usage(FILE *f)
 "      --index-dir=TEMPLATE  keep an index file per mailbox in this directory, so a\n"
 "                          login rescans only mail added since (%%u, %%h, %%%% as for\n"
 "                          --mailbox; off by default); made 0700 if missing\n"
+"      --journal-dir=TEMPLATE  write update journals in this directory instead of\n"
+"                          beside the mailbox, for spools the user cannot write in\n"
+"                          (%%u, %%h, %%%%; e.g. a 1733 /var/lib/pop3d)\n"
 "  -V, --version           print the version and exit\n"
 "  -h, --help              print this help and exit\n"
 "\n"
@@ -126,7 +131,8 @@ static int parse_seconds(const char *arg, bool allow_zero, unsigned *out)
 }
 
 /* Options without a short form. */
-enum { OPT_MAX_MESSAGES = 256, OPT_MAX_SIZE, OPT_MAX_SESSION_TIME, OPT_INDEX_DIR };
+enum { OPT_MAX_MESSAGES = 256, OPT_MAX_SIZE, OPT_MAX_SESSION_TIME, OPT_INDEX_DIR,
+       OPT_JOURNAL_DIR };
 
 /* A positive decimal count. */
 static int parse_count(const char *arg, size_t *out)
@@ -182,6 +188,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		{"max-mailbox-size", required_argument, NULL, OPT_MAX_SIZE},
 		{"max-session-time", required_argument, NULL, OPT_MAX_SESSION_TIME},
 		{"index-dir", required_argument, NULL, OPT_INDEX_DIR},
+		{"journal-dir", required_argument, NULL, OPT_JOURNAL_DIR},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -197,6 +204,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		case 'R': cfg->recover_path = optarg; break;
 		case 'T': cfg->tls_only = true; break;
 		case OPT_INDEX_DIR: cfg->index_dir = optarg; break;
+		case OPT_JOURNAL_DIR: cfg->journal_dir = optarg; break;
 		case OPT_MAX_MESSAGES:
 			if (parse_count(optarg, &cfg->max_messages) < 0) {
 				fprintf(stderr, "pop3d: --max-messages needs a positive number\n");
@@ -521,6 +529,16 @@ static enum login_result backend_login(void *ctx, const char *user, const char *
 			log_msg(LOG_WARNING, "--index-dir %s for %s: too long, bad %% sequence or "
 				"%%h without a home", srv->cfg->index_dir, acct.name);
 	}
+	if (srv->cfg->journal_dir) {  /* where an interrupted update's journal would be: required */
+		if (auth_expand_mailbox(srv->cfg->journal_dir, acct.name, acct.home,
+					srv->journal_dir, sizeof(srv->journal_dir)) < 0) {
+			log_msg(LOG_ERR, "--journal-dir %s for %s: too long, bad %% sequence or "
+				"%%h without a home", srv->cfg->journal_dir, acct.name);
+			snprintf(why, whylen, "%s", client_reason(MBOX_TEMP));
+			return LOGIN_SYS_TEMP;
+		}
+		opt.journal_dir = srv->journal_dir;
+	}
 	if (mbox_recover_hooked(acct.mailbox, &opt, RECOVER_HOOKS, why, whylen) < 0) {
 		log_msg(LOG_ERR, "recovery of %s failed: %s", acct.mailbox, why);
 		snprintf(why, whylen, "%s", client_reason(MBOX_TEMP));
@@ -548,10 +566,22 @@ static void backend_login_failed(void *ctx, unsigned failures)
 	sleep_seconds(delay < MAX_LOGIN_DELAY ? delay : MAX_LOGIN_DELAY);
 }
 
+/* The client hears why an update failed, but no path: those are for the log. */
+static void client_update_reason(char *why, size_t whylen)
+{
+	if (!strchr(why, '/'))
+		return;  /* update.c has logged the details */
+	snprintf(why, whylen, "%s", strncmp(why, "disk full", 9) == 0 ? "disk full" :
+		 "the mailbox cannot be updated now");
+}
+
 static enum mbox_status backend_update(void *ctx, struct mbox *mb, char *why, size_t whylen)
 {
 	(void)ctx;
-	return mbox_update_hooked(mb, UPDATE_HOOKS, why, whylen);
+	enum mbox_status st = mbox_update_hooked(mb, UPDATE_HOOKS, why, whylen);
+	if (st != MBOX_OK)
+		client_update_reason(why, whylen);
+	return st;
 }
 
 /* ---- start-up checks ---- */
@@ -747,6 +777,16 @@ static int run_recover(const struct server *srv)
 		return EXIT_CONFIG;
 	struct mbox_options opt;
 	mailbox_options(srv, &opt);
+	char journal_dir[MAX_PATH_LEN];
+	if (srv->cfg->journal_dir) {  /* %u and %h are those of the account we run as */
+		struct passwd *pw = getpwuid(geteuid());
+		if (auth_expand_mailbox(srv->cfg->journal_dir, pw ? pw->pw_name : "",
+					pw ? pw->pw_dir : NULL, journal_dir, sizeof(journal_dir)) < 0) {
+			fprintf(stderr, "pop3d: cannot expand --journal-dir %s\n", srv->cfg->journal_dir);
+			return EXIT_CONFIG;
+		}
+		opt.journal_dir = journal_dir;
+	}
 	if (mbox_recover_hooked(srv->cfg->recover_path, &opt, RECOVER_HOOKS, why, sizeof(why)) < 0) {
 		fprintf(stderr, "pop3d: recovery of %s failed: %s\n", srv->cfg->recover_path, why);
 		return EXIT_UPDATE;

@@ -74,7 +74,7 @@ struct op {
 	const char *path;                /* the mailbox */
 	char jpath[MAX_PATH_LEN + 64];   /* its journal */
 	char tpath[MAX_PATH_LEN + 80];   /* the journal being rewritten by recovery */
-	char dir[MAX_PATH_LEN + 1];      /* the directory holding all three */
+	char dir[MAX_PATH_LEN + 1];      /* the directory holding the journal */
 	unsigned char *buf;              /* COPY_CHUNK_SIZE: the only data buffer */
 	char *why;
 	size_t whylen;
@@ -343,8 +343,8 @@ static off_t min_off(off_t a, off_t b)
 
 /* ---- setup ------------------------------------------------------------------ */
 
-static int op_init(struct op *op, const char *path, const struct update_hooks *hooks,
-		   char *why, size_t whylen)
+static int op_init(struct op *op, const char *path, const char *journal_dir,
+		   const struct update_hooks *hooks, char *why, size_t whylen)
 {
 	memset(op, 0, sizeof(*op));
 	op->hooks = hooks;
@@ -354,9 +354,13 @@ static int op_init(struct op *op, const char *path, const struct update_hooks *h
 	if (why && whylen > 0)
 		why[0] = '\0';
 	size_t plen = strlen(path);
-	int n = snprintf(op->dir, sizeof(op->dir), "%s", path);
-	if (plen == 0 || n < 0 || (size_t)n >= sizeof(op->dir) ||
-	    mbox_journal_path(path, op->jpath, sizeof(op->jpath)) < 0) {
+	if (plen == 0 || mbox_journal_path(path, journal_dir, op->jpath, sizeof(op->jpath)) < 0) {
+		errno = ENAMETOOLONG;
+		return fail(op, "bad mailbox path");
+	}
+	/* op->dir: where the journal lives, to make its creation and removal durable. */
+	int n = snprintf(op->dir, sizeof(op->dir), "%s", op->jpath);
+	if (n < 0 || (size_t)n >= sizeof(op->dir)) {
 		errno = ENAMETOOLONG;
 		return fail(op, "bad mailbox path");
 	}
@@ -783,7 +787,7 @@ int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
 			const struct update_hooks *hooks, char *why, size_t whylen)
 {
 	struct op op;
-	if (op_init(&op, path, hooks, why, whylen) != RC_OK) {
+	if (op_init(&op, path, opt->journal_dir, hooks, why, whylen) != RC_OK) {
 		op_free(&op);
 		return -1;
 	}
@@ -1057,7 +1061,7 @@ enum mbox_status mbox_update_hooked(struct mbox *mb, const struct update_hooks *
 		return MBOX_TEMP;
 	}
 	struct op op;
-	if (op_init(&op, mb->path, hooks, why, whylen) != RC_OK) {
+	if (op_init(&op, mb->path, mb->opt.journal_dir, hooks, why, whylen) != RC_OK) {
 		op_free(&op);
 		return MBOX_TEMP;
 	}

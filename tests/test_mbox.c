@@ -1214,12 +1214,12 @@ static void test_journal_present_is_temp(void **state)
 	const char *path = test_path("journaled");
 	test_write_file(path, "From a\n\nx\n", 10);
 	char journal[600];
-	assert_int_equal(mbox_journal_path(path, journal, sizeof(journal)), 0);
+	assert_int_equal(mbox_journal_path(path, NULL, journal, sizeof(journal)), 0);
 	char want[600];
 	snprintf(want, sizeof(want), "%s%s", path, JOURNAL_SUFFIX);
 	assert_string_equal(journal, want);
 	char tiny[8];
-	assert_int_equal(mbox_journal_path(path, tiny, sizeof(tiny)), -1);
+	assert_int_equal(mbox_journal_path(path, NULL, tiny, sizeof(tiny)), -1);
 
 	test_write_file(journal, "j", 1);
 	struct mbox *mb = NULL;

@@ -529,6 +529,52 @@ static void test_move_uses_journal(void **state)
 	mbx_free(&m);
 }
 
+/*
+ * --journal-dir: the journal goes to the journal directory, never beside the
+ * mailbox; a crash in the middle of the move is repaired from there; and
+ * while it is there, a login (mbox_open) is refused until recovery ran.
+ */
+static void test_journal_dir_crash_and_recover(void **state)
+{
+	(void)state;
+	char jdir[600], jpath[1300];
+	snprintf(jdir, sizeof(jdir), "%s/journals", test_tmpdir());
+	assert_true(mkdir(jdir, 0700) == 0 || errno == EEXIST);
+	struct mbx m;
+	mbx_init(&m, "jdir", STD_N, std_sizes, false);
+	assert_int_equal(mbox_journal_path(m.path, jdir, jpath, sizeof(jpath)), 0);
+	assert_ptr_equal(strstr(jpath, jdir), jpath);
+	unlink(jpath);
+
+	struct mbox_options opt;
+	mbox_default_options(&opt);
+	opt.lock_timeout = 2;
+	opt.journal_dir = jdir;
+	struct mbox *mb = NULL;
+	char why[WHY_LEN] = "";
+	assert_int_equal(mbox_open(&mb, m.path, &opt, why, sizeof(why)), MBOX_OK);
+	const bool del[STD_N] = { true };
+	mbx_mark(mb, &m, del);
+	struct fault f = { .jpath = jpath, .crash_what = "mailbox-truncated" };
+	assert_int_equal(update_with(mb, &f, why), MBOX_TEMP);
+	mbox_close(mb);
+	assert_true(f.journal_seen);       /* it was written in the journal directory */
+	assert_true(exists(jpath));
+	assert_false(exists(m.jpath));     /* and never beside the mailbox */
+
+	/* Until recovered, a login is refused, with or without --journal-dir. */
+	assert_int_equal(mbox_open(&mb, m.path, &opt, why, sizeof(why)), MBOX_TEMP);
+	assert_int_equal(mbox_recover(m.path, &opt, why, sizeof(why)), 0);
+	assert_false(exists(jpath));
+	size_t len;
+	char *exp = mbx_expect(&m, del, NULL, &len);
+	assert_file(m.path, exp, len);
+	free(exp);
+	assert_int_equal(mbox_open(&mb, m.path, &opt, why, sizeof(why)), MBOX_OK);
+	mbox_close(mb);
+	mbx_free(&m);
+}
+
 static void test_log_line(void **state)
 {
 	(void)state;
@@ -1161,6 +1207,7 @@ int main(void)
 		cmocka_unit_test(test_mail_appended_after_login_kept),
 		cmocka_unit_test(test_delete_all_truncates_without_journal),
 		cmocka_unit_test(test_move_uses_journal),
+		cmocka_unit_test(test_journal_dir_crash_and_recover),
 		cmocka_unit_test(test_log_line),
 		cmocka_unit_test(test_refuse_changed_header_of_deleted),
 		cmocka_unit_test(test_refuse_message_removed),
