@@ -177,6 +177,7 @@ static void login_succeeded(struct session *s)
 {
 	struct totals t = maildrop_totals(s);
 	s->state = STATE_TRANSACTION;
+	s->logged_in = true;
 	outbuf_printf(s->out, "+OK %s has %zu messages (%llu octets)" CRLF,
 		      s->user, t.count, (unsigned long long)t.octets);
 	log_msg(LOG_INFO, "login: user=%s peer=%s messages=%zu octets=%llu",
@@ -448,6 +449,16 @@ static void count_deletions(struct session *s)
 	}
 }
 
+/*
+ * Give the maildrop up before the QUIT answer goes out: a client that logs in
+ * again as soon as it reads it must not find it still in use.
+ */
+static void release_maildrop(struct session *s)
+{
+	mbox_close(s->mb);
+	s->mb = NULL;
+}
+
 /* QUIT in TRANSACTION: the UPDATE state. */
 static void cmd_quit_update(struct session *s)
 {
@@ -462,9 +473,11 @@ static void cmd_quit_update(struct session *s)
 			s->user, s->cfg->peer, why[0] ? why : "-");
 		s->deleted_msgs = s->deleted_bytes = 0;
 		s->end = END_UPDATE_FAILED;
+		release_maildrop(s);
 		return;
 	}
 	struct totals t = maildrop_totals(s);
+	release_maildrop(s);
 	outbuf_printf(s->out, "+OK %s signing off (%zu messages left)" CRLF, POP3D_NAME, t.count);
 	s->end = END_QUIT;
 }
@@ -689,7 +702,7 @@ void session_log_summary(const struct session *s)
 	log_msg(LOG_INFO,
 		"session end: user=%s peer=%s retrieved=%llu/%llu deleted=%llu/%llu "
 		"duration=%lds end=%s",
-		s->mb ? s->user : "-", s->cfg->peer,
+		s->logged_in ? s->user : "-", s->cfg->peer,
 		(unsigned long long)s->retrieved_msgs, (unsigned long long)s->retrieved_bytes,
 		(unsigned long long)s->deleted_msgs, (unsigned long long)s->deleted_bytes,
 		(long)(time(NULL) - s->started), end_name(s->end));

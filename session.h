@@ -67,6 +67,7 @@ struct session {
 	char user[MAX_SASL_LINE + 1];  /* as given: auth validates it */
 	bool have_user;             /* USER was accepted, PASS may follow */
 	bool in_sasl;               /* waiting for an AUTH PLAIN continuation */
+	bool logged_in;             /* a login succeeded (the maildrop may be closed by now) */
 	unsigned failed_logins;
 	unsigned bad_commands;
 	size_t preauth_input;       /* octets received before login */

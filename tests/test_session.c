@@ -1229,6 +1229,24 @@ static void test_quit_update_fails(void **state)
 	assert_int_equal(x->s.state, STATE_DONE);
 }
 
+/* The maildrop is free as soon as the QUIT answer exists: an eager client's next login works. */
+static void test_quit_releases_maildrop_before_answering(void **state)
+{
+	struct fx *x = *state;
+	x->fake.real_update = true;
+	login(x);
+	assert_one_ok(say(x, "DELE 1\r\n"));
+	assert_one_ok(say(x, "QUIT\r\n"));
+	assert_null(x->s.mb);
+	struct mbox_options opt;
+	mbox_default_options(&opt);
+	struct mbox *again = NULL;
+	char why[256] = "";
+	/* The session itself is not freed yet: only the release before the answer makes this work. */
+	assert_int_equal(mbox_open(&again, x->path, &opt, why, sizeof(why)), MBOX_OK);
+	mbox_close(again);
+}
+
 static void test_abort_applies_nothing(void **state)
 {
 	struct fx *x = *state;
@@ -1617,6 +1635,7 @@ int main(void)
 		T(test_quit_without_deletions),
 		T(test_quit_with_deletions),
 		T(test_quit_update_fails),
+		T(test_quit_releases_maildrop_before_answering),
 		T(test_abort_applies_nothing),
 		T(test_quit_applies_deletions_with_real_update),
 		T(test_line_limit_255),
