@@ -325,6 +325,7 @@ static void copy_address(char *out, size_t size, const char *in)
 }
 
 static void find_env_peer(char *out, size_t size);
+static void canonical_address(char *addr, size_t size);
 
 /* What we know of the client's end of the connection. */
 struct peer {
@@ -359,6 +360,7 @@ static bool tcp_peer(struct peer *p)
 	if (!host[0])
 		return false;
 	copy_address(p->addr, sizeof(p->addr), host);
+	canonical_address(p->addr, sizeof(p->addr));  /* xinetd's IPv6 sockets: ::ffff:a.b.c.d */
 	p->tcp = true;
 	p->loopback = is_loopback(&ss);
 	return true;
@@ -376,6 +378,27 @@ static void find_peer(struct peer *p)
 	p->encrypted = getenv("REMOTE_HOST") != NULL;
 	find_env_peer(p->addr, sizeof(p->addr));
 }
+/* "[0000:...:0001]" (socat) or "::ffff:1.2.3.4" in the short form a log reader expects. */
+static void canonical_address(char *addr, size_t size)
+{
+	char bare[INET6_ADDRSTRLEN + 2];
+	size_t len = strlen(addr);
+	bool bracketed = len >= 2 && addr[0] == '[' && addr[len - 1] == ']';
+	const char *from = bracketed ? addr + 1 : addr;
+	size_t n = bracketed ? len - 2 : len;
+	if (n >= sizeof(bare))
+		return;  /* too long to be an address */
+	memcpy(bare, from, n);
+	bare[n] = '\0';
+	struct in6_addr a6;
+	if (inet_pton(AF_INET6, bare, &a6) != 1)
+		return;
+	if (IN6_IS_ADDR_V4MAPPED(&a6))
+		inet_ntop(AF_INET, &a6.s6_addr[12], addr, (socklen_t)size);
+	else
+		inet_ntop(AF_INET6, &a6, addr, (socklen_t)size);
+}
+
 /* The address a front end put in the environment. */
 static void find_env_peer(char *out, size_t size)
 {
@@ -389,6 +412,7 @@ static void find_env_peer(char *out, size_t size)
 		const char *v = getenv(vars[i]);
 		if (v && *v) {
 			copy_address(out, size, v);
+			canonical_address(out, size);
 			return;
 		}
 	}

@@ -1,0 +1,188 @@
+"""contrib/fail2ban: the filter against real pop3d log lines (fail2ban-regex),
+and the jail loading with it (fail2ban-client -d), both from a private copy of
+the system's fail2ban configuration with our files installed in it.
+
+The log lines come from real sessions through tcpserver (peer 127.0.0.1):
+wrong passwords, an unknown user, AUTH PLAIN failures, one with a user name
+made to look like "peer=6.6.6.6 method=PLAIN" (it must not get 6.6.6.6
+banned), a good login, and a session closed after too many failures. They
+are read twice: as pop3d --log=FILE writes them, and as syslog writes them
+(pop3d --log=syslog talking to a /dev/log that this test provides in a private
+mount namespace, written out as rsyslog's traditional format; root only).
+Every "authentication failed" line, and only those, must give 127.0.0.1.
+"""
+import base64
+import os
+import poplib
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import deploy_common as D
+import pop3lib as P
+
+d = D.fresh_dir("deploy-fail2ban")
+maildir = os.path.join(d, "mail")
+os.makedirs(maildir)
+D.write_mailbox(os.path.join(maildir, "alice.mbox"), [])
+INJECTED = "x peer=6.6.6.6 method=PLAIN"
+
+
+def expect_err(c, cmd):
+    try:
+        c._shortcmd(cmd)
+    except poplib.error_proto as e:
+        return str(e)
+    raise AssertionError(f"{cmd!r} succeeded")
+
+
+def auth_plain(user, password):
+    return "AUTH PLAIN " + base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def sessions(port):
+    """The client side; returns how many logins failed."""
+    c = poplib.POP3("127.0.0.1", port, timeout=30)
+    c.user("alice")
+    expect_err(c, "PASS wrong")
+    c.user("nosuchuser")
+    expect_err(c, "PASS whatever")
+    c.quit()
+    D.wait_sessions_gone(d)
+    c = poplib.POP3("127.0.0.1", port, timeout=30)
+    expect_err(c, auth_plain("alice", "wrong"))
+    expect_err(c, auth_plain(INJECTED, "wrong"))
+    c.user("alice")
+    c.pass_("secret")
+    c.quit()
+    D.wait_sessions_gone(d)
+    c = poplib.POP3("127.0.0.1", port, timeout=30)
+    for _ in range(3):
+        c.user("bob")
+        err = expect_err(c, "PASS wrong")
+    assert "closing" in err, err
+    c.close()
+    D.wait_sessions_gone(d)
+    return 7
+
+
+def fail2ban_config():
+    """/etc/fail2ban with our filter and jail; only our jail enabled."""
+    conf = os.path.join(d, "fail2ban")
+    shutil.copytree("/etc/fail2ban", conf)
+    for name in os.listdir(os.path.join(conf, "jail.d")):
+        os.unlink(os.path.join(conf, "jail.d", name))
+    shutil.copy(os.path.join(D.ROOT, "contrib", "fail2ban", "filter.d", "pop3d.conf"),
+                os.path.join(conf, "filter.d"))
+    shutil.copy(os.path.join(D.ROOT, "contrib", "fail2ban", "jail.d", "pop3d.conf"),
+                os.path.join(conf, "jail.d"))
+    return conf
+
+
+def regex_rows(conf, logfile):
+    """fail2ban-regex's matches: (address, user) for each matched line."""
+    r = subprocess.run(["fail2ban-regex", "--raw", "-c", conf, "-o", "row", logfile, "pop3d"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = []
+    for line in r.stdout.splitlines():
+        m = re.match(r"\['([^']*)',\s+[\d.]+,\s+\{'user': '(.*)', 'ip4'", line)
+        assert m, f"unexpected fail2ban-regex output: {line!r}"
+        rows.append((m.group(1), m.group(2)))
+    return rows
+
+
+def check_rows(rows, text, what):
+    failed = text.count("authentication failed: ")
+    assert failed == 7, f"{what}: pop3d logged {failed} failed logins, 7 expected:\n{text}"
+    assert [a for a, _ in rows] == ["127.0.0.1"] * failed, f"{what}: {rows}"
+    users = [u for _, u in rows]
+    assert users == ["alice", "nosuchuser", "alice", INJECTED, "bob", "bob", "bob"], users
+
+
+conf = fail2ban_config()
+
+# 1. pop3d --log=FILE
+log = os.path.join(d, "pop3d.log")
+with D.tcpserver(d, D.pop3d_test_args(maildir, log)) as fe:
+    sessions(fe.port)
+    text = D.wait_log(log, "session end:", 3)
+check_rows(regex_rows(conf, log), text, "--log file")
+assert "login: user=alice peer=127.0.0.1" in text  # present, and not matched above
+
+# The jail loads with the filter and the log file.
+jail = os.path.join(conf, "jail.d", "pop3d.conf")
+D.write(jail, re.sub(r"(?m)^logpath\s*=.*$", f"logpath  = {log}", D.read(jail).decode()))
+r = subprocess.run(["fail2ban-client", "-c", conf, "-d"], capture_output=True, text=True,
+                   timeout=60)
+assert r.returncode == 0, r.stdout + r.stderr
+assert "['add', 'pop3d', 'auto']" in r.stdout, r.stdout
+assert f"['set', 'pop3d', 'addlogpath', '{log}', 'head']" in r.stdout, r.stdout
+assert "authentication failed: user=<F-USER>" in r.stdout, r.stdout
+assert "['start', 'pop3d']" in r.stdout, r.stdout
+bad = [line for line in r.stderr.splitlines() if "pop3d" in line]
+assert not bad, bad
+
+
+# 2. pop3d --log=syslog, as rsyslog would write facility mail to a file.
+def syslog_receiver(sock, out, stop):
+    """Datagrams from syslog(3): "<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG"; written
+    as rsyslog's RSYSLOG_TraditionalFileFormat: "Mmm dd hh:mm:ss HOST TAG[PID]: MSG"."""
+    host = socket.gethostname().split(".")[0]
+    with open(out, "w") as f:
+        while not stop.is_set():
+            try:
+                data = sock.recv(4096).decode(errors="replace")
+            except socket.timeout:
+                continue
+            m = re.match(r"<(\d+)>(\w{3} [ \d]\d \d\d:\d\d:\d\d) (.*)", data, re.S)
+            assert m, data
+            assert int(m.group(1)) >> 3 == 2, f"not facility mail: {data!r}"
+            f.write(f"{m.group(2)} {host} {m.group(3).rstrip()}\n")
+            f.flush()
+
+
+if not P.as_root() or not shutil.which("unshare"):
+    print("skipped the syslog part: needs root (a private /dev/log)")
+else:
+    sockpath = os.path.join(d, "devlog.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sockpath)
+    os.chmod(sockpath, 0o666)
+    sock.settimeout(0.2)
+    syslog = os.path.join(d, "mail.log")
+    stop = threading.Event()
+    t = threading.Thread(target=syslog_receiver, args=(sock, syslog, stop), daemon=True)
+    t.start()
+    olddev = os.path.join(d, "olddev")
+    os.makedirs(olddev)
+    args = [a for a in D.pop3d_test_args(maildir, "syslog")]
+    port = P.free_port()
+    # A private mount namespace: a fresh /dev with the few device nodes pop3d
+    # may use, and /dev/log pointing at our receiver. The host's /dev is untouched.
+    script = (f"mount --make-rprivate / && mount --bind /dev {olddev} && "
+              f"mount -t tmpfs -o mode=755 tmpfs /dev && "
+              f"for n in null zero random urandom; do touch /dev/$n && "
+              f"mount --bind {olddev}/$n /dev/$n || exit 1; done && "
+              f"ln -s {sockpath} /dev/log && "
+              f"exec tcpserver -R -H -l localhost 127.0.0.1 {port} {D.POP3D} "
+              + " ".join(args))
+    fe = D.FrontEnd(["unshare", "-m", "sh", "-c", script], port,
+                    os.path.join(d, "unshare.out"))
+    try:
+        sessions(port)
+        deadline = time.time() + 15
+        while D.read(syslog).decode().count("session end:") < 3 and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        fe.__exit__(None, None, None)
+        stop.set()
+        t.join(timeout=5)
+    text = D.read(syslog).decode()
+    assert re.search(r"^\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ pop3d\[\d+\]: session end:", text, re.M), text
+    check_rows(regex_rows(conf, syslog), text, "syslog")
+
+print("ok: fail2ban filter on real log lines (file and syslog), jail loads")
