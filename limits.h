@@ -30,6 +30,8 @@
 #define OUTBUF_SIZE        (64 * 1024)          /* output buffer */
 #define COPY_CHUNK_SIZE    (256 * 1024)         /* read size while compacting */
 #define REHASH_READ_SIZE   4096                 /* read size while rehashing one header at QUIT */
+#define WINDOW_SIZE        (256 * 1024)         /* octets of the mailbox mapped (or read) at a time */
+#define WINDOW_MIN_AHEAD   4096                 /* a window is moved when fewer octets are left in it */
 
 /* Locking, as Debian's MDAs and liblockfile do it. */
 #define LOCK_TIMEOUT         30    /* seconds to wait for the mailbox lock */

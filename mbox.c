@@ -9,13 +9,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "index.h"
 #include "lock.h"
@@ -27,11 +33,12 @@
  */
 #define LINE_HEAD 32
 _Static_assert(LINE_HEAD > sizeof("Content-Length:"), "LINE_HEAD too small for header names");
-_Static_assert(SCAN_BUFFER_SIZE > 2 * LINE_HEAD, "scan buffer too small");
-_Static_assert(STREAM_CHUNK_SIZE > 2 * LINE_HEAD, "stream chunk too small");
-_Static_assert(REHASH_READ_SIZE > 2 * LINE_HEAD, "rehash reads too small");
+_Static_assert(WINDOW_MIN_AHEAD > 2 * LINE_HEAD, "windows too small for a line head");
+_Static_assert(WINDOW_SIZE >= 2 * WINDOW_MIN_AHEAD, "window smaller than its lookahead");
 
-#define INITIAL_MSGS 256   /* first allocation of the index; it doubles from there */
+#define INITIAL_MSGS 256   /* least first allocation of the index; it doubles from there */
+#define OCTETS_PER_MSG_GUESS 8192   /* a first allocation of one entry per this much file ... */
+#define MOST_FIRST_MSGS (1 << 17)   /* ... up to this many (7 MiB of address space, not of memory) */
 
 static void set_why(char *why, size_t whylen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -62,6 +69,205 @@ static ssize_t pread_full(int fd, void *buf, size_t len, off_t off)
 		got += (size_t)n;
 	}
 	return (ssize_t)got;
+}
+
+/* ---- reading the file: a window over it --------------------------------- */
+
+/*
+ * The mailbox is read through one window of at most WINDOW_SIZE octets,
+ * mapped read-only and moved along as reading goes on, rather than read(2)
+ * into a buffer: the kernel copies nothing, and the window counts in RSS no
+ * more than a buffer of its size would (never the whole file). It stays
+ * mapped between calls, so RETRs of neighbouring messages and the rehashing
+ * at QUIT share it.
+ *
+ * A program that does not lock the mailbox may truncate it while it is
+ * mapped; touching a page past the new end then raises SIGBUS. Every access
+ * to a window runs under view_guarded(), whose handler turns that SIGBUS into
+ * the error a short read would have given. Where mmap(2) fails, or with
+ * opt.no_mmap, the window is a buffer filled by pread(2) instead, refilled
+ * by every operation (a buffer, unlike a mapping, goes stale).
+ */
+struct view {
+	const char *base;    /* the window's first octet; NULL: no window */
+	size_t len;
+	off_t off;           /* file offset of base[0], a multiple of the page size */
+	off_t bound;         /* windows reach up to here (the size the scan saw) */
+	bool mapped;         /* base is a mapping, else buf */
+	bool no_mmap;        /* pread(2) only */
+	bool handler_set;    /* the SIGBUS handler is installed */
+	char *buf;           /* the pread window, allocated on first use */
+};
+
+/* A view is part of every struct mbox, behind it (mbox_new allocates both). */
+struct mbox_impl {
+	struct mbox mb;
+	struct view view;
+};
+
+/* Reading through a const mbox moves its window: the window is a cache. */
+static struct view *view_of(const struct mbox *mb)
+{
+	return &((struct mbox_impl *)(uintptr_t)mb)->view;
+}
+
+/*
+ * Where a SIGBUS raised by a window jumps to. The only mutable global of
+ * this module: a signal handler has no other way to find it. Set only while
+ * view_guarded() runs.
+ */
+struct view_guard {
+	sigjmp_buf env;
+	const struct view *view;
+};
+static struct view_guard *volatile active_guard;
+
+static bool view_holds(const struct view *v, const void *addr)
+{
+	const char *a = addr;
+	return v->base && v->mapped && a >= v->base && a < v->base + v->len;
+}
+
+static void on_sigbus(int sig, siginfo_t *info, void *uctx)
+{
+	(void)uctx;
+	struct view_guard *g = active_guard;
+	if (g && view_holds(g->view, info->si_addr))
+		siglongjmp(g->env, 1);
+	/* Not a window's: end the process as if there were no handler. */
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	raise(sig);
+}
+
+/* Once per mailbox: the process serves one, and tests may have replaced it. */
+static int view_set_handler(struct view *v)
+{
+	if (v->handler_set)
+		return 0;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;   /* NODEFER: no mask to restore after the jump */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) < 0)
+		return -1;
+	v->handler_set = true;
+	return 0;
+}
+
+static void view_drop(struct view *v)
+{
+	if (v->base && v->mapped)
+		munmap((void *)(uintptr_t)v->base, v->len);
+	v->base = NULL;
+	v->len = 0;
+	v->mapped = false;
+}
+
+static void view_free(struct view *v)
+{
+	view_drop(v);
+	free(v->buf);
+	v->buf = NULL;
+}
+
+/* An operation begins: a buffered window may be stale, a mapping never is. */
+static void view_begin(struct view *v)
+{
+	if (!v->mapped)
+		view_drop(v);
+}
+
+static int view_map(struct view *v, int fd, off_t off, size_t len)
+{
+	if (v->no_mmap)
+		return -1;
+	if (view_set_handler(v) < 0) {
+		v->no_mmap = true;
+		return -1;
+	}
+	/* MAP_POPULATE: the window's pages in one go, not one fault each. */
+	void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, off);
+	if (p == MAP_FAILED) {
+		v->no_mmap = true;   /* a file system that cannot map: read it instead */
+		return -1;
+	}
+	v->base = p;
+	v->mapped = true;
+	return 0;
+}
+
+static int view_read(struct view *v, int fd, off_t off, size_t len)
+{
+	if (!v->buf && !(v->buf = malloc(WINDOW_SIZE)))
+		return -1;
+	ssize_t got = pread_full(fd, v->buf, len, off);
+	if (got < 0)
+		return -1;
+	v->base = v->buf;
+	v->mapped = false;
+	v->len = (size_t)got;   /* short when the file shrank: the caller sees it */
+	return 0;
+}
+
+/* A new window for [at, end): from the page holding `at`, as far as allowed. */
+static int view_move(struct view *v, int fd, off_t at, off_t end)
+{
+	off_t page = (off_t)sysconf(_SC_PAGESIZE);
+	off_t off = at - at % page;
+	off_t reach = end > v->bound ? end : v->bound;
+	size_t len = reach - off < WINDOW_SIZE ? (size_t)(reach - off) : WINDOW_SIZE;
+	view_drop(v);
+	v->off = off;
+	v->len = len;
+	if (view_map(v, fd, off, len) == 0)
+		return 0;
+	/* A buffer is refilled by the next operation anyway: read no further than asked. */
+	return view_read(v, fd, off, end - off < (off_t)len ? (size_t)(end - off) : len);
+}
+
+/*
+ * The file's octets from `at` on, before `end` (> at): a pointer into the
+ * window and in *avail how many, at least min(end - at, WINDOW_MIN_AHEAD).
+ * NULL on a read error (errno set) or when the file ends before that (errno 0).
+ */
+static const char *view_get(struct view *v, int fd, off_t at, off_t end, size_t *avail)
+{
+	off_t need = end - at < WINDOW_MIN_AHEAD ? end : at + WINDOW_MIN_AHEAD;
+	if (!v->base || at < v->off || need > v->off + (off_t)v->len) {
+		if (view_move(v, fd, at, end) < 0)
+			return NULL;
+		if (need > v->off + (off_t)v->len) {   /* a short read */
+			errno = 0;
+			return NULL;
+		}
+	}
+	off_t stop = v->off + (off_t)v->len < end ? v->off + (off_t)v->len : end;
+	*avail = (size_t)(stop - at);
+	return v->base + (at - v->off);
+}
+
+/*
+ * Run fn(arg) with the window's SIGBUS turned into a return of -2 (the file
+ * was truncated while mapped). fn must leave nothing half done that matters
+ * when it is cut short: what it built is thrown away by its caller.
+ */
+static int view_guarded(struct view *v, int (*fn)(void *), void *arg)
+{
+	struct view_guard g;
+	g.view = v;
+	if (sigsetjmp(g.env, 0) != 0) {
+		active_guard = NULL;
+		return -2;
+	}
+	active_guard = &g;
+	int rc = fn(arg);
+	active_guard = NULL;
+	return rc;
 }
 
 /* ---- the UIDL hash ------------------------------------------------------ */
@@ -168,7 +374,9 @@ static const struct { const char *name; size_t len; } rewritten_fields[] = {
 /* Does the line head h[0..hn) start header field `name` (any case), then blanks, then ':'? */
 static bool field_is(const char *h, size_t hn, const char *name, size_t len)
 {
-	if (hn <= len || strncasecmp(h, name, len) != 0)
+	if (hn <= len || (h[len] != ':' && h[len] != ' ' && h[len] != '\t'))
+		return false;   /* the cheap test first: most names differ in length */
+	if (strncasecmp(h, name, len) != 0)
 		return false;
 	for (size_t i = len; i < hn; i++) {
 		if (h[i] == ':')
@@ -239,6 +447,17 @@ static void hh_line_end(struct header_hash *hh)
 	hh->cr_held = false;
 }
 
+/* The rest of a line, p[0..n), then its LF (at p[n]): one feed when no CR is involved. */
+static void hh_data_lf(struct header_hash *hh, const char *p, size_t n)
+{
+	if (!hh->line_skipped && !hh->cr_held && (n == 0 || p[n - 1] != '\r')) {
+		hasher_feed(&hh->h, p, n + 1);
+		return;
+	}
+	hh_data(hh, p, n);
+	hh_line_end(hh);
+}
+
 static void hh_final(struct header_hash *hh, uint64_t out[2])
 {
 	if (hh->cr_held && !hh->line_skipped)
@@ -258,10 +477,12 @@ static const char internal_mark[] = "FOLDER INTERNAL DATA";
 
 struct scanner {
 	int fd;
+	struct view *view;   /* reads the file */
 	off_t origin;        /* where scanning starts: 0, or one message's From_ line */
 	off_t limit;         /* where it stops */
 	struct mbox *mb;     /* receives the messages; NULL when rehashing one message */
 	size_t cap;          /* room in mb->msgs */
+	size_t first_cap;    /* the first allocation of mb->msgs */
 
 	/* the current line */
 	bool mid_line;       /* its start has been classified */
@@ -288,11 +509,13 @@ struct scanner {
 	size_t whylen;
 };
 
+/* reason NULL: *why was set already. */
 static void scan_fail(struct scanner *s, enum mbox_status st, const char *reason)
 {
 	s->status = st;
 	s->stop = true;
-	set_why(s->why, s->whylen, "%s", reason);
+	if (reason)
+		set_why(s->why, s->whylen, "%s", reason);
 }
 
 static void match_internal_mark(struct scanner *s, const char *p, size_t n)
@@ -315,7 +538,7 @@ static void match_internal_mark(struct scanner *s, const char *p, size_t n)
 static bool grow_index(struct scanner *s)
 {
 	struct mbox *mb = s->mb;
-	size_t cap = s->cap ? s->cap * 2 : INITIAL_MSGS;
+	size_t cap = s->cap ? s->cap * 2 : s->first_cap;
 	if (cap > mb->opt.max_messages)
 		cap = mb->opt.max_messages;   /* never more room than the limit allows */
 	if (cap <= s->cap || cap > SIZE_MAX / sizeof(*mb->msgs))
@@ -441,15 +664,23 @@ static void scan_line_data(struct scanner *s, const char *p, size_t n)
 		match_internal_mark(s, p, n);
 }
 
-/* The LF of the current line; next is the offset after it. */
+/* The rest of the current line, p[0..n), and the LF at p[n]. */
+static void scan_line_rest(struct scanner *s, const char *p, size_t n)
+{
+	if (!s->in_header)
+		return;
+	hh_data_lf(&s->hh, p, n);
+	if (s->in_subject)
+		match_internal_mark(s, p, n);
+}
+
+/* The LF of the current line (hashed by scan_line_rest); next is the offset after it. */
 static void scan_line_end(struct scanner *s, off_t next)
 {
 	if (s->line_from)
 		s->body = next;
 	else if (s->prev != '\r')
 		s->bare++;
-	if (s->in_header)
-		hh_line_end(&s->hh);
 	s->prev_empty = s->line_empty;
 }
 
@@ -636,10 +867,12 @@ static size_t scan_chunk(struct scanner *s, const char *buf, size_t len, off_t b
 			if (body_fast(s, p, fast_limit))
 				continue;
 		}
-		if (n > 0) {
+		if (nl)
+			scan_line_rest(s, line, n);
+		else if (n > 0)
 			scan_line_data(s, line, n);
+		if (n > 0)
 			s->prev = (unsigned char)line[n - 1];
-		}
 		p += n;
 		if (nl) {
 			p++;
@@ -668,43 +901,47 @@ static void scan_finish(struct scanner *s)
 	}
 }
 
-static void scan_run(struct scanner *s, char *buf, size_t cap)
+/* Scan [origin, limit) window by window; a line head cut by a window's end is seen again whole. */
+static int scan_windows(void *arg)
 {
+	struct scanner *s = arg;
 	off_t pos = s->origin;
-	size_t have = 0;
-	while (!s->stop) {
-		size_t want = cap - have;
-		if ((off_t)want > s->limit - pos)
-			want = (size_t)(s->limit - pos);
-		ssize_t got = pread_full(s->fd, buf + have, want, pos);
-		if (got < 0) {
-			s->status = MBOX_TEMP;
-			s->stop = true;
-			set_why(s->why, s->whylen, "cannot read mailbox: %s", strerror(errno));
-			return;
+	while (!s->stop && pos < s->limit) {
+		size_t len;
+		const char *p = view_get(s->view, s->fd, pos, s->limit, &len);
+		if (!p) {
+			int err = errno;
+			if (err)
+				set_why(s->why, s->whylen, "cannot read mailbox: %s", strerror(err));
+			scan_fail(s, MBOX_TEMP, err ? NULL : "mailbox shrank during the scan");
+			return -1;
 		}
-		if ((size_t)got < want) {
-			scan_fail(s, MBOX_TEMP, "mailbox shrank during the scan");
-			return;
+		bool eof = pos + (off_t)len == s->limit;
+		size_t used = scan_chunk(s, p, len, pos, eof);
+		if (used == 0 && !eof && !s->stop) {   /* cannot happen: a window holds a line head */
+			scan_fail(s, MBOX_TEMP, "mailbox scan made no progress");
+			return -1;
 		}
-		pos += got;
-		size_t len = have + (size_t)got;
-		bool eof = pos == s->limit;
-		size_t used = scan_chunk(s, buf, len, pos - (off_t)len, eof);
-		if (eof)
-			break;
-		have = len - used;
-		memmove(buf, buf + used, have);
+		pos = eof ? s->limit : pos + (off_t)used;
 	}
 	if (!s->stop)
 		scan_finish(s);
+	return 0;
 }
 
-static void scanner_init(struct scanner *s, int fd, off_t origin, off_t limit,
+static void scan_run(struct scanner *s)
+{
+	view_begin(s->view);
+	if (view_guarded(s->view, scan_windows, s) == -2)
+		scan_fail(s, MBOX_TEMP, "mailbox shrank during the scan");
+}
+
+static void scanner_init(struct scanner *s, const struct mbox *from, off_t origin, off_t limit,
 			 struct mbox *mb, char *why, size_t whylen)
 {
 	memset(s, 0, sizeof(*s));
-	s->fd = fd;
+	s->fd = from->fd;
+	s->view = view_of(from);
 	s->origin = origin;
 	s->limit = limit;
 	s->mb = mb;
@@ -716,45 +953,107 @@ static void scanner_init(struct scanner *s, int fd, off_t origin, off_t limit,
 
 /* ---- duplicates --------------------------------------------------------- */
 
-#define NO_SLOT UINT32_MAX
-
 static bool same_hash(const struct mbox_msg *a, const struct mbox_msg *b)
 {
 	return a->hash[0] == b->hash[0] && a->hash[1] == b->hash[1];
 }
 
+#define NO_SLOT UINT32_MAX
+
+/* Scratch memory that goes back to the system when freed (the heap would keep it). */
+static void *scratch_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;   /* zero-filled */
+}
+
+static void scratch_free(void *p, size_t len)
+{
+	if (p)
+		munmap(p, len);
+}
+
+static inline bool bit_test(const uint64_t *map, size_t b)
+{
+	return (map[b / 64] >> (b % 64)) & 1;
+}
+
+static inline void bit_set(uint64_t *map, size_t b)
+{
+	map[b / 64] |= UINT64_C(1) << (b % 64);
+}
+
 /*
- * dup = how many earlier messages have the same hash. One pass in file order
- * over an open-addressing table (load <= 0.8) that maps each hash to its
- * latest message: 4 octets a slot, no sorting buffers.
+ * Mark (dup = 1) the messages whose bucket, of bits, holds another message
+ * too; the rest get dup = 0. Returns how many are marked, or SIZE_MAX.
+ */
+static size_t mark_shared_buckets(struct mbox *mb, size_t bits)
+{
+	size_t n = mb->nmsgs, mask = bits - 1, marked = 0;
+	uint64_t *map = scratch_alloc(bits / 8);
+	if (!map)
+		return SIZE_MAX;
+	for (size_t i = 0; i < n; i++) {   /* dup 1: the bucket was seen before */
+		size_t b = (size_t)mb->msgs[i].hash[0] & mask;   /* the hash is well mixed */
+		mb->msgs[i].dup = bit_test(map, b);
+		bit_set(map, b);
+	}
+	memset(map, 0, bits / 8);   /* now: the buckets that hold more than one message */
+	for (size_t i = 0; i < n; i++)
+		if (mb->msgs[i].dup)
+			bit_set(map, (size_t)mb->msgs[i].hash[0] & mask);
+	for (size_t i = 0; i < n; i++) {
+		mb->msgs[i].dup = bit_test(map, (size_t)mb->msgs[i].hash[0] & mask);
+		marked += mb->msgs[i].dup;
+	}
+	scratch_free(map, bits / 8);
+	return marked;
+}
+
+/*
+ * dup = how many earlier messages have the same hash. Equal hashes are rare
+ * (byte-identical copies), so a bitmap of 8 to 16 bits a message first marks
+ * the few messages that share a bucket with another; only those go through
+ * a hash table (open addressing, load <= 0.8) that maps each hash to its
+ * latest message. A table of every message would take 5 to 10 octets each,
+ * right when memory peaks (the index is complete).
  */
 static int assign_dups(struct mbox *mb)
 {
 	size_t n = mb->nmsgs;
 	if (n < 2)
 		return 0;
-	if (n >= NO_SLOT)
+	if (n >= NO_SLOT || n > SIZE_MAX / 16)
 		return -1;
-	size_t slots = 1;
-	while (slots < n + n / 4)
+	size_t bits = 512;
+	while (bits < 8 * n)
+		bits <<= 1;
+	size_t marked = mark_shared_buckets(mb, bits);
+	if (marked == SIZE_MAX)
+		return -1;
+	if (marked == 0)
+		return 0;
+	size_t slots = 1024;
+	while (slots < marked + marked / 4)
 		slots <<= 1;
-	if (slots > SIZE_MAX / sizeof(uint32_t))
-		return -1;
-	uint32_t *table = malloc(slots * sizeof(*table));
+	uint32_t *table = scratch_alloc(slots * sizeof(*table));
 	if (!table)
 		return -1;
 	memset(table, 0xff, slots * sizeof(*table));   /* every slot NO_SLOT */
 	size_t mask = slots - 1;
 	for (size_t i = 0; i < n; i++) {
 		struct mbox_msg *m = &mb->msgs[i];
-		size_t k = (size_t)m->hash[0] & mask;   /* the hash is well mixed already */
+		if (!m->dup)
+			continue;   /* alone in its bucket: no copy anywhere */
+		m->dup = 0;
+		size_t k = (size_t)(m->hash[0] >> 32) & mask;   /* other bits than the bucket's */
 		while (table[k] != NO_SLOT && !same_hash(&mb->msgs[table[k]], m))
 			k = (k + 1) & mask;
 		if (table[k] != NO_SLOT)
 			m->dup = mb->msgs[table[k]].dup + 1;
 		table[k] = (uint32_t)i;
 	}
-	free(table);
+	scratch_free(table, slots * sizeof(*table));
 	return 0;
 }
 
@@ -768,13 +1067,15 @@ void mbox_default_options(struct mbox_options *opt)
 	opt->max_size = MAX_MAILBOX_SIZE;
 	opt->index_dir = NULL;
 	opt->journal_dir = NULL;
+	opt->no_mmap = false;
 }
 
 static struct mbox *mbox_new(const struct mbox_options *opt)
 {
-	struct mbox *mb = calloc(1, sizeof(*mb));
-	if (!mb)
+	struct mbox_impl *impl = calloc(1, sizeof(*impl));
+	if (!impl)
 		return NULL;
+	struct mbox *mb = &impl->mb;
 	mb->fd = -1;
 	mb->session_fd = -1;
 	if (opt)
@@ -783,6 +1084,7 @@ static struct mbox *mbox_new(const struct mbox_options *opt)
 		mbox_default_options(&mb->opt);
 	if (mb->opt.max_messages > UINT32_MAX - 1)
 		mb->opt.max_messages = UINT32_MAX - 1;   /* dup counting indexes with 32 bits */
+	impl->view.no_mmap = mb->opt.no_mmap;
 	return mb;
 }
 
@@ -810,20 +1112,31 @@ static enum index_result use_index(struct mbox *mb, const struct stat *st, off_t
 	return ir;
 }
 
+/*
+ * The first allocation of the index, from the size of what is to scan: a big
+ * mailbox's index is then a mapping from the start (malloc maps large blocks)
+ * and grows by mremap, leaving no copies behind in the heap. Untouched
+ * entries cost no memory.
+ */
+static size_t first_capacity(off_t octets)
+{
+	off_t guess = octets / OCTETS_PER_MSG_GUESS;
+	if (guess < INITIAL_MSGS)
+		return INITIAL_MSGS;
+	return guess < MOST_FIRST_MSGS ? (size_t)guess : MOST_FIRST_MSGS;
+}
+
 /* Scan [origin, size) into mb->msgs, after the messages already there. */
 static enum mbox_status scan_range(struct mbox *mb, off_t origin, off_t size,
 				   char *why, size_t whylen)
 {
-	char *buf = malloc(SCAN_BUFFER_SIZE);
-	if (!buf) {
-		set_why(why, whylen, "out of memory");
-		return MBOX_TEMP;
-	}
+	struct view *v = view_of(mb);
 	struct scanner s;
-	scanner_init(&s, mb->fd, origin, size, mb, why, whylen);
+	scanner_init(&s, mb, origin, size, mb, why, whylen);
 	s.cap = mb->nmsgs;   /* an index's entries fill their allocation exactly */
-	scan_run(&s, buf, SCAN_BUFFER_SIZE);
-	free(buf);
+	s.first_cap = first_capacity(size - origin);
+	scan_run(&s);
+	view_drop(v);   /* not kept for RETR: the peak of memory is just ahead */
 	if (s.status != MBOX_OK)
 		return s.status;
 	if (assign_dups(mb) < 0) {
@@ -853,6 +1166,7 @@ static enum mbox_status scan_mailbox(struct mbox *mb, struct scan_result *res,
 			(intmax_t)st->st_size, (intmax_t)mb->opt.max_size);
 		return MBOX_PERM;
 	}
+	view_of(mb)->bound = st->st_size;
 	off_t origin = 0;
 	enum index_result ir = INDEX_NONE;
 	if (mb->opt.index_dir && mb->path && st->st_size > 0)
@@ -1069,9 +1383,10 @@ void mbox_close(struct mbox *mb)
 		close(mb->fd);   /* also drops a session flock held on it */
 	if (mb->session_fd >= 0)
 		close(mb->session_fd);
+	view_free(view_of(mb));
 	free(mb->msgs);
 	free(mb->path);
-	free(mb);
+	free((struct mbox_impl *)mb);
 }
 
 /* ---- the index ---------------------------------------------------------- */
@@ -1095,10 +1410,15 @@ void mbox_uidl(const struct mbox *mb, size_t n, char *buf)
 		buf[0] = '\0';
 		return;
 	}
-	int len = snprintf(buf, MAX_UIDL_LEN + 1, "%016" PRIx64 "%016" PRIx64,
-			   m->hash[0], m->hash[1]);
-	if (m->dup > 0 && len > 0)
-		snprintf(buf + len, (size_t)(MAX_UIDL_LEN + 1 - len), "-%" PRIu32, m->dup);
+	/* By hand, not snprintf: UIDL lists every message, often 100 000 of them. */
+	static const char hex[] = "0123456789abcdef";
+	char *p = buf;
+	for (int k = 0; k < 2; k++)
+		for (int shift = 60; shift >= 0; shift -= 4)
+			*p++ = hex[(m->hash[k] >> shift) & 0xf];
+	*p = '\0';
+	if (m->dup > 0)
+		snprintf(p, (size_t)(MAX_UIDL_LEN + 1 - (p - buf)), "-%" PRIu32, m->dup);
 }
 
 /* FNV-1a: a stable name for a path, not a defence against anything. */
@@ -1123,15 +1443,32 @@ int mbox_journal_path(const char *mailbox, const char *journal_dir, char *buf, s
 	return n < 0 || (size_t)n >= buflen ? -1 : 0;
 }
 
+struct check_args {
+	const struct mbox *mb;
+	off_t at;
+	int rc;
+};
+
+static int check_from_line(void *arg)
+{
+	struct check_args *a = arg;
+	struct view *v = view_of(a->mb);
+	size_t len;
+	const char *p = view_get(v, a->mb->fd, a->at, a->at + 5, &len);
+	a->rc = p && len == 5 && memcmp(p, "From ", 5) == 0 ? 0 : -1;
+	return 0;
+}
+
 int mbox_check_msg(const struct mbox *mb, size_t n)
 {
 	const struct mbox_msg *m = mbox_msg(mb, n);
-	char head[5];
 	if (!m || mb->fd < 0)
 		return -1;
-	if (pread_full(mb->fd, head, sizeof(head), m->start) != (ssize_t)sizeof(head))
+	struct check_args a = { .mb = mb, .at = m->start, .rc = -1 };
+	view_begin(view_of(mb));
+	if (view_guarded(view_of(mb), check_from_line, &a) < 0)
 		return -1;
-	return memcmp(head, "From ", sizeof(head)) == 0 ? 0 : -1;
+	return a.rc;
 }
 
 int mbox_rehash(const struct mbox *mb, size_t i, uint64_t hash[2])
@@ -1139,11 +1476,9 @@ int mbox_rehash(const struct mbox *mb, size_t i, uint64_t hash[2])
 	if (i >= mb->nmsgs || mb->fd < 0)
 		return -1;
 	const struct mbox_msg *m = &mb->msgs[i];
-	/* Small reads: only the header is hashed, and QUIT rehashes every deleted message. */
-	char buf[REHASH_READ_SIZE];
 	struct scanner s;
-	scanner_init(&s, mb->fd, m->start, m->end, NULL, NULL, 0);
-	scan_run(&s, buf, sizeof(buf));
+	scanner_init(&s, mb, m->start, m->end, NULL, NULL, 0);
+	scan_run(&s);
 	if (s.status != MBOX_OK || !s.in_msg)
 		return -1;
 	hash[0] = s.hash[0];
@@ -1265,6 +1600,56 @@ static size_t convert_lines(struct sender *sd, const char *in, size_t n, char *o
 	return (size_t)(o - out);
 }
 
+#ifdef __SSE2__
+/*
+ * convert_lines() 32 octets at a time (SSE2 is part of x86-64): where a block
+ * has no LF it is copied whole; else up to its first LF, which is then dealt
+ * with as convert_lines() does. The last 32 octets or fewer go to
+ * convert_lines(). Stores of whole blocks may write up to 32 octets past the
+ * output so far, always within the 2n the caller has room for.
+ */
+#define CONVERT_BLOCK 32
+static size_t convert_bulk(struct sender *sd, const char *in, size_t n, char *out)
+{
+	if (n <= CONVERT_BLOCK)
+		return convert_lines(sd, in, n, out);
+	const char *p = in, *end = in + n;
+	char *o = out;
+	const __m128i lf = _mm_set1_epi8('\n');
+	if (sd->at_start && *p == '.')
+		*o++ = '.';   /* byte-stuffing, RFC 1939 */
+	while (end - p > CONVERT_BLOCK) {   /* so that p[0] after an LF is still inside */
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+		unsigned lfs = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, lf)) |
+			       (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, lf)) << 16;
+		_mm_storeu_si128((__m128i *)(void *)o, a);
+		_mm_storeu_si128((__m128i *)(void *)(o + 16), b);
+		if (lfs == 0) {
+			p += CONVERT_BLOCK;
+			o += CONVERT_BLOCK;
+			continue;
+		}
+		unsigned i = (unsigned)__builtin_ctz(lfs);
+		p += i;
+		o += i;
+		unsigned char before = p > in ? (unsigned char)p[-1] : sd->prev;
+		if (before != '\r')
+			*o++ = '\r';   /* a stored CR LF is not doubled */
+		*o++ = '\n';
+		p++;
+		if (*p == '.')
+			*o++ = '.';
+	}
+	/* The tail; a dot after an LF just before it was stuffed above. */
+	sd->prev = (unsigned char)p[-1];
+	sd->at_start = false;
+	return (size_t)(o - out) + convert_lines(sd, p, (size_t)(end - p), o);
+}
+#else
+#define convert_bulk convert_lines
+#endif
+
 /* A whole chunk of a RETR into ob, in pieces that fit the buffer twice over. */
 static int send_bulk(struct sender *sd, const char *buf, size_t len)
 {
@@ -1274,9 +1659,39 @@ static int send_bulk(struct sender *sd, const char *buf, size_t len)
 		char *out = outbuf_reserve(sd->ob, 2 * piece);
 		if (!out)
 			return -1;
-		outbuf_commit(sd->ob, convert_lines(sd, buf, piece, out));
+		outbuf_commit(sd->ob, convert_bulk(sd, buf, piece, out));
 		buf += piece;
 		len -= piece;
+	}
+	return 0;
+}
+
+struct send_args {
+	const struct mbox *mb;
+	const struct mbox_msg *m;
+	size_t n;
+	struct sender sd;
+};
+
+static int send_window_by_window(void *arg)
+{
+	struct send_args *a = arg;
+	struct sender *sd = &a->sd;
+	struct view *v = view_of(a->mb);
+	off_t pos = a->m->body;
+	while (pos < a->m->end && !sd->done) {
+		size_t len;
+		const char *p = view_get(v, a->mb->fd, pos, a->m->end, &len);
+		if (!p) {
+			int err = errno;
+			log_msg(LOG_ERR, "cannot read message %zu: %s", a->n,
+				err ? strerror(err) : "mailbox was truncated");
+			return -1;
+		}
+		bool bulk = sd->lines < 0 && sd->ob->cap >= 2;
+		if ((bulk ? send_bulk(sd, p, len) : send_chunk(sd, p, len)) < 0)
+			return -1;
+		pos += (off_t)len;
 	}
 	return 0;
 }
@@ -1286,29 +1701,15 @@ int mbox_send(const struct mbox *mb, size_t n, long lines, struct outbuf *ob)
 	const struct mbox_msg *m = mbox_msg(mb, n);
 	if (!m || mb->fd < 0)
 		return -1;
-	char *buf = malloc(STREAM_CHUNK_SIZE);
-	if (!buf)
-		return -1;
-	struct sender sd = {
-		.ob = ob, .lines = lines, .in_header = true, .at_start = true, .prev = '\n',
+	struct send_args a = {
+		.mb = mb, .m = m, .n = n,
+		.sd = { .ob = ob, .lines = lines, .in_header = true, .at_start = true, .prev = '\n' },
 	};
-	int rc = 0;
-	off_t pos = m->body;
-	while (rc == 0 && pos < m->end && !sd.done) {
-		size_t want = m->end - pos < STREAM_CHUNK_SIZE ? (size_t)(m->end - pos)
-							       : STREAM_CHUNK_SIZE;
-		ssize_t got = pread_full(mb->fd, buf, want, pos);
-		if (got < 0 || (size_t)got < want) {
-			log_msg(LOG_ERR, "cannot read message %zu: %s", n,
-				got < 0 ? strerror(errno) : "mailbox was truncated");
-			rc = -1;
-			break;
-		}
-		rc = lines < 0 && ob->cap >= 2 ? send_bulk(&sd, buf, want) : send_chunk(&sd, buf, want);
-		pos += (off_t)want;
-	}
-	if (rc == 0 && !sd.done && m->end > m->body && sd.prev != '\n')
+	view_begin(view_of(mb));
+	int rc = view_guarded(view_of(mb), send_window_by_window, &a);
+	if (rc == -2)
+		log_msg(LOG_ERR, "cannot read message %zu: mailbox was truncated", n);
+	if (rc == 0 && !a.sd.done && m->end > m->body && a.sd.prev != '\n')
 		rc = outbuf_put(ob, "\r\n", 2);   /* the message does not end in LF */
-	free(buf);
-	return rc;
+	return rc < 0 ? -1 : 0;
 }

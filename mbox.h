@@ -36,8 +36,10 @@ struct mbox_options {
 	off_t max_size;
 	const char *index_dir;   /* expanded --index-dir, or NULL: no index (read by mbox_open only) */
 	const char *journal_dir; /* expanded --journal-dir, or NULL: journal beside the mailbox */
+	bool no_mmap;            /* read the file with pread(2) only, never map it (tests) */
 };
 
+/* Made only by mbox_open() / mbox_open_fd(): mbox.c keeps private state behind it. */
 struct mbox {
 	int fd;                  /* -1 for a missing (empty) maildrop */
 	int session_fd;          /* keeps the one-session lock, -1 if none (see lock.h) */

@@ -139,6 +139,7 @@ class Bench:
         self.rows = []        # (server, workload, Result, note)
         self.commands = []    # (label, command line)
         self.owner = None
+        self.load_start = os.getloadavg()[0]
 
     # ---- set-up ------------------------------------------------------------
 
@@ -196,20 +197,28 @@ class Bench:
             os.chown(self.run, *self.owner)
         self.pop3d = os.path.abspath(self.args.pop3d)
 
-    def pop3d_cmd(self, script, index=False):
+    def as_owner_prefix(self):
+        return "setpriv --reuid=%d --regid=%d --clear-groups " % self.owner
+
+    def pop3d_cmd(self, script, index=False, as_owner=False, prefix=None):
+        """pop3d as inetd starts it (root, dropping to --user), or, as_owner,
+        started as the mailbox owner itself (no --user: no NSS group lookup)."""
         r = self.run
-        user = " -u " + ACCOUNT if self.root else ""
+        user = " -u " + ACCOUNT if self.root and not as_owner else ""
         idx = " --index-dir=%s/index-%%u" % r if index else ""
-        return "%s -P %s/passwd%s -m %s/%%u.mbox -d 0 -L %s/pop3d.log%s < %s/%s" % (
-            self.pop3d, r, user, r, r, idx, r, script)
+        log = "pop3d-owner.log" if as_owner else "pop3d.log"
+        if prefix is None:
+            prefix = self.as_owner_prefix() if as_owner else ""
+        return "%s%s -P %s/passwd%s -m %s/%%u.mbox -d 0 -L %s/%s%s < %s/%s" % (
+            prefix, self.pop3d, r, user, r, r, log, idx, r, script)
 
     # ---- the measurements --------------------------------------------------
 
     def add(self, server, workload, cmd, res, note=""):
         self.rows.append((server, workload, res, note))
         self.commands.append(("%s / %s" % (server, workload), cmd))
-        log("%-8s %-40s %7.3f s wall %7.3f s cpu %8d KiB" % (server, workload, res.wall, res.cpu,
-                                                            res.rss))
+        log("%-8s %-40s %7.3f s wall %7.3f s cpu %8d KiB  (load %.1f)" % (
+            server, workload, res.wall, res.cpu, res.rss, os.getloadavg()[0]))
 
     def floors(self):
         runs = self.args.runs
@@ -223,6 +232,10 @@ class Bench:
         dele = os.path.join(self.run, "dele.mbox")
         cmd = self.pop3d_cmd("stat.txt")
         self.add("pop3d", "login + STAT + QUIT, no index", cmd, measure(cmd, runs))
+        owner = self.root and shutil.which("setpriv")
+        if owner:
+            cmd = self.pop3d_cmd("stat.txt", as_owner=True)
+            self.add("owner", "login + STAT + QUIT, no index", cmd, measure(cmd, runs))
         cmd = self.pop3d_cmd("stat.txt", index=True)
         time_once(cmd)   # the first login writes the index
         self.add("pop3d", "login + STAT + QUIT, index valid", cmd, measure(cmd, runs))
@@ -234,10 +247,15 @@ class Bench:
         self.add("pop3d", "RETR + DELE all + QUIT", cmd,
                  measure(cmd, runs, setup=lambda: copy_fresh(self.big, dele, self.owner)))
         self.small_sessions("pop3d", self.pop3d_cmd("small.txt") + " > /dev/null")
+        if owner:   # the whole loop as the owner: no setpriv in each session's time
+            one = self.pop3d_cmd("small.txt", as_owner=True, prefix="") + " > /dev/null"
+            self.small_sessions("owner", one, wrap=self.as_owner_prefix())
 
-    def small_sessions(self, server, one, env=None):
+    def small_sessions(self, server, one, env=None, wrap=None):
         k = self.args.sessions
         cmd = "i=0; while [ $i -lt %d ]; do %s || exit 1; i=$((i + 1)); done" % (k, one)
+        if wrap:
+            cmd = "%ssh -c '%s'" % (wrap, cmd)
         res = measure(cmd, self.args.runs, env=env)
         per = Result([(s[0] / k, s[1] / k, s[2] / k, s[3]) for s in res.samples])
         self.add(server, "small session (100 x 4 KB), per session", cmd, per,
@@ -371,6 +389,9 @@ class Bench:
         print("mailbox: %s, %d messages, %.1f MiB; small: %d messages, %.0f KiB; "
               "%d runs, medians" % (self.big, self.n_big, os.path.getsize(self.big) / 2**20,
                                     self.n_small, os.path.getsize(self.small) / 1024, self.args.runs))
+        print("machine: %d CPUs; load average (1 min) %.1f at the start, %.1f at the end "
+              "(other work inflates wall times; CPU times are steadier)" % (
+                  os.cpu_count() or 0, self.load_start, os.getloadavg()[0]))
         print()
         print("%-8s %-42s %9s %9s %10s %9s" % ("server", "workload", "wall s", "cpu s", "peak RSS",
                                              "vs floor"))
@@ -385,6 +406,9 @@ class Bench:
                 server, workload, r.wall, r.cpu, r.rss / 1024, ratio, note))
         print()
         self.targets()
+        if any(server == "owner" for server, _, _, _ in self.rows):
+            print("note: owner = pop3d started as the mailbox owner instead of root with --user: "
+                  "no initgroups(), so no NSS modules loaded")
         for n in notes:
             if n:
                 print("note: " + n)

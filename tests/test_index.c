@@ -562,7 +562,7 @@ static void test_index_pseudo_message(void **state)
 	buf_free(&b);
 }
 
-/* Large enough for several scan buffers, grown a few times. */
+/* Large enough for several windows, grown a few times. */
 static void test_index_large_mailbox_grown_repeatedly(void **state)
 {
 	(void)state;
@@ -570,7 +570,7 @@ static void test_index_large_mailbox_grown_repeatedly(void **state)
 	struct buf b = { 0 };
 	make_paths(&p, "large");
 	add_messages(&b, 1, 3000, 20);
-	assert_true(b.len > 3 * SCAN_BUFFER_SIZE);
+	assert_true(b.len > 3 * WINDOW_SIZE);
 	write_mbox(&p, &b);
 	assert_same_as_unindexed(&p);
 	for (unsigned round = 0; round < 3; round++) {

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -391,10 +393,10 @@ static void test_pseudo_message_folded_subject_across_scan_buffer(void **state)
 	/* a long header pushes the Subject across the first read boundary */
 	struct str s = { 0 };
 	str_adds(&s, "From MAILER-DAEMON\nX-IMAP: 1 2\nX-Long: ");
-	str_fill(&s, 'a', SCAN_BUFFER_SIZE - 30 - s.len);
+	str_fill(&s, 'a', WINDOW_SIZE - 30 - s.len);
 	str_adds(&s, "\nSubject: DON'T DELETE -- FOLDER\n INTERNAL DATA\n\ninternal\n\n"
 		 "From a\nSubject: real\n\nhello\n");
-	assert_true(strstr(s.p, "INTERNAL") - s.p > SCAN_BUFFER_SIZE - 20);
+	assert_true(strstr(s.p, "INTERNAL") - s.p > WINDOW_SIZE - 20);
 	struct mbox *mb = open_data(s.p, s.len);
 	assert_int_equal(mb->first, 1);
 	assert_int_equal(mbox_count(mb), 1);
@@ -490,17 +492,17 @@ static void test_huge_nul_line_longer_than_scan_buffer(void **state)
 	(void)state;
 	struct str s = { 0 };
 	str_adds(&s, "From a\n\n");
-	str_fill(&s, '\0', 3 * SCAN_BUFFER_SIZE + 17);
+	str_fill(&s, '\0', 3 * WINDOW_SIZE + 17);
 	str_adds(&s, "\n\nFrom b\n\nafter\n");
 	struct mbox *mb = open_data(s.p, s.len);
 	assert_int_equal(mbox_count(mb), 2);
-	assert_int_equal(mbox_msg(mb, 1)->size, 2 + 3 * SCAN_BUFFER_SIZE + 17 + 2);
+	assert_int_equal(mbox_msg(mb, 1)->size, 2 + 3 * WINDOW_SIZE + 17 + 2);
 	assert_message_str(mb, 2, "\r\nafter\r\n");
 	mbox_close(mb);
 	str_free(&s);
 }
 
-/* ---- line starts split across the scan buffer boundary ------------------ */
+/* ---- line starts split across a window boundary ------------------------- */
 
 /* Body lines so that the text reaches exactly `target` octets, ending in LF. */
 static void fill_to(struct str *s, size_t target)
@@ -518,7 +520,7 @@ static void check_separator_split(const char *eol, size_t k)
 {
 	struct str s = { 0 }, want1 = { 0 };
 	str_adds(&s, "From a\nSubject: one\n\n");
-	size_t sep = SCAN_BUFFER_SIZE - k;   /* the boundary falls k octets into "EOL From " */
+	size_t sep = WINDOW_SIZE - k;   /* the boundary falls k octets into "EOL From " */
 	fill_to(&s, sep);
 	str_adds(&s, eol);
 	str_adds(&s, "From b\nSubject: two\n\nbody two\n");
@@ -551,7 +553,7 @@ static void test_body_from_split_across_scan_buffer(void **state)
 	for (size_t k = 0; k <= 6; k++) {
 		struct str s = { 0 };
 		str_adds(&s, "From a\nSubject: one\n\n");
-		fill_to(&s, SCAN_BUFFER_SIZE - k);
+		fill_to(&s, WINDOW_SIZE - k);
 		str_adds(&s, "From c, just text\nmore\n");
 		struct mbox *mb = open_data(s.p, s.len);
 		assert_int_equal(mbox_count(mb), 1);
@@ -569,10 +571,10 @@ static void test_header_name_split_across_scan_buffer(void **state)
 	for (size_t k = 0; k <= 16; k++) {
 		struct str s = { 0 };
 		str_adds(&s, "From a\nSubject: one\n\n");
-		size_t msg2 = SCAN_BUFFER_SIZE - k - strlen("\nFrom b\nSubject: two\n");
+		size_t msg2 = WINDOW_SIZE - k - strlen("\nFrom b\nSubject: two\n");
 		fill_to(&s, msg2);
 		str_adds(&s, "\nFrom b\nSubject: two\n");
-		assert_int_equal(s.len, SCAN_BUFFER_SIZE - k);
+		assert_int_equal(s.len, WINDOW_SIZE - k);
 		str_adds(&s, "Content-Length: 5\n\nbody\n");   /* split k octets in */
 		struct mbox *mb = open_data(s.p, s.len);
 		assert_int_equal(mbox_count(mb), 2);
@@ -621,8 +623,8 @@ static void gen_message(struct str *m, int serial, bool last)
 		case 6: str_adds(m, "crlf line\r\n"); break;
 		case 7: str_add(m, "nul\0nul\n", 8); break;
 		case 8:
-			if (rnd(8) == 0) {   /* now and then longer than a stream chunk */
-				str_fill(m, 'L', rnd(3 * STREAM_CHUNK_SIZE));
+			if (rnd(8) == 0) {   /* now and then a long one, across windows */
+				str_fill(m, 'L', rnd(WINDOW_SIZE / 2));
 				str_adds(m, rnd(2) ? "\n" : "\r\n");
 			} else {
 				str_adds(m, "plain\n");
@@ -676,10 +678,13 @@ static void generated_free(struct generated *g)
 static void test_generated_sizes_and_contents(void **state)
 {
 	(void)state;
-	for (uint64_t seed = 1; seed <= 4; seed++) {
+	for (uint64_t seed = 1; seed <= 6; seed++) {
 		struct generated g;
 		generate(&g, 150, seed * 0x9E3779B97F4A7C15ULL);
-		struct mbox *mb = open_data(g.file.p, g.file.len);
+		struct mbox_options opt;
+		mbox_default_options(&opt);
+		opt.no_mmap = seed > 4;   /* the same through pread(2) */
+		struct mbox *mb = open_data_opt(g.file.p, g.file.len, &opt);
 		assert_int_equal(mbox_count(mb), g.n);
 		for (size_t i = 0; i < g.n; i++) {
 			struct str want = { 0 };
@@ -771,20 +776,20 @@ static void line_with_lf_at(struct str *s, size_t base, size_t lf, char c, bool 
 	assert_int_equal(s->len - base - 1, lf);
 }
 
-static void test_stream_chunk_boundaries(void **state)
+static void check_window_boundaries(bool no_mmap)
 {
-	(void)state;
-	const size_t C = STREAM_CHUNK_SIZE;
+	/* A RETR's windows begin at the page of its body: at file offset 0 here. */
+	const size_t C = WINDOW_SIZE;
 	struct str s = { 0 };
 	str_adds(&s, "From a\n");
-	size_t base = s.len;   /* raw message offsets count from here */
+	size_t base = 0;   /* offsets below are file offsets */
 	str_adds(&s, "Subject: big\n\n");
-	line_with_lf_at(&s, base, C, 'A', true);              /* CR ends chunk 1, LF starts chunk 2 */
-	line_with_lf_at(&s, base, 2 * C - 1, 'B', false);     /* chunk 3 starts a line ... */
+	line_with_lf_at(&s, base, C, 'A', true);              /* CR ends window 1, LF starts window 2 */
+	line_with_lf_at(&s, base, 2 * C - 1, 'B', false);     /* window 3 starts a line ... */
 	str_adds(&s, ".dot at a chunk start\n");               /* ... with a dot */
-	line_with_lf_at(&s, base, 3 * C, 'C', false);         /* a bare LF starts chunk 4 */
+	line_with_lf_at(&s, base, 3 * C, 'C', false);         /* a bare LF starts window 4 */
 	line_with_lf_at(&s, base, 4 * C - 2, 'D', false);
-	str_adds(&s, "\r");                                    /* a bare CR ends chunk 4 ... */
+	str_adds(&s, "\r");                                    /* a bare CR ends window 4 ... */
 	str_adds(&s, "x bare CR before\n");                    /* ... not followed by LF */
 	str_adds(&s, "end\n");
 	assert_int_equal(s.p[base + C - 1], '\r');
@@ -795,8 +800,11 @@ static void test_stream_chunk_boundaries(void **state)
 	assert_int_equal(s.p[base + 4 * C - 1], '\r');
 
 	struct str want = { 0 };
-	ref_convert(s.p + base, s.len - base, &want);
-	struct mbox *mb = open_data(s.p, s.len);
+	ref_convert(s.p + 7, s.len - 7, &want);
+	struct mbox_options opt;
+	mbox_default_options(&opt);
+	opt.no_mmap = no_mmap;
+	struct mbox *mb = open_data_opt(s.p, s.len, &opt);
 	assert_int_equal(mbox_count(mb), 1);
 	assert_message(mb, 1, want.p, want.len);
 	/* the same through a small output buffer (lines longer than the buffer) */
@@ -808,6 +816,13 @@ static void test_stream_chunk_boundaries(void **state)
 	str_free(&s);
 	str_free(&want);
 	str_free(&out);
+}
+
+static void test_window_boundaries(void **state)
+{
+	(void)state;
+	check_window_boundaries(false);
+	check_window_boundaries(true);
 }
 
 static void test_send_errors(void **state)
@@ -843,6 +858,126 @@ static void test_send_errors(void **state)
 	mbox_close(mb);
 	str_free(&s);
 	str_free(&out);
+}
+
+/* Bodies of random CR, LF, '.' and letters, every length to 300: RETR against the reference. */
+static void test_conversion_every_alignment(void **state)
+{
+	(void)state;
+	static const char alphabet[] = "ab.\n\r.\nxyz\n";
+	rng_state = 12345;
+	for (size_t len = 0; len <= 300; len++) {
+		for (int round = 0; round < 4; round++) {
+			struct str s = { 0 }, body = { 0 }, want = { 0 }, out = { 0 };
+			for (size_t i = 0; i < len; i++)
+				str_add(&body, &alphabet[rnd(sizeof(alphabet) - 1)], 1);
+			str_adds(&body, "\nEND\n");   /* no empty line at the end of the file */
+			str_adds(&s, "From x\n");
+			str_add(&s, body.p, body.len);
+			ref_convert(body.p, body.len, &want);
+			struct mbox *mb = open_data(s.p, s.len);
+			assert_int_equal(mbox_count(mb), 1);
+			assert_message(mb, 1, want.p, want.len);
+			/* small output buffers cut the input into pieces of every size */
+			size_t cap = 2 + rnd(90);
+			assert_int_equal(send_into(mb, 1, -1, &out, cap), 0);
+			assert_int_equal(out.len, want.len);
+			assert_memory_equal(out.p, want.p, want.len);
+			mbox_close(mb);
+			str_free(&s);
+			str_free(&body);
+			str_free(&want);
+			str_free(&out);
+		}
+	}
+}
+
+/* Message 1 small, message 2 over three windows, message 3 small at the end. */
+static void write_three_windows(const char *path, struct str *s)
+{
+	str_adds(s, "From a\nSubject: one\n\nbody one\n\nFrom b\nSubject: two\n\n");
+	while (s->len < 3 * WINDOW_SIZE) {
+		str_fill(s, 'w', 70);
+		str_adds(s, "\n");
+	}
+	str_adds(s, "\nFrom c\nSubject: three\n\nbody three\n");
+	test_write_file(path, s->p, s->len);
+}
+
+/* Cut short by another program while open: what lies past the cut fails cleanly. */
+static void check_truncated_underneath(bool no_mmap)
+{
+	const char *path = test_path(no_mmap ? "cut-read" : "cut-mapped");
+	struct str s = { 0 };
+	write_three_windows(path, &s);
+	struct mbox_options opt;
+	mbox_default_options(&opt);
+	opt.lock_timeout = 1;
+	opt.no_mmap = no_mmap;
+	struct mbox *mb = NULL;
+	char why[256] = "";
+	assert_int_equal(mbox_open(&mb, path, &opt, why, sizeof(why)), MBOX_OK);
+	assert_int_equal(mbox_count(mb), 3);
+	struct str out = { 0 };
+	assert_int_equal(send_into(mb, 2, -1, &out, OUTBUF_SIZE), 0);   /* maps its windows */
+	assert_int_equal(truncate(path, 5000), 0);   /* page 1 is the last, in part */
+	/* pages past the cut are gone from a mapping: touching them raises SIGBUS */
+	assert_int_equal(send_into(mb, 2, -1, &out, OUTBUF_SIZE), -1);
+	assert_int_equal(send_into(mb, 2, 1000, &out, OUTBUF_SIZE), -1);   /* TOP too */
+	assert_int_equal(send_into(mb, 3, -1, &out, OUTBUF_SIZE), -1);
+	assert_int_equal(mbox_check_msg(mb, 3), -1);
+	uint64_t h[2];
+	assert_int_equal(mbox_rehash(mb, 2, h), -1);
+	/* what is still there reads as before */
+	assert_int_equal(mbox_check_msg(mb, 2), 0);
+	assert_int_equal(mbox_rehash(mb, 1, h), 0);
+	assert_true(h[0] == mb->msgs[1].hash[0] && h[1] == mb->msgs[1].hash[1]);
+	assert_message_str(mb, 1, "Subject: one\r\n\r\nbody one\r\n");
+	/* and once the octets are back, so is everything */
+	test_write_file(path, s.p, s.len);
+	assert_int_equal(send_into(mb, 2, -1, &out, OUTBUF_SIZE), 0);
+	assert_message_str(mb, 3, "Subject: three\r\n\r\nbody three\r\n");
+	assert_int_equal(mbox_check_msg(mb, 3), 0);
+	assert_int_equal(mbox_rehash(mb, 2, h), 0);
+	mbox_close(mb);
+	str_free(&s);
+	str_free(&out);
+}
+
+static void test_truncated_underneath(void **state)
+{
+	(void)state;
+	check_truncated_underneath(false);
+	check_truncated_underneath(true);
+}
+
+/* The SIGBUS handler takes only faults in its window: any other still kills. */
+static void test_foreign_sigbus_still_kills(void **state)
+{
+	(void)state;
+	const char *path = test_path("foreign-bus");
+	struct str s = { 0 };
+	write_three_windows(path, &s);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct mbox *mb = NULL;
+		char why[256] = "";
+		if (open_path(&mb, path, why, sizeof(why)) != MBOX_OK || mbox_check_msg(mb, 2) != 0)
+			_exit(2);
+		int fd = open(path, O_RDONLY);
+		char *p = fd < 0 ? MAP_FAILED : mmap(NULL, 3 * 4096, PROT_READ, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED || ftruncate(open(path, O_WRONLY), 10) < 0)
+			_exit(3);
+		volatile char c = p[2 * 4096];   /* past the end: SIGBUS, not ours */
+		(void)c;
+		_exit(4);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGBUS);
+	str_free(&s);
 }
 
 /* ---- UIDL --------------------------------------------------------------- */
@@ -921,6 +1056,38 @@ static void test_uidl_duplicates(void **state)
 	assert_string_equal(want, u1);
 	uidl_of(mb, 3, want);
 	assert_string_equal(want, u3);
+	mbox_close(mb);
+	str_free(&s);
+}
+
+/* Thousands of messages, some of them copies: dup counts the earlier copies, as the obvious way does. */
+static void test_uidl_duplicates_among_many(void **state)
+{
+	(void)state;
+	struct str s = { 0 };
+	const size_t n = 6000;
+	rng_state = 99;
+	for (size_t i = 0; i < n; i++) {
+		char msg[96];
+		/* one in four is a copy of one of 30 messages */
+		size_t which = rnd(4) == 0 ? rnd(30) : 1000 + i;
+		snprintf(msg, sizeof(msg), "From s%zu\nSubject: %zu\n\nbody\n", which, which);
+		if (i > 0)
+			str_adds(&s, "\n");
+		str_adds(&s, msg);
+	}
+	struct mbox *mb = open_data(s.p, s.len);
+	assert_int_equal(mbox_count(mb), n);
+	size_t copies = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t earlier = 0;
+		for (size_t j = 0; j < i; j++)
+			earlier += mb->msgs[j].hash[0] == mb->msgs[i].hash[0] &&
+				   mb->msgs[j].hash[1] == mb->msgs[i].hash[1];
+		assert_int_equal(mb->msgs[i].dup, earlier);
+		copies += earlier > 0;
+	}
+	assert_true(copies > n / 5);
 	mbox_close(mb);
 	str_free(&s);
 }
@@ -1275,10 +1442,14 @@ int main(void)
 		cmocka_unit_test(test_generated_top),
 		cmocka_unit_test(test_byte_stuffing),
 		cmocka_unit_test(test_top),
-		cmocka_unit_test(test_stream_chunk_boundaries),
+		cmocka_unit_test(test_window_boundaries),
 		cmocka_unit_test(test_send_errors),
+		cmocka_unit_test(test_conversion_every_alignment),
+		cmocka_unit_test(test_truncated_underneath),
+		cmocka_unit_test(test_foreign_sigbus_still_kills),
 		cmocka_unit_test(test_uidl_format_and_uniqueness),
 		cmocka_unit_test(test_uidl_duplicates),
+		cmocka_unit_test(test_uidl_duplicates_among_many),
 		cmocka_unit_test(test_uidl_stable_when_mail_arrives_or_goes),
 		cmocka_unit_test(test_uidl_ignores_rewritten_headers),
 		cmocka_unit_test(test_rehash_and_check_msg),
