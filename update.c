@@ -786,15 +786,18 @@ static int open_mailbox(struct op *op, int *mfd)
 int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
 			const struct update_hooks *hooks, char *why, size_t whylen)
 {
+	/* Nearly always there is no journal: then no lock, and no copy buffer either. */
+	char jpath[MAX_PATH_LEN + 64 + sizeof(JOURNAL_TEMP_SUFFIX)];
+	if (mbox_journal_path(path, opt->journal_dir, jpath, sizeof(jpath) - sizeof(JOURNAL_TEMP_SUFFIX)) == 0) {
+		bool journal = path_exists(jpath);
+		strcat(jpath, JOURNAL_TEMP_SUFFIX);
+		if (!journal && !path_exists(jpath))
+			return 0;
+	}
 	struct op op;
 	if (op_init(&op, path, opt->journal_dir, hooks, why, whylen) != RC_OK) {
 		op_free(&op);
 		return -1;
-	}
-	/* Nearly always there is no journal: then no need to lock. */
-	if (!path_exists(op.jpath) && !path_exists(op.tpath)) {
-		op_free(&op);
-		return 0;
 	}
 	int mfd = -1;
 	int rc = open_mailbox(&op, &mfd);
