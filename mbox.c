@@ -808,7 +808,8 @@ static size_t scan_body(struct scanner *s, const char *buf, size_t from, size_t 
 	struct body_run run;
 	body_blocks(buf, from, limit, s->prev, &run);
 	size_t q = run.end;
-	const char *lf = run.from_next ? buf + q - 1 : memrchr(buf + from, '\n', q - from);
+	/* With from_next, buf[q - 1] is that LF: memrchr finds it at once. */
+	const char *lf = memrchr(buf + from, '\n', q - from);
 	s->bare += (off_t)run.bare;
 	if (!lf) {   /* still in the line classified at from */
 		s->prev = (unsigned char)buf[q - 1];

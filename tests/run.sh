@@ -1,11 +1,21 @@
 #!/bin/sh
 # Run every test: the cmocka unit tests, the scripted sessions through the real
-# binary, and the integration scripts. The last line is the summary.
+# binary, and the integration scripts; then the security stages: fuzzing, the
+# same tests on an ASan+UBSan build and under valgrind, static analysis.
+# The last line is the summary.
+#
+# tests/sanitize.sh and tests/valgrind.sh run this script again (POP3D_NESTED=1)
+# with POP3D naming their binary, UNIT_DIR their unit tests, POP3D_STAGES
+# the stages to run and POP3D_SKIP the scripts that only make sense for ./pop3d.
 cd "$(dirname "$0")/.." || exit 2
 passed=0
 failed=0
 failures=""
-rm -rf tests/tmp
+unit_dir=${UNIT_DIR:-tests}
+stages=${POP3D_STAGES:-unit scripts integration security fuzz sanitize valgrind lint}
+want() { case " $stages " in *" $1 "*) return 0 ;; esac; return 1; }
+skipped() { case " ${POP3D_SKIP:-} " in *" $1 "*) return 0 ;; esac; return 1; }
+[ -n "${POP3D_NESTED:-}" ] || rm -rf tests/tmp
 mkdir -p tests/tmp
 
 pass() { passed=$((passed + $1)); }
@@ -42,22 +52,72 @@ run_script() {
 	fi
 }
 
-for t in tests/test_*; do
-	case $t in *.c|*.o) continue ;; esac
-	[ -x "$t" ] && run_unit "$t"
-done
+# A stage script prints its own ok/FAILED lines and ends "N passed, N failed".
+run_stage() {
+	name=$1
+	shift
+	log=tests/tmp/stage-$name.log
+	{ "$@" 2>&1; echo "stage-exit=$?"; } | tee "$log" | grep -v '^stage-exit='
+	p=$(sed -n 's/^\([0-9]*\) passed, [0-9]* failed$/\1/p' "$log" | tail -1)
+	f=$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed$/\1/p' "$log" | tail -1)
+	rc=$(sed -n 's/^stage-exit=//p' "$log" | tail -1)
+	pass "${p:-0}"
+	if [ -n "$f" ] && [ "$f" -gt 0 ]; then
+		fail "$f" "$name"
+	elif [ "$rc" != 0 ] || [ -z "$p" ]; then
+		fail 1 "$name(exit=$rc)"
+	fi
+}
 
-echo "== scripted sessions (tests/scripts)"
-for d in tests/scripts/*/; do
-	[ -f "$d/input" ] || continue
-	run_script "script:$(basename "$d")" sh tests/script_case.sh "$d"
-done
+if want unit; then
+	for t in "$unit_dir"/test_*; do
+		case $t in *.c|*.o) continue ;; esac
+		[ -x "$t" ] && run_unit "$t"
+	done
+fi
 
-echo "== integration (tests/integration)"
-for t in tests/integration/*.sh; do
-	[ -f "$t" ] || continue
-	run_script "$(basename "$t" .sh)" sh "$t"
-done
+if want scripts; then
+	echo "== scripted sessions (tests/scripts)"
+	for d in tests/scripts/*/; do
+		[ -f "$d/input" ] || continue
+		run_script "script:$(basename "$d")" sh tests/script_case.sh "$d"
+	done
+fi
+
+if want integration; then
+	echo "== integration (tests/integration)"
+	for t in tests/integration/*.sh; do
+		[ -f "$t" ] || continue
+		skipped "$(basename "$t" .sh)" && continue
+		run_script "$(basename "$t" .sh)" sh "$t"
+	done
+fi
+
+if want security; then
+	echo "== security (tests/security)"
+	for t in tests/security/*.sh; do
+		[ -f "$t" ] || continue
+		skipped "$(basename "$t" .sh)" && continue
+		run_script "security:$(basename "$t" .sh)" sh "$t"
+	done
+fi
+
+if want fuzz; then
+	echo "== fuzzing (tests/fuzz, ${FUZZ_CHECK_SECONDS:-10} s per target)"
+	run_stage fuzz sh tests/fuzz/run.sh "${FUZZ_CHECK_SECONDS:-10}"
+fi
+if want sanitize; then
+	echo "== ASan + UBSan build (tests/sanitize.sh)"
+	run_stage sanitize sh tests/sanitize.sh
+fi
+if want valgrind; then
+	echo "== valgrind memcheck (tests/valgrind.sh)"
+	run_stage valgrind sh tests/valgrind.sh
+fi
+if want lint; then
+	echo "== static analysis (tests/lint.sh)"
+	run_stage lint sh tests/lint.sh
+fi
 
 [ -n "$failures" ] && echo "failed:$failures"
 echo "$passed passed, $failed failed"

@@ -4,6 +4,7 @@
 # args (extra options), status (expected exit status, default 0),
 # log (patterns, one per line, that must appear in the log).
 set -u
+pop3d=${POP3D:-./pop3d}   # the sanitizer and valgrind stages run other builds
 dir=${1%/}
 name=$(basename "$dir")
 tmp=tests/tmp/script-$name
@@ -19,7 +20,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	args="--user nobody $args"
 fi
 # shellcheck disable=SC2086
-./pop3d --passwd tests/scripts/passwd --mailbox "$tmp/%u.mbox" --log "$tmp/log" \
+"$pop3d" --passwd tests/scripts/passwd --mailbox "$tmp/%u.mbox" --log "$tmp/log" \
 	--login-delay 0 $args <"$dir/input" >"$tmp/out"
 status=$?
 

@@ -9,7 +9,8 @@ import subprocess
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-POP3D = os.path.join(ROOT, "pop3d")
+# The binary under test: ./pop3d, or $POP3D (the sanitizer and valgrind stages).
+POP3D = os.path.join(ROOT, os.environ.get("POP3D") or "pop3d")
 PASSWD = os.path.join(ROOT, "tests", "scripts", "passwd")
 USER, PASSWORD = "alice", "secret"
 
