@@ -761,12 +761,6 @@ static int recover_locked(struct op *op, int mfd)
 	return rc;
 }
 
-static bool path_exists(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0 || errno != ENOENT;
-}
-
 /* The mailbox, read-write; *mfd stays -1 when there is no file. */
 static int open_mailbox(struct op *op, int *mfd)
 {
@@ -789,9 +783,11 @@ int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
 	/* Nearly always there is no journal: then no lock, and no copy buffer either. */
 	char jpath[MAX_PATH_LEN + 64 + sizeof(JOURNAL_TEMP_SUFFIX)];
 	if (mbox_journal_path(path, opt->journal_dir, jpath, sizeof(jpath) - sizeof(JOURNAL_TEMP_SUFFIX)) == 0) {
-		bool journal = path_exists(jpath);
+		/* An unreadable directory: the login fails on the mailbox itself, with its reason. */
+		struct stat st;
+		bool journal = lstat(jpath, &st) == 0 || (errno != ENOENT && errno != EACCES);
 		strcat(jpath, JOURNAL_TEMP_SUFFIX);
-		if (!journal && !path_exists(jpath))
+		if (!journal && lstat(jpath, &st) < 0 && (errno == ENOENT || errno == EACCES))
 			return 0;
 	}
 	struct op op;

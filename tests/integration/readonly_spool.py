@@ -60,3 +60,16 @@ assert after == [m for i, m in enumerate(msgs, 1) if i not in (1, 3)]
 assert os.listdir(jdir) == [], os.listdir(jdir)
 print("ok: read-only spool: move refused without --journal-dir, works with it; "
       "delete-all truncates")
+
+# A spool the served account cannot even enter: a permanent problem, said so.
+os.chmod(spool, 0o700)
+try:
+    s = P.Pop3Pipe(os.path.join(spool, "%u.mbox"))
+    assert s.cmd("USER alice").startswith(b"+OK")
+    r = s.cmd("PASS secret")
+    s.cmd("QUIT")
+    s.close()
+    assert r.startswith(b"-ERR [SYS/PERM]"), r
+finally:
+    os.chmod(spool, 0o755)
+print("ok: an unreachable spool is -ERR [SYS/PERM]")
