@@ -19,7 +19,7 @@ ALL_LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Everything but main(): shared by the binary and the unit tests.
-LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c
+LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 HEADERS  := $(wildcard *.h)
 
@@ -42,13 +42,13 @@ tests/%.o: tests/%.c $(HEADERS) tests/testutil.h
 	$(CC) $(ALL_CFLAGS) -iquote . -c -o $@ $<
 
 # Each unit test links only the modules it tests (and what they use).
-tests/test_outbuf:  tests/test_outbuf.o  outbuf.o log.o
-tests/test_mbox:    tests/test_mbox.o    mbox.o index.o lock.o outbuf.o log.o
-tests/test_lock:    tests/test_lock.o    lock.o log.o
-tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o
-tests/test_auth:    tests/test_auth.o    auth.o log.o
-tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o
-tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o
+tests/test_outbuf:  tests/test_outbuf.o  outbuf.o log.o fileio.o
+tests/test_mbox:    tests/test_mbox.o    mbox.o index.o lock.o outbuf.o log.o fileio.o
+tests/test_lock:    tests/test_lock.o    lock.o log.o fileio.o
+tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
+tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
+tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o fileio.o
 $(TESTS): tests/testutil.o
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
 
@@ -166,11 +166,11 @@ $(FUZZ_DIR)/fuzz_$(1): $(addprefix $(FUZZ_DIR)/lf/,fuzz_$(1).o fuzz_util.o $(2))
 $(FUZZ_DIR)/replay_$(1): $(addprefix $(FUZZ_DIR)/plain/,fuzz_$(1).o fuzz_util.o driver.o $(2))
 	$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
 endef
-$(eval $(call FUZZ_TARGET,session,session.o mbox.o index.o lock.o update.o outbuf.o log.o))
-$(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o))
-$(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o))
-$(eval $(call FUZZ_TARGET,passwd,auth.o log.o))
-$(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o log.o))
+$(eval $(call FUZZ_TARGET,session,session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
 
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----
 lint:

@@ -15,6 +15,8 @@
 #define _GNU_SOURCE
 #include "index.h"
 
+#include "fileio.h"
+
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -175,41 +177,6 @@ static void decode_entry(const unsigned char *p, struct mbox_msg *m)
 }
 
 /* ---- I/O ------------------------------------------------------------------ */
-
-/* pread until len octets or end of file. Octets read, or -1 with errno. */
-static ssize_t pread_full(int fd, void *buf, size_t len, off_t off)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
 
 /* Checksum of the mailbox octets [size - INDEX_TAIL_SIZE, size): where an index stops. */
 static int tail_sum(int fd, off_t size, uint64_t *out)

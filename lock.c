@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "lock.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -30,18 +32,6 @@
 #define TEMP_NAME_ATTEMPTS 100   /* unique temp names tried before giving up */
 #define HOST_PART_MAX      64    /* octets of the host name in a temp name */
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	if (!why || whylen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- method list -------------------------------------------------------- */
 

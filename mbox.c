@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "mbox.h"
 
+#include "fileio.h"
+
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,36 +42,7 @@ _Static_assert(WINDOW_SIZE >= 2 * WINDOW_MIN_AHEAD, "window smaller than its loo
 #define OCTETS_PER_MSG_GUESS 8192   /* a first allocation of one entry per this much file ... */
 #define MOST_FIRST_MSGS (1 << 17)   /* ... up to this many (7 MiB of address space, not of memory) */
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	if (!why || whylen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
-/* pread until len octets or end of file. Octets read, or -1 with errno. */
-static ssize_t pread_full(int fd, void *buf, size_t len, off_t off)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
 
 /* ---- reading the file: a window over it --------------------------------- */
 

@@ -10,6 +10,8 @@
  */
 #include "update.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -183,8 +185,8 @@ static uint64_t sum_of(const void *data, size_t n)
 
 /* ---- errors, hooks -------------------------------------------------------- */
 
-static void set_why(struct op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_why(struct op *op, const char *fmt, ...)
+static void op_set_why(struct op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void op_set_why(struct op *op, const char *fmt, ...)
 {
 	if (!op->why || op->whylen == 0)
 		return;
@@ -205,7 +207,7 @@ static int fail(struct op *op, const char *fmt, ...)
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	bool full = err == ENOSPC || err == EDQUOT;
-	set_why(op, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
+	op_set_why(op, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
 	log_msg(LOG_ERR, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
 	errno = err;
 	return RC_FAIL;
@@ -220,7 +222,7 @@ static int changed(struct op *op, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	set_why(op, "mailbox was changed by another program");
+	op_set_why(op, "mailbox was changed by another program");
 	log_msg(LOG_WARNING, "update %s: nothing applied, mailbox was changed by another program: %s",
 		op->path, detail);
 	return RC_FAIL;
@@ -234,7 +236,7 @@ static int step(struct op *op, const char *what)
 		return RC_OK;
 	int r = op->hooks->fault(op->hooks->ctx, op->step, what);
 	if (r > 0) {
-		set_why(op, "crash injected at step %d (%s)", op->step, what);
+		op_set_why(op, "crash injected at step %d (%s)", op->step, what);
 		return RC_CRASH;
 	}
 	if (r < 0) {
@@ -249,40 +251,12 @@ static int step(struct op *op, const char *what)
 /* Exactly len octets at off; a file that ends early is an error (ENODATA). */
 static int pread_exact(int fd, void *buf, size_t len, off_t off)
 {
-	unsigned char *p = buf;
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			errno = ENODATA;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const unsigned char *p = buf;
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
+	ssize_t n = pread_full(fd, buf, len, off);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < len) {
+		errno = ENODATA;
+		return -1;
 	}
 	return 0;
 }

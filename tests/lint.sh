@@ -6,6 +6,8 @@
 #  cppcheck
 #   knownConditionTrueFalse in outbuf.c: outbuf_printf keeps a check that holds
 #       for today's MAX_RESPONSE_LINE, in case the limit is ever made tiny.
+#   knownConditionTrueFalse in index.c: the batch of entries written is at
+#       least 1 inside the loop over messages; cppcheck misses that bound.
 #  clang-tidy
 #   clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling: asks
 #       for C11 Annex K (memcpy_s, snprintf_s), which glibc does not have.
@@ -31,7 +33,7 @@
 #       diagnostic is intended; system calls are checked by review and tests.
 set -u
 cd "$(dirname "$0")/.." || exit 2
-SRCS="session.c mbox.c lock.c update.c auth.c outbuf.c log.c pop3d.c"
+SRCS="session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c pop3d.c"
 out=build/lint
 mkdir -p "$out"
 passed=0
@@ -53,6 +55,7 @@ if command -v cppcheck >/dev/null 2>&1; then
 	if cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 		--enable=warning,style,performance,portability \
 		--suppress=missingIncludeSystem --suppress=knownConditionTrueFalse:outbuf.c \
+		--suppress=knownConditionTrueFalse:index.c \
 		-D__linux__ -D__x86_64__ $SRCS >"$out/cppcheck.log" 2>&1; then
 		result ok "lint:cppcheck"
 	else
