@@ -441,27 +441,84 @@ static int drop_privileges(const char *name, uid_t uid, gid_t gid)
 	return 0;
 }
 
-/* Switch to the account that owns the maildrop, once. */
+/*
+ * Who owns the mailbox at path (or, while it does not exist yet, its
+ * directory). Root is never an answer: we do not serve mailboxes as root.
+ */
+static int mailbox_owner(const char *path, uid_t *uid, gid_t *gid, char *why, size_t whylen)
+{
+	struct stat st;
+	int rc = lstat(path, &st);
+	if (rc < 0 && errno == ENOENT) {
+		char dir[MAX_PATH_LEN];
+		snprintf(dir, sizeof(dir), "%s", path);
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		rc = lstat(slash ? dir : ".", &st);
+	} else if (rc == 0 && !S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "mailbox is not a regular file");
+		return -1;
+	}
+	if (rc < 0) {
+		snprintf(why, whylen, "cannot find the mailbox's owner: %s", strerror(errno));
+		return -1;
+	}
+	if (st.st_uid == 0) {
+		snprintf(why, whylen, "mailbox belongs to root: set --user to serve it");
+		return -1;
+	}
+	*uid = st.st_uid;
+	*gid = st.st_gid;
+	return 0;
+}
+
+/* Become uid for good: its account's groups, or none when it has no account. */
+static int drop_to_uid(uid_t uid, gid_t gid)
+{
+	struct passwd *pw = getpwuid(uid);
+	if (pw)
+		return drop_privileges(pw->pw_name, uid, pw->pw_gid);
+	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0 || setuid(0) == 0) {
+		log_msg(LOG_ERR, "cannot switch to uid %ld: %s", (long)uid, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Switch, once, to the account that owns the maildrop: the system account,
+ * --user for virtual users, or without --user the mailbox file's owner.
+ */
 static enum login_result become_account(struct server *srv, const struct account *acct,
 					char *why, size_t whylen)
 {
-	uid_t uid = acct->system ? acct->uid : srv->virt_uid;
-	gid_t gid = acct->system ? acct->gid : srv->virt_gid;
-	const char *name = acct->system ? acct->name : srv->cfg->virtual_user;
 	if (!srv->root)
 		return LOGIN_OK;  /* an ordinary user serves mailboxes as itself */
+	uid_t uid = acct->system ? acct->uid : srv->virt_uid;
+	gid_t gid = acct->system ? acct->gid : srv->virt_gid;
+	bool by_owner = !acct->system && !srv->cfg->virtual_user;
+	if (by_owner && mailbox_owner(acct->mailbox, &uid, &gid, why, whylen) < 0) {
+		log_msg(LOG_ERR, "no account to serve %s for %s as: %s", acct->mailbox,
+			acct->name, why);
+		return LOGIN_SYS_PERM;
+	}
 	if (srv->dropped) {
 		if (uid == srv->dropped_uid)
 			return LOGIN_OK;
 		snprintf(why, whylen, "reconnect to log in as another user");
 		return LOGIN_SYS_TEMP;
 	}
-	if (drop_privileges(name, uid, gid) < 0) {
+	/* From here on this process never logs anybody else in: a failed switch may be half done. */
+	srv->dropped = true;
+	srv->dropped_uid = (uid_t)-1;
+	int rc = by_owner ? drop_to_uid(uid, gid)
+			  : drop_privileges(acct->system ? acct->name : srv->cfg->virtual_user,
+					    uid, gid);
+	if (rc < 0) {
 		snprintf(why, whylen, "cannot switch to the mailbox owner");
-		/* A failed setuid may have half-happened: stop here. */
 		return uid == 0 ? LOGIN_SYS_PERM : LOGIN_SYS_TEMP;
 	}
-	srv->dropped = true;
 	srv->dropped_uid = uid;
 	return LOGIN_OK;
 }
@@ -613,13 +670,8 @@ static enum mbox_status backend_update(void *ctx, struct mbox *mb, char *why, si
 static int setup_virtual_user(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
-	if (!cfg->virtual_user) {
-		if (srv->root && cfg->passwd_file) {
-			log_msg(LOG_ERR, "started as root with --passwd: --user=ACCOUNT is required");
-			return -1;
-		}
-		return 0;
-	}
+	if (!cfg->virtual_user)
+		return 0;  /* as root, virtual mailboxes are then served as their owners */
 	struct passwd *pw = getpwnam(cfg->virtual_user);
 	if (!pw) {
 		log_msg(LOG_ERR, "--user %s: no such account", cfg->virtual_user);
@@ -770,35 +822,17 @@ static int exit_status(enum session_end end)
 	}
 }
 
-/* As root, repair a mailbox as its owner, like a session would. */
-static int become_mailbox_owner(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
-		fprintf(stderr, "pop3d: %s: not a regular file\n", path);
-		return -1;
-	}
-	if (st.st_uid == 0) {
-		fprintf(stderr, "pop3d: %s belongs to root; refusing to work on it as root\n", path);
-		return -1;
-	}
-	struct passwd *pw = getpwuid(st.st_uid);
-	if (pw)
-		return drop_privileges(pw->pw_name, st.st_uid, pw->pw_gid);
-	/* An owner without an account: no supplementary groups at all. */
-	if (setgroups(0, NULL) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0 ||
-	    setuid(0) == 0) {
-		fprintf(stderr, "pop3d: cannot switch to uid %ld\n", (long)st.st_uid);
-		return -1;
-	}
-	return 0;
-}
-
 static int run_recover(const struct server *srv)
 {
 	char why[256] = "";
-	if (srv->root && become_mailbox_owner(srv->cfg->recover_path) < 0)
+	uid_t uid;
+	gid_t gid;
+	if (srv->root && (mailbox_owner(srv->cfg->recover_path, &uid, &gid, why, sizeof(why)) < 0 ||
+			  drop_to_uid(uid, gid) < 0)) {
+		fprintf(stderr, "pop3d: %s: %s\n", srv->cfg->recover_path,
+			why[0] ? why : "cannot switch to its owner");
 		return EXIT_CONFIG;
+	}
 	struct mbox_options opt;
 	mailbox_options(srv, &opt);
 	char journal_dir[MAX_PATH_LEN];

@@ -60,3 +60,26 @@ r = subprocess.run([P.POP3D, "--passwd", os.path.join(d, "missing"), "--log",
                    capture_output=True)
 assert r.returncode == 78, r.returncode
 print("ok: usage errors, --version, --help, --hash round trip, %h rule, quiet stderr")
+
+# Virtual users without --user: pop3d greets whoever starts it; as root it
+# serves each mailbox as the mailbox's owner, and never as root.
+r = subprocess.run([P.POP3D, "-P", "/dev/null", "-m", os.path.join(d, "%u")],
+                   input=b"CAPA\r\nQUIT\r\n", capture_output=True, timeout=60)
+assert r.stdout.startswith(b"+OK") and r.returncode == 0, r
+if P.as_root():
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    owned = os.path.join(d, "owned")
+    os.makedirs(owned, exist_ok=True)
+    box = os.path.join(owned, "carol.mbox")
+    with open(box, "wb") as f:
+        f.write(P.mbox_of([b"Subject: hi\n\nhello\n"]))
+    noargs = [P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(owned, "%u.mbox"),
+              "--log", os.path.join(d, "log"), "--login-delay", "0"]
+    login = b"USER carol\r\nPASS pass word\r\nSTAT\r\nQUIT\r\n"
+    r = subprocess.run(noargs, input=login, capture_output=True, timeout=60)
+    assert b"-ERR [SYS/PERM]" in r.stdout, r.stdout   # root's file: not served as root
+    os.chown(box, nobody.pw_uid, nobody.pw_gid)
+    r = subprocess.run(noargs, input=login, capture_output=True, timeout=60)
+    assert b"+OK 1 " in r.stdout, r.stdout             # served as its owner
+print("ok: greets without --user; as root serves a mailbox as its owner, never as root")
