@@ -67,7 +67,6 @@ struct server {
 	char journal_dir[MAX_PATH_LEN]; /* expanded --journal-dir: lives as long as the mailbox */
 	bool dropped;               /* privileges already dropped to dropped_uid */
 	uid_t dropped_uid;
-	const char *peer;
 };
 
 /* Set by SIGALRM: a write to the client has stalled past the timeout. */
@@ -565,16 +564,8 @@ static enum login_result map_status(enum mbox_status st)
 	return LOGIN_SYS_TEMP;
 }
 
-static const char *client_reason(enum mbox_status st)
-{
-	switch (st) {
-	case MBOX_IN_USE: return "mailbox is in use by another session";
-	case MBOX_PERM: return "mailbox cannot be served; please contact your administrator";
-	case MBOX_TEMP:
-	case MBOX_OK: break;
-	}
-	return "mailbox is temporarily unavailable; try again later";
-}
+/* What a client is told when its maildrop is stuck on something only the admin can fix. */
+static const char temp_reason[] = "mailbox is temporarily unavailable; try again later";
 
 static void mailbox_options(const struct server *srv, struct mbox_options *opt)
 {
@@ -582,6 +573,20 @@ static void mailbox_options(const struct server *srv, struct mbox_options *opt)
 	opt->lock_methods = srv->cfg->lock_methods;
 	opt->max_messages = srv->cfg->max_messages;
 	opt->max_size = srv->cfg->max_mailbox_size;
+}
+
+/* A directory template (--index-dir, --journal-dir) for this account, or NULL. */
+static const char *expand_dir(const char *option, const char *tmpl, const struct account *acct,
+			      char out[MAX_PATH_LEN])
+{
+	if (!tmpl)
+		return NULL;
+	if (auth_expand_mailbox(tmpl, acct->name, acct->home, out, MAX_PATH_LEN) < 0) {
+		log_msg(LOG_ERR, "%s %s for %s: too long, bad %% sequence or %%h without a home",
+			option, tmpl, acct->name);
+		return NULL;
+	}
+	return out;
 }
 
 static enum login_result backend_login(void *ctx, const char *user, const char *password,
@@ -602,27 +607,18 @@ static enum login_result backend_login(void *ctx, const char *user, const char *
 	struct mbox_options opt;
 	mailbox_options(srv, &opt);
 	char index_dir[MAX_PATH_LEN];
-	if (srv->cfg->index_dir) {   /* without a usable one the login goes on, unindexed */
-		if (auth_expand_mailbox(srv->cfg->index_dir, acct.name, acct.home, index_dir,
-					sizeof(index_dir)) == 0)
-			opt.index_dir = index_dir;
-		else
-			log_msg(LOG_WARNING, "--index-dir %s for %s: too long, bad %% sequence or "
-				"%%h without a home", srv->cfg->index_dir, acct.name);
-	}
-	if (srv->cfg->journal_dir) {  /* where an interrupted update's journal would be: required */
-		if (auth_expand_mailbox(srv->cfg->journal_dir, acct.name, acct.home,
-					srv->journal_dir, sizeof(srv->journal_dir)) < 0) {
-			log_msg(LOG_ERR, "--journal-dir %s for %s: too long, bad %% sequence or "
-				"%%h without a home", srv->cfg->journal_dir, acct.name);
-			snprintf(why, whylen, "%s", client_reason(MBOX_TEMP));
-			return LOGIN_SYS_TEMP;
-		}
-		opt.journal_dir = srv->journal_dir;
+	/* Without a usable index directory the login goes on, unindexed. */
+	opt.index_dir = expand_dir("--index-dir", srv->cfg->index_dir, &acct, index_dir);
+	/* Where an interrupted update's journal would be is not optional. */
+	opt.journal_dir = expand_dir("--journal-dir", srv->cfg->journal_dir, &acct,
+				     srv->journal_dir);
+	if (srv->cfg->journal_dir && !opt.journal_dir) {
+		snprintf(why, whylen, "%s", temp_reason);
+		return LOGIN_SYS_TEMP;
 	}
 	if (mbox_recover_hooked(acct.mailbox, &opt, RECOVER_HOOKS, why, whylen) < 0) {
 		log_msg(LOG_ERR, "recovery of %s failed: %s", acct.mailbox, why);
-		snprintf(why, whylen, "%s", client_reason(MBOX_TEMP));
+		snprintf(why, whylen, "%s", temp_reason);
 		return LOGIN_SYS_TEMP;
 	}
 	enum mbox_status st = mbox_open(mb, acct.mailbox, &opt, why, whylen);
@@ -647,22 +643,10 @@ static void backend_login_failed(void *ctx, unsigned failures)
 	sleep_seconds(delay < MAX_LOGIN_DELAY ? delay : MAX_LOGIN_DELAY);
 }
 
-/* The client hears why an update failed, but no path: those are for the log. */
-static void client_update_reason(char *why, size_t whylen)
-{
-	if (!strchr(why, '/'))
-		return;  /* update.c has logged the details */
-	snprintf(why, whylen, "%s", strncmp(why, "disk full", 9) == 0 ? "disk full" :
-		 "the mailbox cannot be updated now");
-}
-
 static enum mbox_status backend_update(void *ctx, struct mbox *mb, char *why, size_t whylen)
 {
 	(void)ctx;
-	enum mbox_status st = mbox_update_hooked(mb, UPDATE_HOOKS, why, whylen);
-	if (st != MBOX_OK)
-		client_update_reason(why, whylen);
-	return st;
+	return mbox_update_hooked(mb, UPDATE_HOOKS, why, whylen);
 }
 
 /* ---- start-up checks ---- */
@@ -879,7 +863,6 @@ int main(int argc, char **argv)
 		return EXIT_CONFIG;
 	struct peer peer;
 	find_peer(&peer);
-	srv.peer = peer.addr;
 	if (install_signals() < 0) {
 		log_msg(LOG_ERR, "cannot install signal handlers: %s", strerror(errno));
 		return EXIT_CONFIG;

@@ -196,7 +196,10 @@ static void op_set_why(struct op *op, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* why = "<what>: <strerror(errno)>", "disk full" first when it is; logged. */
+/*
+ * Log "<what>: <strerror(errno)>" (what names files); why, which a client may
+ * see, says only "disk full" or "cannot update the mailbox", and the error.
+ */
 static int fail(struct op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct op *op, const char *fmt, ...)
 {
@@ -207,7 +210,7 @@ static int fail(struct op *op, const char *fmt, ...)
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	bool full = err == ENOSPC || err == EDQUOT;
-	op_set_why(op, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
+	op_set_why(op, "%s: %s", full ? "disk full" : "cannot update the mailbox", strerror(err));
 	log_msg(LOG_ERR, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
 	errno = err;
 	return RC_FAIL;
@@ -527,6 +530,23 @@ static int journal_read(struct op *op, int jfd, struct jhdr *h)
 
 /* ---- the move ------------------------------------------------------------------ */
 
+/* The mailbox holds its new contents: make that durable, then drop the journal. */
+static int finish_update(struct op *op, int mfd)
+{
+	if (fsync_retry(mfd) < 0)
+		return fail(op, "cannot sync %s", op->path);
+	int rc = step(op, "mailbox-synced");
+	if (rc != RC_OK)
+		return rc;
+	if (unlink(op->jpath) < 0)
+		return fail(op, "cannot remove journal %s", op->jpath);
+	if ((rc = step(op, "journal-removed")) != RC_OK)
+		return rc;
+	if ((rc = fsync_dir(op)) != RC_OK)
+		return rc;
+	return step(op, "dir-synced");
+}
+
 /*
  * Write the journal's data at X, truncate, remove the journal. Touches only
  * [X, X + L) and the size, so it can be repeated after a crash at any point.
@@ -562,17 +582,7 @@ static int replay(struct op *op, int mfd, int jfd, const struct jhdr *h)
 		return fail(op, "cannot truncate %s", op->path);
 	if ((rc = step(op, "mailbox-truncated")) != RC_OK)
 		return rc;
-	if (fsync_retry(mfd) < 0)
-		return fail(op, "cannot sync %s", op->path);
-	if ((rc = step(op, "mailbox-synced")) != RC_OK)
-		return rc;
-	if (unlink(op->jpath) < 0)
-		return fail(op, "cannot remove journal %s", op->jpath);
-	if ((rc = step(op, "journal-removed")) != RC_OK)
-		return rc;
-	if ((rc = fsync_dir(op)) != RC_OK)
-		return rc;
-	return step(op, "dir-synced");
+	return finish_update(op, mfd);
 }
 
 /* ---- recovery ------------------------------------------------------------------ */
@@ -665,18 +675,7 @@ static int finish_truncated(struct op *op, int mfd, off_t size, const struct jhd
 		errno = EIO;
 		return fail(op, "%s does not match journal %s, journal kept", op->path, op->jpath);
 	}
-	if (fsync_retry(mfd) < 0)
-		return fail(op, "cannot sync %s", op->path);
-	int rc = step(op, "mailbox-synced");
-	if (rc != RC_OK)
-		return rc;
-	if (unlink(op->jpath) < 0)
-		return fail(op, "cannot remove journal %s", op->jpath);
-	if ((rc = step(op, "journal-removed")) != RC_OK)
-		return rc;
-	if ((rc = fsync_dir(op)) != RC_OK)
-		return rc;
-	return step(op, "dir-synced");
+	return finish_update(op, mfd);
 }
 
 /* Finish a complete journal against the mailbox as it is now. */
