@@ -25,11 +25,8 @@
 /* Mailbox. */
 #define MAX_MESSAGES       1000000              /* messages in one maildrop */
 #define MAX_MAILBOX_SIZE   ((off_t)1 << 40)     /* octets; 1 TiB */
-#define SCAN_BUFFER_SIZE   (256 * 1024)         /* read size while scanning */
-#define STREAM_CHUNK_SIZE  (64 * 1024)          /* read size while sending */
 #define OUTBUF_SIZE        (64 * 1024)          /* output buffer */
 #define COPY_CHUNK_SIZE    (256 * 1024)         /* read size while compacting */
-#define REHASH_READ_SIZE   4096                 /* read size while rehashing one header at QUIT */
 #define WINDOW_SIZE        (256 * 1024)         /* octets of the mailbox mapped (or read) at a time */
 #define WINDOW_MIN_AHEAD   4096                 /* a window is moved when fewer octets are left in it */
 

@@ -14,7 +14,7 @@
  *
  * Built twice. fuzz_mbox scans the input as the whole file. fuzz_mbox_split
  * (-DMBOX_SPLIT) puts it behind a fixed valid prefix that ends 24 octets
- * before SCAN_BUFFER_SIZE, so the input straddles the scanner's buffer
+ * before WINDOW_SIZE, so the input straddles the scanner's window
  * boundary (line heads carried over between reads) and the 64 KiB chunks in
  * which messages are sent and rescanned.
  */
@@ -34,7 +34,7 @@
 #define FZ_MAX_MESSAGES 40      /* low, so the limit is crossed */
 #define FZ_MAX_SIZE     ((off_t)4 << 20)
 #define HEAD_OCTETS     32      /* a header name and its ':' are looked for this far */
-#define SPLIT_BEFORE    24      /* octets of the input before the scanner's buffer boundary */
+#define SPLIT_BEFORE    24      /* octets of the input before the scanner's window boundary */
 #define PSEUDO_MARK     "FOLDER INTERNAL DATA"
 
 /* ---- the reference reading ---------------------------------------------- */
@@ -291,12 +291,12 @@ static void check_file(int fd, const char *d, size_t size)
 
 #ifdef MBOX_SPLIT
 #define PAD_LINE 4000
-_Static_assert(SCAN_BUFFER_SIZE - SPLIT_BEFORE > 2 * PAD_LINE, "prefix too short");
+_Static_assert(WINDOW_SIZE - SPLIT_BEFORE > 2 * PAD_LINE, "prefix too short");
 
 /* A valid From_ line and header lines, ending SPLIT_BEFORE octets before the buffer boundary. */
 static size_t make_prefix(char *buf)
 {
-	const size_t total = SCAN_BUFFER_SIZE - SPLIT_BEFORE;
+	const size_t total = WINDOW_SIZE - SPLIT_BEFORE;
 	size_t len = (size_t)sprintf(buf, "From \n");
 	while (len < total) {
 		/* Few, long lines (each costs the fuzzer's hooks); the last takes the rest. */
@@ -317,11 +317,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static char *file;
 	static size_t prefix;
 	if (fd < 0) {
-		file = malloc(SCAN_BUFFER_SIZE + (1 << 20));
+		file = malloc(WINDOW_SIZE + (1 << 20));
 		FZ_CHECK(file != NULL, "malloc");
 #ifdef MBOX_SPLIT
 		prefix = make_prefix(file);
-		FZ_CHECK(prefix == SCAN_BUFFER_SIZE - SPLIT_BEFORE, "prefix of %zu octets", prefix);
+		FZ_CHECK(prefix == WINDOW_SIZE - SPLIT_BEFORE, "prefix of %zu octets", prefix);
 #endif
 		fd = fz_memfd("", 0);
 	}
