@@ -74,6 +74,7 @@ if P.as_root():
     box = os.path.join(owned, "carol.mbox")
     with open(box, "wb") as f:
         f.write(P.mbox_of([b"Subject: hi\n\nhello\n"]))
+    os.chown(box, 0, 0)     # a rerun finds the file still given to nobody
     noargs = [P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(owned, "%u.mbox"),
               "--log", os.path.join(d, "log"), "--login-delay", "0"]
     login = b"USER carol\r\nPASS pass word\r\nSTAT\r\nQUIT\r\n"
