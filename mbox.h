@@ -85,6 +85,13 @@ int mbox_send(const struct mbox *mb, size_t n, long lines, struct outbuf *ob);
 int mbox_check_msg(const struct mbox *mb, size_t n);
 
 /*
+ * Does every message still start where the scan found it: "From " after an
+ * LF (or at offset 0)? 1 if so; 0 if not, *bad the first message that does
+ * not (the file may also have shrunk below it); -1 on a read error.
+ */
+int mbox_starts_intact(const struct mbox *mb, size_t *bad);
+
+/*
  * Recompute the UIDL hash of msgs[i] (index into mb->msgs, pseudo message
  * included) from the file as it is now. 0, or -1 on a read error.
  */

@@ -835,18 +835,6 @@ static void make_plan(const struct mbox *mb, off_t size, struct plan *p)
 	p->l += size - mb->scanned;
 }
 
-/* A From_ line at off, after a newline unless at the start of the file. */
-static int from_line_at(int fd, off_t off, bool *ok)
-{
-	unsigned char b[6];
-	size_t skip = off > 0 ? 0 : 1;
-	*ok = false;
-	if (pread_exact(fd, b + skip, sizeof(b) - skip, off - 1 + (off_t)skip) < 0)
-		return errno == ENODATA ? 0 : -1;   /* the file ends early: not there */
-	*ok = (skip || b[0] == '\n') && memcmp(b + 1, "From ", 5) == 0;
-	return 0;
-}
-
 /* The file is the one scanned, grown at most; nothing scanned moved or changed. */
 static int verify_unchanged(struct op *op, const struct mbox *mb, off_t *size)
 {
@@ -861,14 +849,13 @@ static int verify_unchanged(struct op *op, const struct mbox *mb, off_t *size)
 	if (st.st_size < mb->scanned)
 		return changed(op, "it shrank from %jd to %jd octets", (intmax_t)mb->scanned,
 			       (intmax_t)st.st_size);
-	for (size_t i = 0; i < mb->nmsgs; i++) {
-		bool ok;
-		if (from_line_at(mb->fd, mb->msgs[i].start, &ok) < 0)
-			return fail(op, "cannot read %s", op->path);
-		if (!ok)
-			return changed(op, "message %zu no longer starts at offset %jd", i,
-				       (intmax_t)mb->msgs[i].start);
-	}
+	size_t bad;
+	int intact = mbox_starts_intact(mb, &bad);
+	if (intact < 0)
+		return fail(op, "cannot read %s", op->path);
+	if (!intact)
+		return changed(op, "message %zu no longer starts at offset %jd", bad,
+			       (intmax_t)mb->msgs[bad].start);
 	for (size_t i = 0; i < mb->nmsgs; i++) {
 		uint64_t hash[2];
 		if (!is_deleted(mb, i))

@@ -926,6 +926,9 @@ static void check_truncated_underneath(bool no_mmap)
 	assert_int_equal(send_into(mb, 2, 1000, &out, OUTBUF_SIZE), -1);   /* TOP too */
 	assert_int_equal(send_into(mb, 3, -1, &out, OUTBUF_SIZE), -1);
 	assert_int_equal(mbox_check_msg(mb, 3), -1);
+	size_t bad = 99;
+	assert_int_equal(mbox_starts_intact(mb, &bad), 0);
+	assert_int_equal(bad, 2);   /* the first message past the cut */
 	uint64_t h[2];
 	assert_int_equal(mbox_rehash(mb, 2, h), -1);
 	/* what is still there reads as before */
@@ -939,6 +942,7 @@ static void check_truncated_underneath(bool no_mmap)
 	assert_message_str(mb, 3, "Subject: three\r\n\r\nbody three\r\n");
 	assert_int_equal(mbox_check_msg(mb, 3), 0);
 	assert_int_equal(mbox_rehash(mb, 2, h), 0);
+	assert_int_equal(mbox_starts_intact(mb, &bad), 1);
 	mbox_close(mb);
 	str_free(&s);
 	str_free(&out);
@@ -1206,6 +1210,18 @@ static void test_rehash_and_check_msg(void **state)
 	assert_int_equal(mbox_rehash(mb, 2, h), -1);
 	assert_int_equal(mbox_check_msg(mb, 3), -1);
 	assert_int_equal(mbox_check_msg(mb, 0), -1);
+	size_t bad = 99;
+	assert_int_equal(mbox_starts_intact(mb, &bad), 1);
+
+	/* another program overwrote the second From_ line: the starts check says which */
+	char *clobbered = strdup(text);
+	*strstr(clobbered, "From b") = 'X';
+	test_write_file(path, clobbered, strlen(clobbered));
+	assert_int_equal(mbox_starts_intact(mb, &bad), 0);
+	assert_int_equal(bad, 1);
+	free(clobbered);
+	test_write_file(path, text, strlen(text));
+	assert_int_equal(mbox_starts_intact(mb, &bad), 1);
 
 	/* a MUA marks message 2 read in place: same hash */
 	char *edited = strdup(text);
@@ -1213,6 +1229,7 @@ static void test_rehash_and_check_msg(void **state)
 	test_write_file(path, edited, strlen(edited));
 	assert_int_equal(mbox_rehash(mb, 1, h), 0);
 	assert_true(h[0] == mb->msgs[1].hash[0] && h[1] == mb->msgs[1].hash[1]);
+	assert_int_equal(mbox_starts_intact(mb, &bad), 1);
 	/* its subject changes: a different hash */
 	memcpy(strstr(edited, "Subject: two"), "Subject: TWO", 12);
 	test_write_file(path, edited, strlen(edited));
@@ -1223,6 +1240,8 @@ static void test_rehash_and_check_msg(void **state)
 	assert_int_equal(mbox_check_msg(mb, 2), -1);
 	assert_int_equal(mbox_rehash(mb, 1, h), -1);
 	assert_int_equal(mbox_check_msg(mb, 1), -1);
+	assert_int_equal(mbox_starts_intact(mb, &bad), 0);
+	assert_int_equal(bad, 0);
 	free(edited);
 	mbox_close(mb);
 }
