@@ -717,19 +717,58 @@ static int install_signals(void)
 struct client_out {
 	int fd;
 	unsigned timeout;
+	bool armed;          /* the stall timer is running ... */
+	time_t armed_at;     /* ... since this second (CLOCK_MONOTONIC_COARSE) */
+	bool stalled;        /* the timer cut a write short: the client stopped reading */
 };
+
+/*
+ * Start the stall timer for a write. alarm(2) is a system call, and RETR of
+ * a large message is thousands of writes: the timer is re-armed at most once
+ * a second, for one second more than the timeout, so that a write stalls for
+ * at least the timeout (and at most a second longer) before it is given up.
+ */
+static void arm_write_timer(struct client_out *co)
+{
+	struct timespec now;
+	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &now) < 0)
+		now.tv_sec = co->armed_at + 1;   /* no clock: re-arm every time */
+	if (co->armed && now.tv_sec == co->armed_at)
+		return;
+	write_timed_out = 0;
+	alarm(co->timeout + 1);
+	co->armed = true;
+	co->armed_at = now.tv_sec;
+}
+
+/* The output is flushed and the session waits for input: no write can stall. */
+static void disarm_write_timer(struct client_out *co)
+{
+	if (!co->armed)
+		return;
+	alarm(0);
+	co->armed = false;
+	write_timed_out = 0;
+}
 
 /* Writes to the client, giving up when one write stalls for the whole timeout. */
 static ssize_t client_write(void *ctx, const void *buf, size_t len)
 {
-	const struct client_out *co = ctx;
-	write_timed_out = 0;
-	alarm(co->timeout);
+	struct client_out *co = ctx;
+	if (co->stalled) {   /* not another whole timeout for the rest of a cut write */
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	arm_write_timer(co);
 	ssize_t n;
 	do {
 		n = write(co->fd, buf, len);
 	} while (n < 0 && errno == EINTR && !write_timed_out);
-	alarm(0);
+	if (write_timed_out && (n < 0 || (size_t)n < len)) {
+		co->stalled = true;
+		log_msg(LOG_NOTICE, "the client stopped reading: a write stalled for %u s",
+			co->timeout);
+	}
 	return n;
 }
 
@@ -761,8 +800,9 @@ static unsigned lifetime_left(const struct session *s, unsigned max_time)
 	return (time_t)max_time > used ? (unsigned)((time_t)max_time - used) : 0;
 }
 
-static void serve(struct session *s, struct outbuf *ob, unsigned timeout, unsigned max_time)
+static void serve(struct session *s, struct outbuf *ob, struct client_out *co, unsigned max_time)
 {
+	unsigned timeout = co->timeout;
 	char buf[4096];
 	session_greeting(s);
 	while (s->end == END_NONE) {
@@ -778,6 +818,7 @@ static void serve(struct session *s, struct outbuf *ob, unsigned timeout, unsign
 			session_abort(s, END_TIMEOUT);
 			break;
 		}
+		disarm_write_timer(co);
 		ssize_t n = client_read(buf, sizeof(buf), left < timeout ? left : timeout);
 		if (n == -2 && left <= timeout)
 			continue;  /* the lifetime, not the idle timer, ran out */
@@ -793,6 +834,7 @@ static void serve(struct session *s, struct outbuf *ob, unsigned timeout, unsign
 		}
 	}
 	outbuf_flush(ob);
+	disarm_write_timer(co);
 	if (ob->failed && s->end == END_QUIT)
 		log_msg(LOG_NOTICE, "connection lost before the QUIT answer: peer=%s", s->cfg->peer);
 }
@@ -889,7 +931,7 @@ int main(int argc, char **argv)
 	};
 	struct session s;
 	session_init(&s, &scfg, &be, &ob);
-	serve(&s, &ob, cfg.timeout, cfg.max_session_time);
+	serve(&s, &ob, &co, cfg.max_session_time);
 	session_log_summary(&s);
 	int status = exit_status(s.end);
 	session_free(&s);
