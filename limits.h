@@ -26,6 +26,7 @@
 #define MAX_MESSAGES       1000000              /* messages in one maildrop */
 #define MAX_MAILBOX_SIZE   ((off_t)1 << 40)     /* octets; 1 TiB */
 #define OUTBUF_SIZE        (64 * 1024)          /* output buffer */
+#define SEND_MIN_ROOM      (4 * 1024)           /* RETR flushes the buffer when less is free */
 #define COPY_CHUNK_SIZE    (256 * 1024)         /* read size while compacting */
 #define WINDOW_SIZE        (256 * 1024)         /* octets of the mailbox mapped (or read) at a time */
 #define WINDOW_MIN_AHEAD   4096                 /* a window is moved when fewer octets are left in it */

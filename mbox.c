@@ -1669,16 +1669,28 @@ static size_t convert_bulk(struct sender *sd, const char *in, size_t n, char *ou
 #define convert_bulk convert_lines
 #endif
 
-/* A whole chunk of a RETR into ob, in pieces that fit the buffer twice over. */
+/*
+ * A whole chunk of a RETR into ob, in pieces that fit its free room twice
+ * over (the worst case of the conversion); the buffer is flushed only when
+ * the room left is small, so that the client gets writes of nearly its size.
+ */
 static int send_bulk(struct sender *sd, const char *buf, size_t len)
 {
-	size_t most = sd->ob->cap / 2;
+	struct outbuf *ob = sd->ob;
 	while (len > 0) {
-		size_t piece = len < most ? len : most;
-		char *out = outbuf_reserve(sd->ob, 2 * piece);
+		size_t room = ob->cap - ob->len;
+		if (room < SEND_MIN_ROOM && room / 2 < len) {
+			if (outbuf_flush(ob) < 0)
+				return -1;
+			room = ob->cap;
+		}
+		size_t piece = len < room / 2 ? len : room / 2;
+		if (piece == 0)
+			piece = 1;   /* a buffer of 1 octet: outbuf_reserve fails, no endless loop */
+		char *out = outbuf_reserve(ob, 2 * piece);
 		if (!out)
 			return -1;
-		outbuf_commit(sd->ob, convert_bulk(sd, buf, piece, out));
+		outbuf_commit(ob, convert_bulk(sd, buf, piece, out));
 		buf += piece;
 		len -= piece;
 	}

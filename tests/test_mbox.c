@@ -818,6 +818,38 @@ static void check_window_boundaries(bool no_mmap)
 	str_free(&out);
 }
 
+/* A large RETR reaches the client in writes of nearly the buffer's size, not half of it. */
+static void test_retr_fills_the_buffer(void **state)
+{
+	(void)state;
+	const char *path = test_path("fill");
+	const char line[] = "0123456789012345678901234567890123456789012345678901234567890123456789\n";
+	size_t nlines = 20000;
+	struct str s = { 0 };
+	str_add(&s, "From a\nSubject: big\n\n", strlen("From a\nSubject: big\n\n"));
+	for (size_t i = 0; i < nlines; i++)
+		str_add(&s, line, sizeof(line) - 1);
+	test_write_file(path, s.p, s.len);
+	struct mbox *mb = NULL;
+	char why[256] = "";
+	assert_int_equal(open_path(&mb, path, why, sizeof(why)), MBOX_OK);
+	struct memsink ms;
+	memset(&ms, 0, sizeof(ms));
+	memsink_reset(&ms);
+	struct outbuf ob;
+	assert_int_equal(outbuf_init(&ob, OUTBUF_SIZE, memsink_write, &ms), 0);
+	assert_int_equal(mbox_send(mb, 1, -1, &ob), 0);
+	assert_int_equal(outbuf_flush(&ob), 0);
+	size_t sent = ms.len;
+	assert_int_equal(sent, strlen("Subject: big\r\n\r\n") + nlines * sizeof(line));
+	size_t most = (sent + OUTBUF_SIZE - SEND_MIN_ROOM - 1) / (OUTBUF_SIZE - SEND_MIN_ROOM);
+	assert_true((size_t)ms.writes <= most);
+	outbuf_free(&ob);
+	memsink_reset(&ms);
+	mbox_close(mb);
+	str_free(&s);
+}
+
 static void test_window_boundaries(void **state)
 {
 	(void)state;
@@ -1461,6 +1493,7 @@ int main(void)
 		cmocka_unit_test(test_generated_top),
 		cmocka_unit_test(test_byte_stuffing),
 		cmocka_unit_test(test_top),
+		cmocka_unit_test(test_retr_fills_the_buffer),
 		cmocka_unit_test(test_window_boundaries),
 		cmocka_unit_test(test_send_errors),
 		cmocka_unit_test(test_conversion_every_alignment),
