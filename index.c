@@ -7,8 +7,8 @@
  *   header (IDX_HDR_SIZE): magic[8], version:u32, entry size:u32, then u64s:
  *          dev, ino, size, mtime s, mtime ns, ctime s, ctime ns,
  *          messages, first, tail_sum, entries_sum, header_sum
- *   entries (IDX_ENTRY_SIZE each): start, body, end, size, hash0, hash1 (u64),
- *          dup (u32), zero (u32)
+ *   entries (IDX_ENTRY_SIZE each), u64s: start, end, hash0, hash1,
+ *          body | dup << 44, size
  * header_sum covers the header octets before it; the file is exactly header
  * plus messages entries long.
  */
@@ -31,11 +31,12 @@
 #include "log.h"
 
 #define IDX_MAGIC       "P3DINDX\n"
-#define IDX_VERSION     1
+#define IDX_VERSION     2   /* 1: 56-octet entries */
 #define IDX_HDR_SIZE    112
-#define IDX_ENTRY_SIZE  56
+#define IDX_ENTRY_SIZE  48
+#define IDX_DUP_SHIFT   44  /* body and dup share a u64 */
 #define IDX_SUM_AT      (IDX_HDR_SIZE - 8)   /* header_sum: the last u64 of the header */
-/* Entries per write: a multiple of 4, so each batch is whole checksum groups (4 * 56 = 7 * 32). */
+/* Entries per write: a multiple of 4, so each batch is whole checksum groups (4 * 48 = 6 * 32). */
 #define IDX_BATCH       (INDEX_IO_SIZE / (4 * IDX_ENTRY_SIZE) * 4)
 
 _Static_assert(IDX_BATCH > 0, "index I/O buffer too small");
@@ -155,25 +156,26 @@ static int decode_header(const unsigned char *p, struct idx_header *h)
 static void encode_entry(const struct mbox_msg *m, unsigned char *p)
 {
 	put_le64(p, (uint64_t)m->start);
-	put_le64(p + 8, (uint64_t)m->body);
-	put_le64(p + 16, (uint64_t)m->end);
-	put_le64(p + 24, (uint64_t)m->size);
-	put_le64(p + 32, m->hash[0]);
-	put_le64(p + 40, m->hash[1]);
-	put_le32(p + 48, m->dup);
-	put_le32(p + 52, 0);
+	put_le64(p + 8, (uint64_t)m->end);
+	put_le64(p + 16, m->hash[0]);
+	put_le64(p + 24, m->hash[1]);
+	put_le64(p + 32, (uint64_t)m->body | (uint64_t)m->dup << IDX_DUP_SHIFT);
+	put_le64(p + 40, (uint64_t)m->size);
 }
 
 static void decode_entry(const unsigned char *p, struct mbox_msg *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->start = (off_t)get_le64(p);
-	m->body = (off_t)get_le64(p + 8);
-	m->end = (off_t)get_le64(p + 16);
-	m->size = (off_t)get_le64(p + 24);
-	m->hash[0] = get_le64(p + 32);
-	m->hash[1] = get_le64(p + 40);
-	m->dup = get_le32(p + 48);
+	m->end = (off_t)get_le64(p + 8);
+	m->hash[0] = get_le64(p + 16);
+	m->hash[1] = get_le64(p + 24);
+	uint64_t body_dup = get_le64(p + 32);
+	m->body = (off_t)(body_dup & (((uint64_t)1 << IDX_DUP_SHIFT) - 1));
+	m->dup = body_dup >> IDX_DUP_SHIFT;
+	uint64_t size = get_le64(p + 40);
+	/* out of range: a size entry_is_sane() refuses, not a truncated one it might take */
+	m->size = size > (uint64_t)MAX_MAILBOX_SIZE * 4 ? -1 : (off_t)size;
 }
 
 /* ---- I/O ------------------------------------------------------------------ */

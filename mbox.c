@@ -1056,8 +1056,11 @@ static struct mbox *mbox_new(const struct mbox_options *opt)
 		mb->opt = *opt;
 	else
 		mbox_default_options(&mb->opt);
-	if (mb->opt.max_messages > UINT32_MAX - 1)
-		mb->opt.max_messages = UINT32_MAX - 1;   /* dup counting indexes with 32 bits */
+	/* struct mbox_msg's bit-fields hold no more than these */
+	if (mb->opt.max_messages > MAX_MESSAGES)
+		mb->opt.max_messages = MAX_MESSAGES;
+	if (mb->opt.max_size > MAX_MAILBOX_SIZE)
+		mb->opt.max_size = MAX_MAILBOX_SIZE;
 	impl->view.no_mmap = mb->opt.no_mmap;
 	return mb;
 }

@@ -19,15 +19,23 @@ enum mbox_status {
 };
 
 /* One message. Offsets are into the file. */
+/*
+ * One message; 48 octets, since a mailbox may hold a million of them.
+ * Offsets stay below MAX_MAILBOX_SIZE (2^40) and sizes below twice that,
+ * so bit-fields hold them (checked below and in mbox.c).
+ */
 struct mbox_msg {
-	off_t start;       /* the "From " line */
-	off_t body;        /* first octet of the message, just after the From_ line */
-	off_t end;         /* end of the message, before the separating empty line */
-	off_t size;        /* octets as sent: CRLF line ends, +2 without a final newline */
-	uint64_t hash[2];  /* of the From_ line and header (UIDL) */
-	uint32_t dup;      /* how many earlier messages have the same hash */
-	bool deleted;
+	off_t start;          /* the "From " line */
+	off_t end;            /* end of the message, before the separating empty line */
+	uint64_t hash[2];     /* of the From_ line and header (UIDL) */
+	int64_t body : 44;    /* first octet of the message, just after the From_ line */
+	uint64_t dup : 20;    /* how many earlier messages have the same hash */
+	int64_t size : 63;    /* octets as sent: CRLF line ends, +2 without a final newline */
+	bool deleted : 1;
 };
+_Static_assert(sizeof(struct mbox_msg) == 48, "struct mbox_msg is packed into 48 octets");
+_Static_assert(MAX_MAILBOX_SIZE <= ((off_t)1 << 43), "body offsets fit in 44 signed bits");
+_Static_assert(MAX_MESSAGES < (1 << 20), "duplicate counts fit in 20 bits");
 
 struct mbox_options {
 	unsigned lock_methods;   /* LOCK_* bits from lock.h */

@@ -141,7 +141,7 @@ static int parse_count(const char *arg, size_t *out)
 		return -1;
 	errno = 0;
 	unsigned long long v = strtoull(arg, &end, 10);
-	if (errno || *end || v == 0 || v > SIZE_MAX / sizeof(struct mbox_msg))
+	if (errno || *end || v == 0 || v > MAX_MESSAGES)
 		return -1;
 	*out = (size_t)v;
 	return 0;
@@ -206,13 +206,16 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		case OPT_JOURNAL_DIR: cfg->journal_dir = optarg; break;
 		case OPT_MAX_MESSAGES:
 			if (parse_count(optarg, &cfg->max_messages) < 0) {
-				fprintf(stderr, "pop3d: --max-messages needs a positive number\n");
+				fprintf(stderr, "pop3d: --max-messages needs a number from 1 to %d\n",
+					MAX_MESSAGES);
 				return -1;
 			}
 			break;
 		case OPT_MAX_SIZE:
-			if (parse_size(optarg, &cfg->max_mailbox_size) < 0) {
-				fprintf(stderr, "pop3d: --max-mailbox-size needs a size like 500M\n");
+			if (parse_size(optarg, &cfg->max_mailbox_size) < 0 ||
+			    cfg->max_mailbox_size > MAX_MAILBOX_SIZE) {
+				fprintf(stderr, "pop3d: --max-mailbox-size needs a size like 500M, "
+					"at most 1T\n");
 				return -1;
 			}
 			break;

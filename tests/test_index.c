@@ -430,6 +430,8 @@ static void test_index_other_inode(void **state)
 	buf_free(&b);
 }
 
+#define IDX_ENTRY 48   /* octets of an index entry: sizeof(struct mbox_msg) */
+
 static void test_index_corrupt_bytes(void **state)
 {
 	(void)state;
@@ -439,7 +441,7 @@ static void test_index_corrupt_bytes(void **state)
 	size_t len;
 	char *good = test_read_file(p.index, &len);
 	assert_non_null(good);
-	const size_t spots[] = { 0, 9, 20, 60, 100, 111, 112, 150, 112 + 56 * 3 + 30, len - 1 };
+	const size_t spots[] = { 0, 9, 20, 60, 100, 111, 112, 150, 112 + IDX_ENTRY * 3 + 30, len - 1 };
 	for (size_t i = 0; i < sizeof(spots) / sizeof(spots[0]); i++) {
 		char *bad = malloc(len);
 		assert_non_null(bad);
@@ -465,7 +467,7 @@ static void test_index_truncated(void **state)
 	size_t len;
 	char *good = test_read_file(p.index, &len);
 	assert_non_null(good);
-	const size_t lens[] = { 0, 7, 111, 112, 112 + 56, len - 56, len - 1 };
+	const size_t lens[] = { 0, 7, 111, 112, 112 + IDX_ENTRY, len - IDX_ENTRY, len - 1 };
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
 		test_write_file(p.index, good, lens[i]);
 		assert_int_equal(load_result(&p, NULL), INDEX_NONE);
@@ -473,7 +475,7 @@ static void test_index_truncated(void **state)
 	}
 	/* Too long is no better. */
 	test_write_file(p.index, good, len);
-	test_append_file(p.index, good + 112, 56);
+	test_append_file(p.index, good + 112, IDX_ENTRY);
 	assert_int_equal(load_result(&p, NULL), INDEX_NONE);
 	free(good);
 	buf_free(&b);

@@ -19,7 +19,8 @@ for opt in (b"--passwd", b"--mailbox", b"--user", b"--timeout", b"--log", b"--ha
             b"--version", b"--help", b"--lock", b"--tls-only", b"--recover"):
     assert opt in r.stdout, opt
 for bad in (["--timeout", "0"], ["--timeout", "junk"], ["-t", "-5"], ["--bogus"],
-            ["extra-argument"], ["--lock", "nfs"], ["--max-messages", "0"]):
+            ["extra-argument"], ["--lock", "nfs"], ["--max-messages", "0"],
+            ["--max-messages", "1000001"], ["--max-mailbox-size", "2T"]):   # past limits.h
     r = run(bad)
     assert r.returncode == 64, (bad, r.returncode)
     assert r.stdout == b"", bad
