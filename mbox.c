@@ -76,6 +76,7 @@ struct view {
 struct mbox_impl {
 	struct mbox mb;
 	struct view view;
+	char *index_dir;     /* a copy of opt.index_dir, for the index after an update */
 };
 
 /* Reading through a const mbox moves its window: the window is a cache. */
@@ -1324,6 +1325,8 @@ enum mbox_status mbox_open(struct mbox **out, const char *path,
 	}
 	if (res.save_index)   /* after the lock: mail delivery need not wait for it */
 		index_save(mb->opt.index_dir, mb->path, mb, &res.st);
+	if (mb->opt.index_dir)
+		((struct mbox_impl *)mb)->index_dir = strdup(mb->opt.index_dir);   /* NULL: no index then */
 	mb->opt.index_dir = NULL;   /* the caller's string need not outlive this call */
 	*out = mb;
 	return MBOX_OK;
@@ -1363,7 +1366,45 @@ void mbox_close(struct mbox *mb)
 	view_free(view_of(mb));
 	free(mb->msgs);
 	free(mb->path);
+	free(((struct mbox_impl *)mb)->index_dir);
 	free((struct mbox_impl *)mb);
+}
+
+/*
+ * The update removed each deleted message's region (its From_ line up to
+ * the next one) and moved what follows down: every kept message moved by the
+ * regions of the deleted ones before it. The list a scan of the file would
+ * now give, without the scan.
+ */
+static void drop_deleted(struct mbox *mb)
+{
+	off_t removed = 0;
+	size_t kept = 0;
+	for (size_t i = 0; i < mb->nmsgs; i++) {
+		struct mbox_msg m = mb->msgs[i];
+		off_t next = i + 1 < mb->nmsgs ? mb->msgs[i + 1].start : mb->scanned;
+		if (i >= mb->first && m.deleted) {   /* the pseudo message is never removed */
+			removed += next - m.start;
+			continue;
+		}
+		m.start -= removed;
+		m.body -= removed;
+		m.end -= removed;
+		mb->msgs[kept++] = m;
+	}
+	mb->nmsgs = kept;
+	mb->scanned -= removed;
+}
+
+void mbox_updated(struct mbox *mb)
+{
+	drop_deleted(mb);
+	const char *dir = ((struct mbox_impl *)mb)->index_dir;
+	struct stat st;
+	if (assign_dups(mb) < 0 || !dir || mb->nmsgs == 0 || fstat(mb->fd, &st) < 0)
+		return;   /* the next login scans: the index no longer matches the file */
+	/* The index covers mb->scanned octets; mail appended meanwhile lies past them. */
+	index_save(dir, mb->path, mb, &st);
 }
 
 /* ---- the index ---------------------------------------------------------- */

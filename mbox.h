@@ -93,6 +93,14 @@ int mbox_send(const struct mbox *mb, size_t n, long lines, struct outbuf *ob);
 int mbox_check_msg(const struct mbox *mb, size_t n);
 
 /*
+ * After mbox_update() removed the deleted messages: mb->msgs becomes the
+ * list of the file as it now is (as a scan would give it), and with
+ * --index-dir the index is written for it, so that the next login need not
+ * scan. The file is not read again.
+ */
+void mbox_updated(struct mbox *mb);
+
+/*
  * Does every message still start where the scan found it: "From " after an
  * LF (or at offset 0)? 1 if so; 0 if not, *bad the first message that does
  * not (the file may also have shrunk below it); -1 on a read error.

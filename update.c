@@ -1035,7 +1035,10 @@ enum mbox_status mbox_update_hooked(struct mbox *mb, const struct update_hooks *
 	int rc = update_locked(&op, mb);
 	mailbox_unlock(&lk);
 	op_free(&op);
-	return rc == RC_OK ? MBOX_OK : MBOX_TEMP;
+	if (rc != RC_OK)
+		return MBOX_TEMP;
+	mbox_updated(mb);   /* after the lock, as at login: delivery need not wait for the index */
+	return MBOX_OK;
 }
 
 enum mbox_status mbox_update(struct mbox *mb, char *why, size_t whylen)

@@ -21,6 +21,7 @@
 #include "limits.h"
 #include "mbox.h"
 #include "testutil.h"
+#include "update.h"
 
 /* ---- building mailboxes ------------------------------------------------- */
 
@@ -564,6 +565,51 @@ static void test_index_pseudo_message(void **state)
 	buf_free(&b);
 }
 
+/*
+ * An update writes the index of the file it leaves: the next login takes it
+ * as it is (INDEX_SAME, or INDEX_GROWN when mail came meanwhile) and sees
+ * what a scan sees, duplicate UIDLs renumbered included.
+ */
+static void check_index_after_update(const char *name, bool pseudo, const size_t *del,
+				     size_t ndel, bool mail_meanwhile)
+{
+	struct paths p;
+	struct buf b = { 0 };
+	make_paths(&p, name);
+	if (pseudo)
+		add_pseudo(&b);
+	add_messages(&b, 1, 30, 12);
+	add_messages(&b, 1, 5, 12);   /* copies of 1..5: UIDLs with "-1" */
+	write_mbox(&p, &b);
+	struct mbox *mb = open_mbox(p.mbox, p.dir);   /* scans, writes the index */
+	for (size_t i = 0; i < ndel; i++)
+		mb->msgs[mb->first + del[i]].deleted = true;
+	if (mail_meanwhile) {
+		struct buf more = { 0 };
+		add_messages(&more, 40, 3, 7);
+		test_append_file(p.mbox, more.p, more.len);
+		buf_free(&more);
+	}
+	char why[256] = "";
+	assert_int_equal(mbox_update(mb, why, sizeof(why)), MBOX_OK);
+	mbox_close(mb);
+	assert_int_equal(load_result(&p, NULL), mail_meanwhile ? INDEX_GROWN : INDEX_SAME);
+	assert_same_as_unindexed(&p);
+	buf_free(&b);
+}
+
+static void test_index_after_update(void **state)
+{
+	(void)state;
+	/* the first, the original of a duplicate, one in the middle, the last */
+	const size_t moved[] = { 0, 2, 17, 34 };
+	check_index_after_update("upd-moved", false, moved, 4, false);
+	const size_t tail[] = { 31, 32, 33, 34 };   /* a plain truncate */
+	check_index_after_update("upd-tail", false, tail, 4, false);
+	const size_t some[] = { 1, 4, 29 };
+	check_index_after_update("upd-pseudo-grown", true, some, 3, true);
+}
+
 /* Large enough for several windows, grown a few times. */
 static void test_index_large_mailbox_grown_repeatedly(void **state)
 {
@@ -622,6 +668,7 @@ int main(void)
 		cmocka_unit_test(test_index_symlink_not_followed),
 		cmocka_unit_test(test_index_unsafe_directory),
 		cmocka_unit_test(test_index_pseudo_message),
+		cmocka_unit_test(test_index_after_update),
 		cmocka_unit_test(test_index_large_mailbox_grown_repeatedly),
 		cmocka_unit_test(test_index_respects_message_limit),
 	};
