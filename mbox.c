@@ -1417,18 +1417,6 @@ void mbox_updated(struct mbox *mb)
 
 /* ---- the index ---------------------------------------------------------- */
 
-size_t mbox_count(const struct mbox *mb)
-{
-	return mb->nmsgs - mb->first;
-}
-
-struct mbox_msg *mbox_msg(const struct mbox *mb, size_t n)
-{
-	if (n == 0 || n > mbox_count(mb))
-		return NULL;
-	return &mb->msgs[mb->first + n - 1];
-}
-
 void mbox_uidl(const struct mbox *mb, size_t n, char *buf)
 {
 	const struct mbox_msg *m = mbox_msg(mb, n);

@@ -75,10 +75,19 @@ enum mbox_status mbox_open_fd(struct mbox **out, int fd,
 			      const struct mbox_options *opt, char *why, size_t whylen);
 void mbox_close(struct mbox *mb);
 
-/* Client-visible messages, numbered 1..mbox_count(). */
-size_t mbox_count(const struct mbox *mb);
+/* Client-visible messages, numbered 1..mbox_count(). Inline: STAT and QUIT walk all of them. */
+static inline size_t mbox_count(const struct mbox *mb)
+{
+	return mb->nmsgs - mb->first;
+}
+
 /* NULL when n is out of range (deleted messages are still returned). */
-struct mbox_msg *mbox_msg(const struct mbox *mb, size_t n);
+static inline struct mbox_msg *mbox_msg(const struct mbox *mb, size_t n)
+{
+	if (n == 0 || n > mbox_count(mb))
+		return NULL;
+	return &mb->msgs[mb->first + n - 1];
+}
 /* Unique-id of message n into buf (MAX_UIDL_LEN + 1 bytes). */
 void mbox_uidl(const struct mbox *mb, size_t n, char *buf);
 
