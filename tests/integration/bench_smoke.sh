@@ -9,10 +9,12 @@ python3 bench/run.py --quick --account nobody --data "$out" >"$out.txt" 2>"$out.
 cat "$out.txt"
 for row in "cat mbox > /dev/null" "cat mbox | cat > /dev/null" \
 	"login + STAT + QUIT, no index" "login + STAT + QUIT, index valid" \
-	"UIDL + LIST + RETR all, to a pipe" "RETR + DELE all + QUIT" "small session"; do
+	"UIDL + LIST + RETR all, to a pipe" "RETR + DELE all + QUIT" \
+	"RETR + DELE all + QUIT, index valid" "small session"; do
 	grep -q "$row" "$out.txt" || { echo "missing row: $row"; exit 1; }
 done
 # The runs really served the mailboxes: the index was written, the DELE run emptied its copy.
 ls "$out"/run/index-big/big.mbox.pop3d-index >/dev/null || exit 1
 [ ! -s "$out/run/dele.mbox" ] || { echo "RETR + DELE all left messages behind"; exit 1; }
+ls "$out"/run/index-dele/dele.mbox.pop3d-index >/dev/null || { echo "no index for the indexed DELE run"; exit 1; }
 grep -q "peak RSS, 100 messages" "$out.txt" || exit 1
