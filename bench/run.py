@@ -474,7 +474,8 @@ def main():
     if not os.access("/usr/bin/time", os.X_OK):
         sys.exit("bench: /usr/bin/time is missing (apt-get install time)")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=os.path.join(HERE, "data"), help="mailboxes and scratch")
+    ap.add_argument("--data", help="mailboxes and scratch (default bench/data, "
+                    "bench/data/quick with --quick, so that it never replaces the 1 GiB mailbox)")
     ap.add_argument("--messages", type=int, default=100000)
     ap.add_argument("--size", default="1G")
     ap.add_argument("--runs", type=int, default=3)
@@ -494,6 +495,8 @@ def main():
     globals()["ACCOUNT"] = args.account
     if args.quick:
         args.messages, args.size, args.runs, args.sessions, args.no_peers = 300, "2M", 1, 3, True
+    if not args.data:
+        args.data = os.path.join(HERE, "data", "quick") if args.quick else os.path.join(HERE, "data")
     if not os.access(args.pop3d, os.X_OK):
         sys.exit("bench: %s is missing (make pop3d)" % args.pop3d)
     b = Bench(args)
