@@ -67,10 +67,51 @@ struct server {
 	char journal_dir[MAX_PATH_LEN]; /* expanded --journal-dir: lives as long as the mailbox */
 	bool dropped;               /* privileges already dropped to dropped_uid */
 	uid_t dropped_uid;
+	struct client_out *client;  /* its write timer is stopped for login and update */
 };
 
 /* Set by SIGALRM: a write to the client has stalled past the timeout. */
 static volatile sig_atomic_t write_timed_out;
+
+struct client_out {
+	int fd;
+	unsigned timeout;
+	bool armed;          /* the stall timer is running ... */
+	time_t armed_at;     /* ... since this second (CLOCK_MONOTONIC_COARSE) */
+	bool stalled;        /* the timer cut a write short: the client stopped reading */
+};
+
+/*
+ * Start the stall timer for a write. alarm(2) is a system call, and RETR of
+ * a large message is thousands of writes: the timer is re-armed at most once
+ * a second, for one second more than the timeout, so that a write stalls for
+ * at least the timeout (and at most a second longer) before it is given up.
+ */
+static void arm_write_timer(struct client_out *co)
+{
+	struct timespec now;
+	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &now) < 0)
+		now.tv_sec = co->armed_at + 1;   /* no clock: re-arm every time */
+	if (co->armed && now.tv_sec == co->armed_at)
+		return;
+	write_timed_out = 0;
+	alarm(co->timeout + 1);
+	co->armed = true;
+	co->armed_at = now.tv_sec;
+}
+
+/*
+ * No write is under way: the session waits for input, or logs in or updates
+ * the mailbox (lock waits, a scan, an fsync a stray SIGALRM must not cut).
+ */
+static void disarm_write_timer(struct client_out *co)
+{
+	if (!co || !co->armed)
+		return;
+	alarm(0);
+	co->armed = false;
+	write_timed_out = 0;
+}
 
 static void usage(FILE *f)
 {
@@ -596,6 +637,7 @@ static enum login_result backend_login(void *ctx, const char *user, const char *
 				       struct mbox **mb, char *why, size_t whylen)
 {
 	struct server *srv = ctx;
+	disarm_write_timer(srv->client);   /* no SIGALRM in the middle of a lock wait or a scan */
 	struct account acct;
 	enum auth_result ar = auth_login(&srv->auth, user, password, &acct);
 	if (ar == AUTH_FAIL)
@@ -648,7 +690,8 @@ static void backend_login_failed(void *ctx, unsigned failures)
 
 static enum mbox_status backend_update(void *ctx, struct mbox *mb, char *why, size_t whylen)
 {
-	(void)ctx;
+	struct server *srv = ctx;
+	disarm_write_timer(srv->client);   /* nor in the middle of an update */
 	return mbox_update_hooked(mb, UPDATE_HOOKS, why, whylen);
 }
 
@@ -715,43 +758,6 @@ static int install_signals(void)
 	sa.sa_handler = on_alarm;  /* no SA_RESTART: a stalled write returns EINTR */
 	sigemptyset(&sa.sa_mask);
 	return sigaction(SIGALRM, &sa, NULL);
-}
-
-struct client_out {
-	int fd;
-	unsigned timeout;
-	bool armed;          /* the stall timer is running ... */
-	time_t armed_at;     /* ... since this second (CLOCK_MONOTONIC_COARSE) */
-	bool stalled;        /* the timer cut a write short: the client stopped reading */
-};
-
-/*
- * Start the stall timer for a write. alarm(2) is a system call, and RETR of
- * a large message is thousands of writes: the timer is re-armed at most once
- * a second, for one second more than the timeout, so that a write stalls for
- * at least the timeout (and at most a second longer) before it is given up.
- */
-static void arm_write_timer(struct client_out *co)
-{
-	struct timespec now;
-	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &now) < 0)
-		now.tv_sec = co->armed_at + 1;   /* no clock: re-arm every time */
-	if (co->armed && now.tv_sec == co->armed_at)
-		return;
-	write_timed_out = 0;
-	alarm(co->timeout + 1);
-	co->armed = true;
-	co->armed_at = now.tv_sec;
-}
-
-/* The output is flushed and the session waits for input: no write can stall. */
-static void disarm_write_timer(struct client_out *co)
-{
-	if (!co->armed)
-		return;
-	alarm(0);
-	co->armed = false;
-	write_timed_out = 0;
 }
 
 /* Writes to the client, giving up when one write stalls for the whole timeout. */
@@ -914,6 +920,7 @@ int main(int argc, char **argv)
 	}
 
 	struct client_out co = {.fd = STDOUT_FILENO, .timeout = cfg.timeout};
+	srv.client = &co;
 	struct outbuf ob;
 	if (outbuf_init(&ob, OUTBUF_SIZE, client_write, &co) < 0) {
 		log_msg(LOG_ERR, "out of memory");
