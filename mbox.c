@@ -363,14 +363,10 @@ static bool field_is(const char *h, size_t hn, const char *name, size_t len)
 
 static bool field_is_rewritten(const char *h, size_t hn)
 {
-	switch (h[0]) {   /* cheap filter: every name starts with one of these */
-	case 'S': case 's': case 'X': case 'x': case 'C': case 'c': case 'L': case 'l':
-		break;
-	default:
-		return false;
-	}
+	char first = (char)(h[0] | 0x20);   /* every name starts with a letter: lower case */
 	for (size_t i = 0; i < sizeof(rewritten_fields) / sizeof(rewritten_fields[0]); i++)
-		if (field_is(h, hn, rewritten_fields[i].name, rewritten_fields[i].len))
+		if ((rewritten_fields[i].name[0] | 0x20) == first &&   /* Subject, Content-Type ... */
+		    field_is(h, hn, rewritten_fields[i].name, rewritten_fields[i].len))
 			return true;
 	return false;
 }
@@ -380,12 +376,24 @@ struct header_hash {
 	bool field_skipped;  /* the current header field is a rewritten one */
 	bool line_skipped;   /* the current line is not hashed */
 	bool cr_held;        /* the last piece ended in CR: hashed only if no LF follows */
+	const char *run;     /* whole lines not hashed yet, contiguous in the window: */
+	size_t run_len;      /* one hasher_feed for them all, not one a line */
 };
 
 static void hh_start(struct header_hash *hh)
 {
 	hasher_init(&hh->h);
 	hh->field_skipped = hh->line_skipped = hh->cr_held = false;
+	hh->run_len = 0;
+}
+
+/* Hash the pending run: before anything else is hashed, and before the window moves. */
+static void hh_flush(struct header_hash *hh)
+{
+	if (hh->run_len == 0)
+		return;
+	hasher_feed(&hh->h, hh->run, hh->run_len);
+	hh->run_len = 0;
 }
 
 /* A non-empty header line begins; h[0..hn) is its head. Continuations follow their field. */
@@ -403,6 +411,7 @@ static void hh_data(struct header_hash *hh, const char *p, size_t n)
 {
 	if (hh->line_skipped || n == 0)
 		return;
+	hh_flush(hh);
 	if (hh->cr_held) {
 		hasher_feed(&hh->h, "\r", 1);
 		hh->cr_held = false;
@@ -416,8 +425,10 @@ static void hh_data(struct header_hash *hh, const char *p, size_t n)
 
 static void hh_line_end(struct header_hash *hh)
 {
-	if (!hh->line_skipped)
+	if (!hh->line_skipped) {
+		hh_flush(hh);
 		hasher_feed(&hh->h, "\n", 1);
+	}
 	hh->cr_held = false;
 }
 
@@ -425,7 +436,13 @@ static void hh_line_end(struct header_hash *hh)
 static void hh_data_lf(struct header_hash *hh, const char *p, size_t n)
 {
 	if (!hh->line_skipped && !hh->cr_held && (n == 0 || p[n - 1] != '\r')) {
-		hasher_feed(&hh->h, p, n + 1);
+		if (hh->run_len > 0 && hh->run + hh->run_len == p) {
+			hh->run_len += n + 1;   /* the line right after the run: it grows */
+			return;
+		}
+		hh_flush(hh);
+		hh->run = p;
+		hh->run_len = n + 1;
 		return;
 	}
 	hh_data(hh, p, n);
@@ -434,6 +451,7 @@ static void hh_data_lf(struct header_hash *hh, const char *p, size_t n)
 
 static void hh_final(struct header_hash *hh, uint64_t out[2])
 {
+	hh_flush(hh);
 	if (hh->cr_held && !hh->line_skipped)
 		hasher_feed(&hh->h, "\r", 1);   /* a CR at the very end, no LF after it */
 	hh->cr_held = false;
@@ -847,8 +865,10 @@ static size_t scan_chunk(struct scanner *s, const char *buf, size_t len, off_t b
 		const char *nl = memchr(line, '\n', avail);
 		size_t n = nl ? (size_t)(nl - line) : avail;   /* octets before the LF */
 		if (!s->mid_line) {
-			if (!nl && avail < LINE_HEAD && !eof)
+			if (!nl && avail < LINE_HEAD && !eof) {
+				hh_flush(&s->hh);   /* the window moves: nothing may point into it */
 				return p;
+			}
 			size_t hn = nl ? n + 1 : avail;
 			scan_line_begin(s, line, hn < LINE_HEAD ? hn : LINE_HEAD, base + (off_t)p);
 			if (s->stop)
@@ -871,6 +891,7 @@ static size_t scan_chunk(struct scanner *s, const char *buf, size_t len, off_t b
 			s->mid_line = false;
 		}
 	}
+	hh_flush(&s->hh);
 	return len;
 }
 
