@@ -1032,8 +1032,11 @@ static size_t mark_shared_buckets(struct mbox *mb, size_t bits)
 static int assign_dups(struct mbox *mb)
 {
 	size_t n = mb->nmsgs;
-	if (n < 2)
+	if (n < 2) {
+		if (n == 1)
+			mb->msgs[0].dup = 0;   /* after an update, the copy it counted may be gone */
 		return 0;
+	}
 	if (n >= NO_SLOT || n > SIZE_MAX / 16)
 		return -1;
 	size_t bits = 512;

@@ -610,6 +610,29 @@ static void test_index_after_update(void **state)
 	check_index_after_update("upd-pseudo-grown", true, some, 3, true);
 }
 
+/* Of two copies, the first is deleted: the one left is no longer a "-1". */
+static void test_index_after_update_last_copy(void **state)
+{
+	(void)state;
+	struct paths p;
+	struct buf b = { 0 };
+	make_paths(&p, "upd-copy");
+	add_messages(&b, 1, 1, 12);
+	add_messages(&b, 1, 1, 12);   /* the same message again */
+	write_mbox(&p, &b);
+	struct mbox *mb = open_mbox(p.mbox, p.dir);
+	assert_int_equal(mb->msgs[1].dup, 1);
+	mb->msgs[0].deleted = true;
+	char why[256] = "";
+	assert_int_equal(mbox_update(mb, why, sizeof(why)), MBOX_OK);
+	assert_int_equal(mb->nmsgs, 1);
+	assert_int_equal(mb->msgs[0].dup, 0);
+	mbox_close(mb);
+	assert_int_equal(load_result(&p, NULL), INDEX_SAME);
+	assert_same_as_unindexed(&p);
+	buf_free(&b);
+}
+
 /* Large enough for several windows, grown a few times. */
 static void test_index_large_mailbox_grown_repeatedly(void **state)
 {
@@ -669,6 +692,7 @@ int main(void)
 		cmocka_unit_test(test_index_unsafe_directory),
 		cmocka_unit_test(test_index_pseudo_message),
 		cmocka_unit_test(test_index_after_update),
+		cmocka_unit_test(test_index_after_update_last_copy),
 		cmocka_unit_test(test_index_large_mailbox_grown_repeatedly),
 		cmocka_unit_test(test_index_respects_message_limit),
 	};
