@@ -1488,19 +1488,33 @@ int mbox_journal_path(const char *mailbox, const char *journal_dir, char *buf, s
 	return n < 0 || (size_t)n >= buflen ? -1 : 0;
 }
 
+/*
+ * "From " at `at`, after an LF unless at offset 0, read through the window
+ * (under view_guarded). 1 if so, 0 if not or the file ends first, -1 on a
+ * read error.
+ */
+static int from_line_at(const struct mbox *mb, off_t at)
+{
+	off_t from = at > 0 ? at - 1 : 0;
+	size_t len;   /* view_get gives at least the 5 or 6 octets asked for, or NULL */
+	const char *p = view_get(view_of(mb), mb->fd, from, at + 5, &len);
+	if (!p)
+		return errno ? -1 : 0;
+	if (at > 0 && *p++ != '\n')
+		return 0;
+	return memcmp(p, "From ", 5) == 0;
+}
+
 struct check_args {
 	const struct mbox *mb;
 	off_t at;
-	int rc;
+	int found;
 };
 
 static int check_from_line(void *arg)
 {
 	struct check_args *a = arg;
-	struct view *v = view_of(a->mb);
-	size_t len;
-	const char *p = view_get(v, a->mb->fd, a->at, a->at + 5, &len);
-	a->rc = p && len == 5 && memcmp(p, "From ", 5) == 0 ? 0 : -1;
+	a->found = from_line_at(a->mb, a->at);
 	return 0;
 }
 
@@ -1509,11 +1523,11 @@ int mbox_check_msg(const struct mbox *mb, size_t n)
 	const struct mbox_msg *m = mbox_msg(mb, n);
 	if (!m || mb->fd < 0)
 		return -1;
-	struct check_args a = { .mb = mb, .at = m->start, .rc = -1 };
+	struct check_args a = { .mb = mb, .at = m->start, .found = -1 };
 	view_begin(view_of(mb));
 	if (view_guarded(view_of(mb), check_from_line, &a) < 0)
 		return -1;
-	return a.rc;
+	return a.found == 1 ? 0 : -1;
 }
 
 int mbox_rehash(const struct mbox *mb, size_t i, uint64_t hash[2])
@@ -1541,19 +1555,12 @@ struct starts_args {
 static int check_starts(void *arg)
 {
 	struct starts_args *a = arg;
-	struct view *v = view_of(a->mb);
 	for (size_t i = 0; i < a->mb->nmsgs; i++) {
-		off_t at = a->mb->msgs[i].start;
-		off_t from = at > 0 ? at - 1 : 0;
-		size_t len;
 		a->bad = i;
-		const char *p = view_get(v, a->mb->fd, from, at + 5, &len);
-		if (!p && errno != 0)
-			return -1;
-		/* view_get gives at least the 5 or 6 octets asked for, or NULL: the file ended. */
-		if (!p || (at > 0 && *p++ != '\n') || memcmp(p, "From ", 5) != 0) {
+		int found = from_line_at(a->mb, a->mb->msgs[i].start);
+		if (found <= 0) {
 			a->intact = false;
-			return 0;
+			return found;
 		}
 	}
 	a->intact = true;
@@ -1804,9 +1811,7 @@ static int send_bulk(struct sender *sd, const char *buf, size_t len)
 				return -1;
 			room = ob->cap;
 		}
-		size_t piece = len < room / 2 ? len : room / 2;
-		if (piece == 0)
-			piece = 1;   /* a buffer of 1 octet: outbuf_reserve fails, no endless loop */
+		size_t piece = len < room / 2 ? len : room / 2;   /* >= 1: the caller has cap >= 2 */
 		char *out = outbuf_reserve(ob, 2 * piece);
 		if (!out)
 			return -1;
