@@ -464,21 +464,26 @@ static void find_env_peer(char *out, size_t size)
 
 /* ---- privileges ---- */
 
-/* Become uid/gid for good; verify there is no way back. */
+/*
+ * Become uid/gid for good, with the groups of account `name`, or none at all
+ * for a uid without an account (name NULL); verify there is no way back.
+ */
 static int drop_privileges(const char *name, uid_t uid, gid_t gid)
 {
+	const char *who = name ? name : "a uid without an account";
 	if (uid == 0) {
-		log_msg(LOG_ERR, "refusing to serve a mailbox as root (user %s)", name);
+		log_msg(LOG_ERR, "refusing to serve a mailbox as root (user %s)", who);
 		return -1;
 	}
-	if (initgroups(name, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+	int groups = name ? initgroups(name, gid) : setgroups(0, NULL);
+	if (groups < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
 		log_msg(LOG_ERR, "cannot drop privileges to %s (%ld:%ld): %s",
-			name, (long)uid, (long)gid, strerror(errno));
+			who, (long)uid, (long)gid, strerror(errno));
 		return -1;
 	}
 	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid ||
 	    setuid(0) == 0) {
-		log_msg(LOG_ERR, "privilege drop to %s did not take effect", name);
+		log_msg(LOG_ERR, "privilege drop to %s did not take effect", who);
 		return -1;
 	}
 	return 0;
@@ -516,17 +521,11 @@ static int mailbox_owner(const char *path, uid_t *uid, gid_t *gid, char *why, si
 	return 0;
 }
 
-/* Become uid for good: its account's groups, or none when it has no account. */
+/* Become uid for good: as its account when it has one, else with gid and no groups. */
 static int drop_to_uid(uid_t uid, gid_t gid)
 {
 	struct passwd *pw = getpwuid(uid);
-	if (pw)
-		return drop_privileges(pw->pw_name, uid, pw->pw_gid);
-	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0 || setuid(0) == 0) {
-		log_msg(LOG_ERR, "cannot switch to uid %ld: %s", (long)uid, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return drop_privileges(pw ? pw->pw_name : NULL, uid, pw ? pw->pw_gid : gid);
 }
 
 /*
@@ -870,15 +869,18 @@ static int run_recover(const struct server *srv)
 	}
 	struct mbox_options opt;
 	mailbox_options(srv, &opt);
+	/* %u and %h of --journal-dir are those of the account we now run as. */
+	struct account self = { .name = "" };
+	struct passwd *pw = getpwuid(geteuid());
+	if (pw) {
+		snprintf(self.name, sizeof(self.name), "%s", pw->pw_name);
+		snprintf(self.home, sizeof(self.home), "%s", pw->pw_dir ? pw->pw_dir : "");
+	}
 	char journal_dir[MAX_PATH_LEN];
-	if (srv->cfg->journal_dir) {  /* %u and %h are those of the account we run as */
-		struct passwd *pw = getpwuid(geteuid());
-		if (auth_expand_mailbox(srv->cfg->journal_dir, pw ? pw->pw_name : "",
-					pw ? pw->pw_dir : NULL, journal_dir, sizeof(journal_dir)) < 0) {
-			fprintf(stderr, "pop3d: cannot expand --journal-dir %s\n", srv->cfg->journal_dir);
-			return EXIT_CONFIG;
-		}
-		opt.journal_dir = journal_dir;
+	opt.journal_dir = expand_dir("--journal-dir", srv->cfg->journal_dir, &self, journal_dir);
+	if (srv->cfg->journal_dir && !opt.journal_dir) {
+		fprintf(stderr, "pop3d: cannot expand --journal-dir %s\n", srv->cfg->journal_dir);
+		return EXIT_CONFIG;
 	}
 	if (mbox_recover_hooked(srv->cfg->recover_path, &opt, RECOVER_HOOKS, why, sizeof(why)) < 0) {
 		fprintf(stderr, "pop3d: recovery of %s failed: %s\n", srv->cfg->recover_path, why);

@@ -23,10 +23,10 @@ def deliver(box, msgs, sender="mda@example.org"):
         fcntl.lockf(f, fcntl.LOCK_UN)
 
 
-def run_session(d, dele, env_extra, during=None, kill_after=None):
+def run_session(d, dele, env_extra, during=None, kill_after=None, extra=()):
     """Log in, DELE, maybe deliver during the session, QUIT. Returns the exit status."""
     env = dict(os.environ, **env_extra)
-    s = P.Pop3Pipe(os.path.join(d, "%u.mbox"), env=env, binary=FAULT)
+    s = P.Pop3Pipe(os.path.join(d, "%u.mbox"), env=env, binary=FAULT, extra=extra)
     assert s.cmd("USER alice").startswith(b"+OK")
     r = s.cmd("PASS secret")
     assert r.startswith(b"+OK"), r
@@ -50,11 +50,11 @@ def run_session(d, dele, env_extra, during=None, kill_after=None):
     return s.p.wait(timeout=60)
 
 
-def recover(d, env_extra=None):
+def recover(d, env_extra=None, extra=()):
     env = dict(os.environ, **(env_extra or {}))
     box = os.path.join(d, "alice.mbox")
-    return subprocess.run([FAULT, "--recover", box, "--log", os.path.join(d, "pop3d.log")],
-                          env=env).returncode
+    return subprocess.run([FAULT, "--recover", box, "--log", os.path.join(d, "pop3d.log"),
+                           *extra], env=env).returncode
 
 
 def judge(d, original, dele, during, after):
@@ -75,9 +75,10 @@ def judge(d, original, dele, during, after):
 
 
 def trial(d, rng, kill_step=None, kill_recover_step=None, kill_after=None,
-          n_msgs=30, big=700_000):
-    """One crash trial in directory d.
+          n_msgs=30, big=700_000, jdir=None):
+    """One crash trial in directory d; journals in jdir (--journal-dir) when given.
     Returns (lost, duplicated, ok, update killed, recovery killed)."""
+    extra = ["--journal-dir", jdir] if jdir else []
     os.makedirs(d, exist_ok=True)
     for f in os.listdir(d):
         os.unlink(os.path.join(d, f))
@@ -92,7 +93,7 @@ def trial(d, rng, kill_step=None, kill_recover_step=None, kill_after=None,
     env = {}
     if kill_step is not None:
         env["POP3D_KILL_AT_STEP"] = str(kill_step)
-    status = run_session(d, dele, env, during=during, kill_after=kill_after)
+    status = run_session(d, dele, env, during=during, kill_after=kill_after, extra=extra)
     killed = status == -signal.SIGKILL
     after = []
     if killed and rng.random() < 0.5:
@@ -106,9 +107,11 @@ def trial(d, rng, kill_step=None, kill_recover_step=None, kill_after=None,
     recovery_killed = False
     if kill_recover_step is not None:
         recovery_killed = recover(d, {"POP3D_KILL_RECOVER_AT_STEP":
-                                      str(kill_recover_step)}) == -signal.SIGKILL
-    rc = recover(d)
+                                      str(kill_recover_step)}, extra) == -signal.SIGKILL
+    rc = recover(d, extra=extra)
     assert rc == 0, f"recovery failed with {rc}: {open(os.path.join(d, 'pop3d.log')).read()}"
     assert not os.path.exists(box + ".pop3d-journal"), "journal left after recovery"
+    if jdir:
+        assert os.listdir(jdir) == [], f"journal left in {jdir}: {os.listdir(jdir)}"
     lost, dup, ok = judge(d, original, dele, during, after)
     return lost, dup, ok, killed, recovery_killed

@@ -48,8 +48,24 @@ for seed in (77, 78):
         recovery_points += 1
         rstep += 1
 points += recovery_points
-print(f"{points} kill points ({update_steps} in the update, {recovery_points} in recovery), "
-      f"{len(failures)} failed")
+# The same with --journal-dir (journals outside the spool): the session writes
+# the journal there, --recover given the same directory finishes it.
+jdir = d + "-journals"
+os.makedirs(jdir, exist_ok=True)
+for name in os.listdir(jdir):
+    os.unlink(os.path.join(jdir, name))
+P.give_to_server(jdir)
+jdir_points = 0
+for jstep in range(2, update_steps, 4):
+    lost, dup, ok, killed, _ = C.trial(d, random.Random(jstep), kill_step=jstep,
+                                       big=2_500_000, jdir=jdir)
+    if not ok:
+        failures.append(f"--journal-dir, update step {jstep}: lost {lost}, duplicated {dup}")
+    jdir_points += killed
+assert jdir_points > 0, "no update was killed with --journal-dir"
+points += jdir_points
+print(f"{points} kill points ({update_steps} in the update, {recovery_points} in recovery, "
+      f"{jdir_points} with --journal-dir), {len(failures)} failed")
 for f in failures:
     print("  " + f)
 assert points >= 50, "fewer than 50 kill points"
