@@ -353,10 +353,22 @@ static int op_init(struct op *op, const char *path, const char *journal_dir,
 		op->dir[1] = '\0';
 	else
 		*slash = '\0';
-	op->buf = malloc(COPY_CHUNK_SIZE);
-	if (!op->buf)
+	return RC_OK;
+}
+
+/* The copy buffer, only for work that copies: recovery and the journaled move. */
+static int op_alloc_buffer(struct op *op)
+{
+	if (!op->buf && !(op->buf = malloc(COPY_CHUNK_SIZE)))
 		return fail(op, "cannot allocate the copy buffer");
 	return RC_OK;
+}
+
+/* Is path there, or can we not tell (an error other than "no such file")? */
+static bool may_exist(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 || (errno != ENOENT && errno != EACCES);
 }
 
 static void op_free(struct op *op)
@@ -753,18 +765,17 @@ static int open_mailbox(struct op *op, int *mfd)
 int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
 			const struct update_hooks *hooks, char *why, size_t whylen)
 {
-	/* Nearly always there is no journal: then no lock, and no copy buffer either. */
-	char jpath[MAX_PATH_LEN + 64 + sizeof(JOURNAL_TEMP_SUFFIX)];
-	if (mbox_journal_path(path, opt->journal_dir, jpath, sizeof(jpath) - sizeof(JOURNAL_TEMP_SUFFIX)) == 0) {
-		/* An unreadable directory: the login fails on the mailbox itself, with its reason. */
-		struct stat st;
-		bool journal = lstat(jpath, &st) == 0 || (errno != ENOENT && errno != EACCES);
-		strcat(jpath, JOURNAL_TEMP_SUFFIX);
-		if (!journal && lstat(jpath, &st) < 0 && (errno == ENOENT || errno == EACCES))
-			return 0;
-	}
 	struct op op;
-	if (op_init(&op, path, opt->journal_dir, hooks, why, whylen) != RC_OK) {
+	if (op_init(&op, path, opt->journal_dir, hooks, why, whylen) != RC_OK)
+		return -1;
+	/*
+	 * Nearly always there is no journal: then no lock and no copy buffer. An
+	 * unreadable directory (EACCES) counts as none: the login then fails on
+	 * the mailbox itself, with its own reason.
+	 */
+	if (!may_exist(op.jpath) && !may_exist(op.tpath))
+		return 0;
+	if (op_alloc_buffer(&op) != RC_OK) {
 		op_free(&op);
 		return -1;
 	}
@@ -960,8 +971,11 @@ static int write_update_journal(struct op *op, const struct mbox *mb, const stru
 
 static int move_through_journal(struct op *op, const struct mbox *mb, const struct plan *p)
 {
+	int rc = op_alloc_buffer(op);   /* a truncate needs none */
+	if (rc != RC_OK)
+		return rc;
 	struct jhdr h;
-	int rc = write_update_journal(op, mb, p, &h);
+	rc = write_update_journal(op, mb, p, &h);
 	if (rc != RC_OK)
 		return rc;
 	int jfd = open(op->jpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -1020,10 +1034,8 @@ enum mbox_status mbox_update_hooked(struct mbox *mb, const struct update_hooks *
 		return MBOX_TEMP;
 	}
 	struct op op;
-	if (op_init(&op, mb->path, mb->opt.journal_dir, hooks, why, whylen) != RC_OK) {
-		op_free(&op);
+	if (op_init(&op, mb->path, mb->opt.journal_dir, hooks, why, whylen) != RC_OK)
 		return MBOX_TEMP;
-	}
 	struct mail_lock lk;
 	if (mailbox_lock(mb->path, mb->fd, mb->opt.lock_methods, mb->opt.lock_timeout, &lk,
 			 why, whylen) < 0) {
