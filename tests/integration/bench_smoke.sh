@@ -5,7 +5,8 @@
 cd "$(dirname "$0")/../.." || exit 2
 out=tests/tmp/bench-smoke
 rm -rf "$out"
-python3 bench/run.py --quick --account nobody --data "$out" >"$out.txt" 2>"$out.err" || { cat "$out.err"; exit 1; }
+python3 bench/run.py --quick --account nobody --data "$out" --pop3d "${POP3D:-pop3d}" \
+	>"$out.txt" 2>"$out.err" || { cat "$out.err"; exit 1; }
 cat "$out.txt"
 for row in "cat mbox > /dev/null" "cat mbox | cat > /dev/null" \
 	"login + STAT + QUIT, no index" "login + STAT + QUIT, index valid" \
@@ -15,6 +16,13 @@ for row in "cat mbox > /dev/null" "cat mbox | cat > /dev/null" \
 done
 # The runs really served the mailboxes: the index was written, the DELE run emptied its copy.
 ls "$out"/run/index-big/big.mbox.pop3d-index >/dev/null || exit 1
-[ ! -s "$out/run/dele.mbox" ] || { echo "RETR + DELE all left messages behind"; exit 1; }
+[ -f "$out/run/dele.mbox" ] && [ ! -s "$out/run/dele.mbox" ] ||
+	{ echo "RETR + DELE all left messages behind (or no mailbox)"; exit 1; }
+# The timed commands end in "| cat": their exit status is cat's. pop3d's own
+# word is its log: every session ended with QUIT.
+ends=$(cat "$out"/run/pop3d*.log | grep -c 'session end:')
+bad=$(cat "$out"/run/pop3d*.log | grep 'session end:' | grep -vc 'end=quit')
+[ "$ends" -gt 0 ] && [ "$bad" -eq 0 ] ||
+	{ echo "$bad of $ends sessions did not end with QUIT:"; grep 'session end:' "$out"/run/pop3d*.log | grep -v end=quit; exit 1; }
 ls "$out"/run/index-dele/dele.mbox.pop3d-index >/dev/null || { echo "no index for the indexed DELE run"; exit 1; }
 grep -q "peak RSS, 100 messages" "$out.txt" || exit 1
