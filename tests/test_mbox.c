@@ -1001,11 +1001,15 @@ static void test_foreign_sigbus_still_kills(void **state)
 		char why[256] = "";
 		if (open_path(&mb, path, why, sizeof(why)) != MBOX_OK || mbox_check_msg(mb, 2) != 0)
 			_exit(2);
+		struct sigaction old;   /* mbox's handler is in place: it is what must let go */
+		if (sigaction(SIGBUS, NULL, &old) < 0 || !(old.sa_flags & SA_SIGINFO))
+			_exit(5);
+		size_t page = (size_t)sysconf(_SC_PAGESIZE);
 		int fd = open(path, O_RDONLY);
-		char *p = fd < 0 ? MAP_FAILED : mmap(NULL, 3 * 4096, PROT_READ, MAP_SHARED, fd, 0);
+		char *p = fd < 0 ? MAP_FAILED : mmap(NULL, 3 * page, PROT_READ, MAP_SHARED, fd, 0);
 		if (p == MAP_FAILED || ftruncate(open(path, O_WRONLY), 10) < 0)
 			_exit(3);
-		volatile char c = p[2 * 4096];   /* past the end: SIGBUS, not ours */
+		volatile char c = p[2 * page];   /* past the end: SIGBUS, not ours */
 		(void)c;
 		_exit(4);
 	}
@@ -1101,29 +1105,26 @@ static void test_uidl_duplicates_among_many(void **state)
 {
 	(void)state;
 	struct str s = { 0 };
-	const size_t n = 6000;
+	enum { N = 6000 };
+	static size_t which[N];   /* equal which: byte-identical messages, nothing else */
 	rng_state = 99;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < N; i++) {
 		char msg[96];
 		/* one in four is a copy of one of 30 messages */
-		size_t which = rnd(4) == 0 ? rnd(30) : 1000 + i;
-		snprintf(msg, sizeof(msg), "From s%zu\nSubject: %zu\n\nbody\n", which, which);
+		which[i] = rnd(4) == 0 ? rnd(30) : 1000 + i;
+		snprintf(msg, sizeof(msg), "From s%zu\nSubject: %zu\n\nbody\n", which[i], which[i]);
 		if (i > 0)
 			str_adds(&s, "\n");
 		str_adds(&s, msg);
 	}
 	struct mbox *mb = open_data(s.p, s.len);
-	assert_int_equal(mbox_count(mb), n);
-	size_t copies = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint32_t earlier = 0;
+	assert_int_equal(mbox_count(mb), N);
+	for (size_t i = 0; i < N; i++) {
+		uint32_t earlier = 0;   /* from the messages themselves, not from their hashes */
 		for (size_t j = 0; j < i; j++)
-			earlier += mb->msgs[j].hash[0] == mb->msgs[i].hash[0] &&
-				   mb->msgs[j].hash[1] == mb->msgs[i].hash[1];
+			earlier += which[j] == which[i];
 		assert_int_equal(mb->msgs[i].dup, earlier);
-		copies += earlier > 0;
 	}
-	assert_true(copies > n / 5);
 	mbox_close(mb);
 	str_free(&s);
 }

@@ -79,7 +79,6 @@ static const size_t PIECES[] = { 1, 2, 3, 5, 8, 13, 64, 254, 255, 256, 1000 };
 struct fz_ctx {
 	int mbox_fd;               /* the memfd; each login scans a dup of it */
 	const struct session *s;   /* the session being run */
-	unsigned logins;
 	unsigned updates;
 };
 
@@ -99,7 +98,6 @@ static enum login_result fz_login(void *ctx, const char *user, const char *passw
 				  struct mbox **mb, char *why, size_t whylen)
 {
 	struct fz_ctx *c = ctx;
-	c->logins++;
 	/* Client input before login never runs with a maildrop open. */
 	FZ_CHECK(c->s->state == STATE_AUTHORIZATION && c->s->mb == NULL, "login while logged in");
 	FZ_CHECK(strlen(user) <= MAX_SASL_LINE && strlen(password) <= MAX_SASL_LINE,
@@ -204,7 +202,7 @@ static struct outcome run(struct fz_ctx *c, const uint8_t *data, size_t size, bo
 	FZ_CHECK(outbuf_init(&ob, piecewise ? SMALL_OUTBUF : OUTBUF_SIZE, fz_sink_write, sink) == 0,
 		 "outbuf_init");
 	c->s = &s;
-	c->logins = c->updates = 0;
+	c->updates = 0;
 	session_init(&s, &cfg, &be, &ob);
 	session_greeting(&s);
 	size_t pos = 0;

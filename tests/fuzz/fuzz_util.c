@@ -49,12 +49,6 @@ void fz_sink_clear(struct fz_sink *s)
 	s->len = 0;
 }
 
-void fz_sink_free(struct fz_sink *s)
-{
-	free(s->data);
-	memset(s, 0, sizeof(*s));
-}
-
 void fz_memfd_set(int fd, const void *data, size_t len)
 {
 	if (ftruncate(fd, 0) < 0)

@@ -38,7 +38,6 @@ struct fz_sink {
 };
 FZ_UNTRACED ssize_t fz_sink_write(void *ctx, const void *buf, size_t len);
 void fz_sink_clear(struct fz_sink *s);   /* empty, memory kept */
-void fz_sink_free(struct fz_sink *s);
 
 /* A memfd holding exactly data[0..len); aborts on failure. */
 int fz_memfd(const void *data, size_t len);

@@ -30,8 +30,10 @@ def retr_raw(c, n):
     resp, lines, octets = c.retr(n)
     assert resp.startswith(b"+OK"), resp
     body = b"".join(line + b"\r\n" for line in lines)
-    # poplib has already removed the byte-stuffing; octets counts it.
-    assert octets >= len(body), (octets, len(body))
+    # octets: the raw lines as received, less the stuffing dots poplib removed.
+    # Equal to the rebuilt body only if every line ended in CR LF (a bare LF
+    # counts one octet less): the one check of the line ends on the wire.
+    assert octets == len(body), (octets, len(body))
     return body
 
 

@@ -77,17 +77,17 @@ def wait_listen(port, proc, timeout=15):
 
 
 def stop(proc):
-    """End a front end we started (its process group: timeout and the server)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    """End a front end we started (its process group: timeout, the server and
+    the sessions it started, even when timeout itself has already ended)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 def spawn(argv, log, env=None):

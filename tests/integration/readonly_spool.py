@@ -44,7 +44,6 @@ def session(extra, dele):
 
 
 # Pop3Pipe gives the template's directory to the served account: take it back.
-orig_give = P.give_to_server
 P.give_to_server = lambda path: None
 
 q, after = session([], [1])
