@@ -13,7 +13,8 @@ a=$1 b=$2 workload=$3 runs=${4:-11}
 run=$(cd "$(dirname "$0")" && pwd)/data/run
 [ -f "$run/all.txt" ] || { echo "bench/ab.sh: run bench/run.py first ($run)" >&2; exit 2; }
 user=""
-[ "$(id -u)" -eq 0 ] && user="-u pop3bench"   # as bench/run.py: root dropping to --user
+# As bench/run.py: root drops to --user (its --account; set ACCOUNT to match).
+[ "$(id -u)" -eq 0 ] && user="-u ${ACCOUNT:-pop3bench}"
 case $workload in
 stat)       script=stat.txt index="" out="> /dev/null" ;;
 stat-index) script=stat.txt index="--index-dir=$run/index-%u" out="> /dev/null" ;;
@@ -41,4 +42,4 @@ while [ $i -lt "$runs" ]; do
 done
 ma=$(median < "$run/ab.a")
 mb=$(median < "$run/ab.b")
-echo "$workload, $runs runs each, interleaved: A $ma ms, B $mb ms, B/A $(echo "scale=3; $mb / $ma" | bc)"
+echo "$workload, $runs runs each, interleaved: A $ma ms, B $mb ms, B/A $(awk "BEGIN {printf \"%.3f\", $mb / $ma}")"
