@@ -10,7 +10,7 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 ALL_CFLAGS = $(CSTD) $(WARN) $(HARDEN) $(CFLAGS)
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
-LIBS     := -lcrypt
+LIBS     := -lcrypt -lseccomp
 TEST_LIBS := -lcmocka
 
 ifeq ($(SANITIZE),1)
@@ -19,12 +19,14 @@ ALL_LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Everything but main(): shared by the binary and the unit tests.
-LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c
+LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c \
+            privsep.c sandbox.c
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 HEADERS  := $(wildcard *.h)
 
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
-            tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2
+            tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2 \
+            tests/test_privsep
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -48,6 +50,7 @@ tests/test_lock:    tests/test_lock.o    lock.o log.o fileio.o
 tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o fileio.o update.o
 # test_mbox again on mbox.c without its AVX2 paths: the SSE2 loops run wherever AVX2 does not.
 tests/test_mbox_sse2: tests/test_mbox.o  tests/mbox_sse2.o index.o lock.o outbuf.o log.o fileio.o
@@ -58,10 +61,13 @@ $(TESTS): tests/testutil.o
 
 unit: $(TESTS)
 
-# A test build that SIGKILLs itself at a chosen step of an update (crash tests).
+# A test build that SIGKILLs itself at a chosen step of an update (crash tests)
+# and answers XTEST, the sandbox probes (tests/security/sandbox.py).
 tests/pop3d-fault.o: pop3d.c $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -DPOP3D_FAULT_INJECTION -c -o $@ pop3d.c
-tests/pop3d-fault: tests/pop3d-fault.o $(LIB_OBJS)
+tests/session-fault.o: session.c $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -DPOP3D_FAULT_INJECTION -c -o $@ session.c
+tests/pop3d-fault: tests/pop3d-fault.o tests/session-fault.o $(filter-out session.o,$(LIB_OBJS))
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # The README's test command: unit tests, then the real binary through pipes.
@@ -119,7 +125,7 @@ $(FLAGS_STAMP): FORCE
 	@mkdir -p $(@D)
 	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' >$@
-pop3d.o $(LIB_OBJS) tests/testutil.o $(TESTS:=.o) tests/pop3d-fault.o: $(FLAGS_STAMP)
+pop3d.o $(LIB_OBJS) tests/testutil.o $(TESTS:=.o) tests/pop3d-fault.o tests/session-fault.o: $(FLAGS_STAMP)
 
 # ---- Fuzzing (tests/fuzz, README "Security") ----
 # make fuzz: libFuzzer targets with ASan + UBSan, build/fuzz/fuzz_* (clang;

@@ -89,7 +89,7 @@ void log_msg(int priority, const char *fmt, ...)
 	if (dest == DEST_NONE && !hook)
 		return;
 	int saved = errno;
-	char msg[900];
+	char msg[MAX_LOG_LINE];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

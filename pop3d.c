@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +27,8 @@
 #include "log.h"
 #include "mbox.h"
 #include "outbuf.h"
+#include "privsep.h"
+#include "sandbox.h"
 #include "session.h"
 #include "update.h"
 
@@ -54,6 +58,8 @@ struct config {
 	unsigned max_session_time;
 	const char *index_dir;   /* --index-dir template, NULL: no index files */
 	const char *journal_dir; /* --journal-dir template, NULL: journal beside the mailbox */
+	const char *preauth_user; /* --preauth-user: the greeter's account, as root */
+	bool sandbox_strict;     /* --sandbox=strict: refuse to serve without every layer */
 };
 
 /* Everything the session backend needs at login. */
@@ -65,8 +71,10 @@ struct server {
 	gid_t virt_gid;
 	char virt_home[MAX_PATH_LEN];
 	char journal_dir[MAX_PATH_LEN]; /* expanded --journal-dir: lives as long as the mailbox */
-	bool dropped;               /* privileges already dropped to dropped_uid */
-	uid_t dropped_uid;
+	struct privsep_config ps;   /* the process model's settings */
+	struct session_config scfg; /* what both halves of the session are told */
+	int chan;                   /* greeter: the channel to the authenticator */
+	int keeper;                 /* session process: the channel to the keeper */
 	struct client_out *client;  /* its write timer is stopped for login and update */
 };
 
@@ -147,6 +155,11 @@ static void usage(FILE *f)
 "      --journal-dir=TEMPLATE  write update journals in this directory instead of\n"
 "                          beside the mailbox, for spools the user cannot write in\n"
 "                          (%%u, %%h, %%%%; e.g. a 1733 /var/lib/pop3d)\n"
+"      --preauth-user=ACCOUNT  as root, the unprivileged account that reads the\n"
+"                          client before login, chrooted in " PREAUTH_EMPTY_DIR "\n"
+"                          (default " PREAUTH_USER ", else " PREAUTH_FALLBACK_USER ")\n"
+"      --sandbox=strict    refuse to serve where a sandbox layer (seccomp, Landlock)\n"
+"                          is unavailable (default: log it once and serve)\n"
 "  -V, --version           print the version and exit\n"
 "  -h, --help              print this help and exit\n"
 "\n"
@@ -172,7 +185,7 @@ static int parse_seconds(const char *arg, bool allow_zero, unsigned *out)
 
 /* Options without a short form. */
 enum { OPT_MAX_MESSAGES = 256, OPT_MAX_SIZE, OPT_MAX_SESSION_TIME, OPT_INDEX_DIR,
-       OPT_JOURNAL_DIR };
+       OPT_JOURNAL_DIR, OPT_PREAUTH_USER, OPT_SANDBOX };
 
 /* A positive decimal count. */
 static int parse_count(const char *arg, size_t *out)
@@ -229,6 +242,8 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		{"max-session-time", required_argument, NULL, OPT_MAX_SESSION_TIME},
 		{"index-dir", required_argument, NULL, OPT_INDEX_DIR},
 		{"journal-dir", required_argument, NULL, OPT_JOURNAL_DIR},
+		{"preauth-user", required_argument, NULL, OPT_PREAUTH_USER},
+		{"sandbox", required_argument, NULL, OPT_SANDBOX},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -245,6 +260,14 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		case 'T': cfg->tls_only = true; break;
 		case OPT_INDEX_DIR: cfg->index_dir = optarg; break;
 		case OPT_JOURNAL_DIR: cfg->journal_dir = optarg; break;
+		case OPT_PREAUTH_USER: cfg->preauth_user = optarg; break;
+		case OPT_SANDBOX:
+			if (strcmp(optarg, "strict") != 0) {
+				fprintf(stderr, "pop3d: --sandbox takes only 'strict'\n");
+				return -1;
+			}
+			cfg->sandbox_strict = true;
+			break;
 		case OPT_MAX_MESSAGES:
 			if (parse_count(optarg, &cfg->max_messages) < 0) {
 				fprintf(stderr, "pop3d: --max-messages needs a number from 1 to %d\n",
@@ -529,10 +552,11 @@ static int drop_to_uid(uid_t uid, gid_t gid)
 }
 
 /*
- * Switch, once, to the account that owns the maildrop: the system account,
- * --user for virtual users, or without --user the mailbox file's owner.
+ * Switch, for good, to the account that owns the maildrop: the system account,
+ * --user for virtual users, or without --user the mailbox file's owner. The
+ * worker of each login attempt is a process of its own.
  */
-static enum login_result become_account(struct server *srv, const struct account *acct,
+static enum login_result become_account(const struct server *srv, const struct account *acct,
 					char *why, size_t whylen)
 {
 	if (!srv->root)
@@ -545,15 +569,6 @@ static enum login_result become_account(struct server *srv, const struct account
 			acct->name, why);
 		return LOGIN_SYS_PERM;
 	}
-	if (srv->dropped) {
-		if (uid == srv->dropped_uid)
-			return LOGIN_OK;
-		snprintf(why, whylen, "reconnect to log in as another user");
-		return LOGIN_SYS_TEMP;
-	}
-	/* From here on this process never logs anybody else in: a failed switch may be half done. */
-	srv->dropped = true;
-	srv->dropped_uid = (uid_t)-1;
 	int rc = by_owner ? drop_to_uid(uid, gid)
 			  : drop_privileges(acct->system ? acct->name : srv->cfg->virtual_user,
 					    uid, gid);
@@ -561,7 +576,6 @@ static enum login_result become_account(struct server *srv, const struct account
 		snprintf(why, whylen, "cannot switch to the mailbox owner");
 		return uid == 0 ? LOGIN_SYS_PERM : LOGIN_SYS_TEMP;
 	}
-	srv->dropped_uid = uid;
 	return LOGIN_OK;
 }
 
@@ -632,66 +646,129 @@ static const char *expand_dir(const char *option, const char *tmpl, const struct
 	return out;
 }
 
-static enum login_result backend_login(void *ctx, const char *user, const char *password,
-				       struct mbox **mb, char *why, size_t whylen)
+/* ---- the authenticator's and the keeper's work (privsep.c runs them) ---- */
+
+static enum auth_result role_authenticate(void *ctx, const char *user, const char *password,
+					  struct account *acct)
 {
-	struct server *srv = ctx;
-	disarm_write_timer(srv->client);   /* no SIGALRM in the middle of a lock wait or a scan */
-	struct account acct;
-	enum auth_result ar = auth_login(&srv->auth, user, password, &acct);
-	if (ar == AUTH_FAIL)
-		return LOGIN_FAILED;
-	if (ar == AUTH_ERROR) {
-		snprintf(why, whylen, "authentication is temporarily unavailable");
-		return LOGIN_SYS_TEMP;
-	}
-	enum login_result lr = become_account(srv, &acct, why, whylen);
+	const struct server *srv = ctx;
+	return auth_login(&srv->auth, user, password, acct);
+}
+
+/* The keeper's sandbox: Landlock to the maildrop's directories, then seccomp. */
+static int enter_worker_sandbox(const struct server *srv, const struct sandbox_paths *paths,
+				char *why, size_t whylen)
+{
+	char err[MAX_REASON_LEN] = "";
+	if (sandbox_no_privileges(err, sizeof(err)) < 0)
+		goto refuse;
+	int ll = sandbox_landlock(paths, err, sizeof(err));
+	if (ll < 0 || (ll == 0 && srv->cfg->sandbox_strict))
+		goto refuse;
+	if (ll == 0)
+		log_msg(LOG_WARNING, "serving without Landlock: %s", err);
+	if (sandbox_seccomp_worker(err, sizeof(err)) < 0)
+		goto refuse;
+	return 0;
+refuse:
+	log_msg(LOG_ERR, "worker sandbox: %s%s", err,
+		srv->cfg->sandbox_strict ? " (--sandbox=strict)" : "");
+	snprintf(why, whylen, "%s", temp_reason);
+	return -1;
+}
+
+static enum login_result role_take_maildrop(void *ctx, const struct account *acct,
+					    struct mbox **mb, char *why, size_t whylen)
+{
+	const struct server *srv = ctx;
+	enum login_result lr = become_account(srv, acct, why, whylen);
 	if (lr != LOGIN_OK)
 		return lr;
 	struct mbox_options opt;
 	mailbox_options(srv, &opt);
-	char index_dir[MAX_PATH_LEN];
+	char index_dir[MAX_PATH_LEN], journal_dir[MAX_PATH_LEN];
 	/* Without a usable index directory the login goes on, unindexed. */
-	opt.index_dir = expand_dir("--index-dir", srv->cfg->index_dir, &acct, index_dir);
+	opt.index_dir = expand_dir("--index-dir", srv->cfg->index_dir, acct, index_dir);
 	/* Where an interrupted update's journal would be is not optional. */
-	opt.journal_dir = expand_dir("--journal-dir", srv->cfg->journal_dir, &acct,
-				     srv->journal_dir);
+	opt.journal_dir = expand_dir("--journal-dir", srv->cfg->journal_dir, acct, journal_dir);
 	if (srv->cfg->journal_dir && !opt.journal_dir) {
 		snprintf(why, whylen, "%s", temp_reason);
 		return LOGIN_SYS_TEMP;
 	}
-	if (mbox_recover_hooked(acct.mailbox, &opt, RECOVER_HOOKS, why, whylen) < 0) {
-		log_msg(LOG_ERR, "recovery of %s failed: %s", acct.mailbox, why);
+	struct sandbox_paths paths = {.mailbox = acct->mailbox, .journal_dir = opt.journal_dir,
+				      .index_dir = opt.index_dir};
+	if (enter_worker_sandbox(srv, &paths, why, whylen) < 0)
+		return LOGIN_SYS_TEMP;
+	if (mbox_recover_hooked(acct->mailbox, &opt, RECOVER_HOOKS, why, whylen) < 0) {
+		log_msg(LOG_ERR, "recovery of %s failed: %s", acct->mailbox, why);
 		snprintf(why, whylen, "%s", temp_reason);
 		return LOGIN_SYS_TEMP;
 	}
-	enum mbox_status st = mbox_open(mb, acct.mailbox, &opt, why, whylen);
+	enum mbox_status st = mbox_open(mb, acct->mailbox, &opt, why, whylen);
 	/* mbox's reasons name no path: the client may see them. */
 	if (st != MBOX_OK)
-		log_msg(LOG_WARNING, "cannot open mailbox %s for %s: %s", acct.mailbox, user, why);
+		log_msg(LOG_WARNING, "cannot open mailbox %s for %s: %s", acct->mailbox,
+			acct->name, why);
 	return map_status(st);
 }
 
-static void sleep_seconds(unsigned secs)
+static enum mbox_status role_update(void *ctx, struct mbox *mb, char *why, size_t whylen)
 {
-	struct timespec ts = {.tv_sec = secs, .tv_nsec = 0};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	(void)ctx;
+	return mbox_update_hooked(mb, UPDATE_HOOKS, why, whylen);
 }
 
-/* A growing delay slows password guessing. */
-static void backend_login_failed(void *ctx, unsigned failures)
+/* ---- the session backends of the greeter and the session process ---- */
+
+static enum login_result greeter_login(void *ctx, const char *user, const char *password,
+				       struct mbox **mb, char *why, size_t whylen)
 {
-	const struct server *srv = ctx;
-	unsigned delay = srv->cfg->login_delay * failures;
-	sleep_seconds(delay < MAX_LOGIN_DELAY ? delay : MAX_LOGIN_DELAY);
+	struct server *srv = ctx;
+	(void)mb;
+	disarm_write_timer(srv->client);   /* no SIGALRM while the authenticator works */
+	enum login_result r = privsep_login(srv->chan, user, password, why, whylen);
+	return r == LOGIN_OK ? LOGIN_HANDOFF : r;
 }
 
-static enum mbox_status backend_update(void *ctx, struct mbox *mb, char *why, size_t whylen)
+/* The growing delay slows password guessing; the authenticator applies it. */
+static void greeter_login_failed(void *ctx, unsigned failures)
+{
+	struct server *srv = ctx;
+	(void)failures;   /* counted by the authenticator, which a greeter cannot fool */
+	privsep_login_failed(srv->chan);
+}
+
+/* Neither can happen: there is no maildrop before login, no login after it. */
+static enum mbox_status no_update(void *ctx, struct mbox *mb, char *why, size_t whylen)
+{
+	(void)ctx;
+	(void)mb;
+	snprintf(why, whylen, "no maildrop");
+	return MBOX_TEMP;
+}
+
+static enum login_result no_login(void *ctx, const char *user, const char *password,
+				  struct mbox **mb, char *why, size_t whylen)
+{
+	(void)ctx;
+	(void)user;
+	(void)password;
+	(void)mb;
+	snprintf(why, whylen, "already logged in");
+	return LOGIN_SYS_TEMP;
+}
+
+static enum mbox_status session_update(void *ctx, struct mbox *mb, char *why, size_t whylen)
 {
 	struct server *srv = ctx;
 	disarm_write_timer(srv->client);   /* nor in the middle of an update */
-	return mbox_update_hooked(mb, UPDATE_HOOKS, why, whylen);
+	return privsep_update(srv->keeper, mb, why, whylen);
+}
+
+static void session_release(void *ctx)
+{
+	const struct server *srv = ctx;
+	privsep_release(srv->keeper);
 }
 
 /* ---- start-up checks ---- */
@@ -808,11 +885,18 @@ static unsigned lifetime_left(const struct session *s, unsigned max_time)
 	return (time_t)max_time > used ? (unsigned)((time_t)max_time - used) : 0;
 }
 
-static void serve(struct session *s, struct outbuf *ob, struct client_out *co, unsigned max_time)
+/*
+ * The session's input loop. buf (CLIENT_READ_SIZE octets) holds *pending
+ * octets to feed first; when the session is handed over, the octets it left
+ * unread are moved to the start of buf and *pending is their count.
+ */
+static void serve(struct session *s, struct outbuf *ob, struct client_out *co, unsigned max_time,
+		  char *buf, size_t *pending)
 {
 	unsigned timeout = co->timeout;
-	char buf[4096];
-	session_greeting(s);
+	if (*pending)
+		session_feed(s, buf, *pending);
+	ssize_t n = (ssize_t)*pending;
 	while (s->end == END_NONE) {
 		if (outbuf_flush(ob) < 0) {
 			session_abort(s, END_IO_ERROR);
@@ -827,7 +911,7 @@ static void serve(struct session *s, struct outbuf *ob, struct client_out *co, u
 			break;
 		}
 		disarm_write_timer(co);
-		ssize_t n = client_read(buf, sizeof(buf), left < timeout ? left : timeout);
+		n = client_read(buf, CLIENT_READ_SIZE, left < timeout ? left : timeout);
 		if (n == -2 && left <= timeout)
 			continue;  /* the lifetime, not the idle timer, ran out */
 		if (n == -2) {
@@ -840,6 +924,11 @@ static void serve(struct session *s, struct outbuf *ob, struct client_out *co, u
 		} else {
 			session_feed(s, buf, (size_t)n);
 		}
+	}
+	*pending = 0;
+	if (s->end == END_HANDOFF && n > 0 && s->unread > 0) {
+		memmove(buf, buf + (size_t)n - s->unread, s->unread);
+		*pending = s->unread;
 	}
 	outbuf_flush(ob);
 	disarm_write_timer(co);
@@ -889,6 +978,223 @@ static int run_recover(const struct server *srv)
 	return EXIT_OK;
 }
 
+#ifdef POP3D_FAULT_INJECTION
+/*
+ * Test build only: XTEST probes the sandbox from inside. In the greeter,
+ * "XTEST SYSCALL" makes a forbidden system call and "XTEST GARBAGE kind"
+ * sends the authenticator a malformed message; after login, "XTEST OPEN
+ * path" tries to open path and answers the errno.
+ */
+static void garbage_message(int chan, const char *kind, struct outbuf *out)
+{
+	struct ps_packet p;
+	memset(&p, 0, sizeof(p));
+	p.h = (struct ps_header){.type = PS_LOGIN, .len1 = 5, .len2 = 6};
+	memcpy(p.data, "alicesecret", 11);
+	size_t n = sizeof(p.h) + 11;
+	if (strcmp(kind, "short") == 0)
+		n = 3;                                   /* not even a header */
+	else if (strcmp(kind, "truncated") == 0)
+		n -= 4;                                  /* fields shorter than announced */
+	else if (strcmp(kind, "oversized") == 0)
+		p.h.len1 = 1u << 30;                     /* a field past every limit */
+	else if (strcmp(kind, "type") == 0)
+		p.h.type = 99;                           /* no such message */
+	else if (strcmp(kind, "nul") == 0)
+		p.data[2] = '\0';                        /* a NUL inside the user name */
+	else if (strcmp(kind, "handoff") == 0)
+		p.h.type = PS_HANDOFF;                   /* a handoff nobody authorized */
+	else if (strcmp(kind, "huge") == 0)
+		n = sizeof(p);                           /* the largest packet, lengths not adding up */
+	outbuf_puts(out, write(chan, &p, n) == (ssize_t)n ? "+OK sent\r\n" : "-ERR not sent\r\n");
+}
+
+static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
+{
+	const struct server *srv = ctx;
+	if (argc == 1 && strcmp(args[0], "SYSCALL") == 0) {
+		outbuf_flush(out);
+		long fd = syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+		outbuf_printf(out, "+OK socket returned %ld\r\n", fd);
+	} else if (argc == 2 && strcmp(args[0], "GARBAGE") == 0 && srv->chan >= 0) {
+		garbage_message(srv->chan, args[1], out);
+	} else if (argc == 2 && strcmp(args[0], "OPEN") == 0) {
+		int fd = open(args[1], O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			outbuf_puts(out, "+OK opened\r\n");
+		} else {
+			outbuf_printf(out, "-ERR %s\r\n", strerrorname_np(errno));
+		}
+	} else {
+		outbuf_puts(out, "-ERR XTEST SYSCALL | GARBAGE kind | OPEN path\r\n");
+	}
+}
+#define TEST_COMMAND test_command
+#else
+#define TEST_COMMAND NULL
+#endif
+
+/* ---- the two halves of the session ---- */
+
+static int role_greet(void *ctx, int chan)
+{
+	struct server *srv = ctx;
+	srv->chan = chan;
+	struct client_out co = {.fd = STDOUT_FILENO, .timeout = srv->cfg->timeout};
+	srv->client = &co;
+	struct outbuf ob;
+	if (outbuf_init(&ob, OUTBUF_SIZE, client_write, &co) < 0) {
+		log_msg(LOG_ERR, "out of memory");
+		return EXIT_CONFIG;
+	}
+	struct session_backend be = {
+		.login = greeter_login,
+		.login_failed = greeter_login_failed,
+		.update = no_update,
+		.test = TEST_COMMAND,
+		.ctx = srv,
+	};
+	struct session s;
+	char buf[CLIENT_READ_SIZE];
+	size_t pending = 0;
+	session_init(&s, &srv->scfg, &be, &ob);
+	session_greeting(&s);
+	serve(&s, &ob, &co, srv->cfg->max_session_time, buf, &pending);
+	int status = exit_status(s.end);
+	if (s.end == END_HANDOFF) {
+		status = privsep_handoff(chan, &s, buf, pending) == 0 ? EXIT_OK : EXIT_SESSION;
+		explicit_bzero(buf, sizeof(buf));
+	} else {
+		session_log_summary(&s);
+	}
+	session_free(&s);
+	outbuf_free(&ob);
+	return status;
+}
+
+static int role_transact(void *ctx, struct mbox *mb, const struct handoff *h, int keeper)
+{
+	struct server *srv = ctx;
+	srv->chan = -1;
+	srv->keeper = keeper;
+	struct client_out co = {.fd = STDOUT_FILENO, .timeout = srv->cfg->timeout};
+	srv->client = &co;
+	struct outbuf ob;
+	if (outbuf_init(&ob, OUTBUF_SIZE, client_write, &co) < 0) {
+		log_msg(LOG_ERR, "out of memory");
+		mbox_close(mb);
+		return EXIT_CONFIG;
+	}
+	struct session_backend be = {
+		.login = no_login,
+		.update = session_update,
+		.release = session_release,
+		.test = TEST_COMMAND,
+		.ctx = srv,
+	};
+	struct session s;
+	char buf[CLIENT_READ_SIZE];
+	size_t pending = h->pending_len;
+	memcpy(buf, h->pending, pending);
+	session_init(&s, &srv->scfg, &be, &ob);
+	session_resume(&s, h->user, h->bad_commands, h->started, mb);
+	serve(&s, &ob, &co, srv->cfg->max_session_time, buf, &pending);
+	session_log_summary(&s);
+	int status = exit_status(s.end);
+	session_free(&s);
+	outbuf_free(&ob);
+	return status;
+}
+
+/* ---- start-up of the process model ---- */
+
+/* The greeter's account: --preauth-user, else pop3d, else nobody; never root. */
+static int find_preauth_account(const struct config *cfg, struct privsep_config *ps)
+{
+	const char *name = cfg->preauth_user ? cfg->preauth_user : PREAUTH_USER;
+	struct passwd *pw = getpwnam(name);
+	if (!pw && !cfg->preauth_user) {
+		log_msg(LOG_NOTICE, "no account %s for the pre-login process: using %s",
+			PREAUTH_USER, PREAUTH_FALLBACK_USER);
+		name = PREAUTH_FALLBACK_USER;
+		pw = getpwnam(name);
+	}
+	if (!pw) {
+		log_msg(LOG_ERR, "--preauth-user %s: no such account", name);
+		return -1;
+	}
+	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+		log_msg(LOG_ERR, "--preauth-user %s: refusing an account with uid or gid 0", name);
+		return -1;
+	}
+	ps->preauth_uid = pw->pw_uid;
+	ps->preauth_gid = pw->pw_gid;
+	return 0;
+}
+
+/* dir exists as a root-owned directory nobody else may write: made so if missing. */
+static int root_owned_dir(const char *dir, mode_t mode)
+{
+	struct stat st;
+	if (mkdir(dir, mode) < 0 && errno != EEXIST) {
+		log_msg(LOG_ERR, "cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (lstat(dir, &st) < 0) {
+		log_msg(LOG_ERR, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
+		log_msg(LOG_ERR, "%s must be a directory owned by root and writable by nobody else",
+			dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* The greeter's root: empty, root's, not writable (created on first use). */
+static int prepare_empty_dir(const char *dir)
+{
+	char parent[MAX_PATH_LEN];
+	snprintf(parent, sizeof(parent), "%s", dir);
+	char *slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = '\0';
+		if (root_owned_dir(parent, 0755) < 0)
+			return -1;
+	}
+	if (root_owned_dir(dir, 0555) < 0)
+		return -1;
+	if (chmod(dir, 0555) < 0) {   /* not even root's own write bit: it stays empty */
+		log_msg(LOG_ERR, "chmod %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int setup_process_model(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	srv->ps = (struct privsep_config){
+		.root = srv->root,
+		.empty_dir = PREAUTH_EMPTY_DIR,
+		.strict = cfg->sandbox_strict,
+		.login_delay = cfg->login_delay,
+		.max_failed_logins = MAX_FAILED_LOGINS,
+	};
+	srv->chan = srv->keeper = -1;
+	if (!srv->root) {
+		if (cfg->preauth_user)
+			log_msg(LOG_NOTICE, "not started as root: --preauth-user %s is ignored",
+				cfg->preauth_user);
+		return 0;
+	}
+	if (find_preauth_account(cfg, &srv->ps) < 0 || prepare_empty_dir(PREAUTH_EMPTY_DIR) < 0)
+		return -1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg = {
@@ -921,33 +1227,24 @@ int main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 
-	struct client_out co = {.fd = STDOUT_FILENO, .timeout = cfg.timeout};
-	srv.client = &co;
-	struct outbuf ob;
-	if (outbuf_init(&ob, OUTBUF_SIZE, client_write, &co) < 0) {
-		log_msg(LOG_ERR, "out of memory");
-		return EXIT_CONFIG;
-	}
-	struct session_config scfg = {
+	srv.scfg = (struct session_config){
 		.peer = peer.addr,
 		.max_failed_logins = MAX_FAILED_LOGINS,
 		.max_bad_commands = MAX_BAD_COMMANDS,
 		.max_preauth_input = MAX_PREAUTH_INPUT,
 		.plaintext_ok = !cfg.tls_only || peer.encrypted,
 	};
-	struct session_backend be = {
-		.login = backend_login,
-		.login_failed = backend_login_failed,
-		.update = backend_update,
+	if (setup_process_model(&srv) < 0)
+		return EXIT_CONFIG;
+	struct privsep_roles roles = {
 		.ctx = &srv,
+		.greet = role_greet,
+		.authenticate = role_authenticate,
+		.take_maildrop = role_take_maildrop,
+		.transact = role_transact,
+		.update = role_update,
 	};
-	struct session s;
-	session_init(&s, &scfg, &be, &ob);
-	serve(&s, &ob, &co, cfg.max_session_time);
-	session_log_summary(&s);
-	int status = exit_status(s.end);
-	session_free(&s);
-	outbuf_free(&ob);
+	int status = privsep_run(&srv.ps, &roles);
 	log_close();
 	return status;
 }

@@ -212,6 +212,10 @@ static void try_login(struct session *s, const char *password, const char *metho
 		s->mb = mb;
 		login_succeeded(s);
 		return;
+	case LOGIN_HANDOFF:   /* the worker answers this line and serves the rest */
+		s->end = END_HANDOFF;
+		s->state = STATE_DONE;
+		return;
 	case LOGIN_FAILED:
 		login_failed(s, method);
 		return;
@@ -457,6 +461,8 @@ static void release_maildrop(struct session *s)
 {
 	mbox_close(s->mb);
 	s->mb = NULL;
+	if (s->be->release)
+		s->be->release(s->be->ctx);
 }
 
 /* QUIT in TRANSACTION: the UPDATE state. */
@@ -575,6 +581,12 @@ static void execute_line(struct session *s, char *line)
 		}
 		return;
 	}
+#ifdef POP3D_FAULT_INJECTION
+	if (is_cmd(cmd, "XTEST") && s->be->test) {   /* test builds: sandbox probes */
+		s->be->test(s->be->ctx, argc, args, s->out);
+		return;
+	}
+#endif
 	if (is_cmd(cmd, "STLS")) {
 		bad_command(s, "STLS is not supported; use POP3S (port 995)");
 		return;
@@ -626,6 +638,16 @@ void session_init(struct session *s, const struct session_config *cfg,
 	s->started = time(NULL);
 }
 
+void session_resume(struct session *s, const char *user, unsigned bad_commands,
+		    time_t started, struct mbox *mb)
+{
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	s->bad_commands = bad_commands;
+	s->started = started;
+	s->mb = mb;
+	login_succeeded(s);
+}
+
 void session_greeting(struct session *s)
 {
 	reply(s, "+OK " POP3D_NAME " ready");
@@ -673,6 +695,7 @@ enum session_end session_feed(struct session *s, const char *data, size_t len)
 			s->state = STATE_DONE;
 		}
 	}
+	s->unread = len;
 	return s->end;
 }
 
@@ -693,6 +716,7 @@ static const char *end_name(enum session_end e)
 	case END_EOF: return "disconnected";
 	case END_TIMEOUT: return "timeout";
 	case END_IO_ERROR: return "io-error";
+	case END_HANDOFF: return "handoff";
 	}
 	return "unknown";
 }

@@ -17,6 +17,7 @@ enum login_result {
 	LOGIN_IN_USE,     /* [IN-USE] */
 	LOGIN_SYS_TEMP,   /* [SYS/TEMP] */
 	LOGIN_SYS_PERM,   /* [SYS/PERM] */
+	LOGIN_HANDOFF,    /* authenticated, the worker holds the maildrop: hand the session over */
 };
 
 /* What the session needs from the outside world, so tests can fake it. */
@@ -28,6 +29,10 @@ struct session_backend {
 	void (*login_failed)(void *ctx, unsigned failures);
 	/* Apply deletions at QUIT (mbox_update in production). */
 	enum mbox_status (*update)(void *ctx, struct mbox *mb, char *why, size_t whylen);
+	/* Optional: called when the maildrop has been given up (QUIT), before the answer. */
+	void (*release)(void *ctx);
+	/* Test builds only (POP3D_FAULT_INJECTION): the XTEST command. */
+	void (*test)(void *ctx, int argc, char **args, struct outbuf *out);
 	void *ctx;
 };
 
@@ -54,6 +59,7 @@ enum session_end {
 	END_EOF,                /* connection closed without QUIT */
 	END_TIMEOUT,
 	END_IO_ERROR,           /* write failed, mailbox unreadable mid-RETR */
+	END_HANDOFF,            /* logged in: the worker goes on with the session */
 };
 
 struct session {
@@ -71,6 +77,7 @@ struct session {
 	unsigned failed_logins;
 	unsigned bad_commands;
 	size_t preauth_input;       /* octets received before login */
+	size_t unread;              /* octets of the last session_feed() left unprocessed (handoff) */
 
 	char line[MAX_SASL_LINE + 1];
 	size_t line_len;            /* octets of the current line so far */
@@ -86,9 +93,18 @@ struct session {
 
 void session_init(struct session *s, const struct session_config *cfg,
 		  const struct session_backend *be, struct outbuf *out);
+/*
+ * The worker's half of a login the greeter began: the maildrop is open, the
+ * counters come from the greeter. Answers the login line as try_login would.
+ */
+void session_resume(struct session *s, const char *user, unsigned bad_commands,
+		    time_t started, struct mbox *mb);
 /* The +OK greeting. */
 void session_greeting(struct session *s);
-/* Process input octets; complete lines are executed in order. Returns s->end. */
+/*
+ * Process input octets; complete lines are executed in order. Returns s->end.
+ * Stops after a login line answered LOGIN_HANDOFF: s->unread octets are left.
+ */
 enum session_end session_feed(struct session *s, const char *data, size_t len);
 /* End without QUIT (EOF, timeout): nothing is deleted. */
 void session_abort(struct session *s, enum session_end why);

@@ -1,0 +1,357 @@
+/*
+ * Sandbox layers: NO_NEW_PRIVS, capabilities, seccomp (libseccomp) and
+ * Landlock. The rules of every role are here, one comment per rule.
+ */
+#define _GNU_SOURCE
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/landlock.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "privsep.h"
+
+/* ---- no new privileges, no capabilities ---- */
+
+int sandbox_no_privileges(char *why, size_t whylen)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		snprintf(why, whylen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+		return -1;
+	}
+	/* Whatever the uid, the permitted, effective and inheritable sets become empty. */
+	struct __user_cap_header_struct head = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &head, data) < 0) {
+		snprintf(why, whylen, "capset: %s", strerror(errno));
+		return -1;
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) {
+		snprintf(why, whylen, "clearing ambient capabilities: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- Landlock ---- */
+
+/* Rights newer than the kernel headers of Debian 12 (Linux 6.1). */
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)    /* ABI 3 */
+#endif
+#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
+#define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)   /* ABI 5 */
+#endif
+#define LL_NET_BIND_TCP    (1ULL << 0)              /* ABI 4 */
+#define LL_NET_CONNECT_TCP (1ULL << 1)
+
+/* The ruleset attribute as ABI 4 knows it; older kernels are given its first member. */
+struct ll_ruleset_attr {
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net;
+};
+
+static int ll_abi(void)
+{
+	long v = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+	return v < 0 ? -1 : (int)v;
+}
+
+/* Every file system right the kernel's ABI handles: what is not granted is denied. */
+static uint64_t ll_handled_fs(int abi)
+{
+	uint64_t fs = ((LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1);   /* ABI 1: bits 0-12 */
+	if (abi >= 2)
+		fs |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	if (abi >= 5)
+		fs |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
+	return fs;
+}
+
+/*
+ * The keeper's rights under each directory it is given: read, write and
+ * truncate the mailbox, its journal and index; create and remove the dotlock,
+ * its temporary file and the journal; open the directory to fsync it.
+ * No exec, no directories, devices, sockets, fifos or symlinks made.
+ */
+static uint64_t ll_dir_rights(int abi)
+{
+	uint64_t r = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+		     LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |
+		     LANDLOCK_ACCESS_FS_REMOVE_FILE;
+	if (abi >= 3)
+		r |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	return r;
+}
+
+static int ll_allow_dir(int ruleset, const char *dir, uint64_t rights, char *why, size_t whylen)
+{
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;   /* nothing there to allow: a later open fails as it would anyway */
+		snprintf(why, whylen, "Landlock: %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	struct landlock_path_beneath_attr pb = {.allowed_access = rights, .parent_fd = fd};
+	int rc = (int)syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+	int err = errno;
+	close(fd);
+	if (rc < 0) {
+		snprintf(why, whylen, "Landlock rule for %s: %s", dir, strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
+/* The directory part of a path ("." for a bare name). */
+static void dir_of(const char *path, char *out, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(out, size, ".");
+	else if (slash == path)
+		snprintf(out, size, "/");
+	else
+		snprintf(out, size, "%.*s", (int)(slash - path), path);
+}
+
+static int ll_add_paths(int ruleset, int abi, const struct sandbox_paths *p,
+			char *why, size_t whylen)
+{
+	uint64_t rights = ll_dir_rights(abi);
+	char dir[4096];
+	if (p->mailbox) {
+		dir_of(p->mailbox, dir, sizeof(dir));
+		if (ll_allow_dir(ruleset, dir, rights, why, whylen) < 0)
+			return -1;
+	}
+	if (p->journal_dir && ll_allow_dir(ruleset, p->journal_dir, rights, why, whylen) < 0)
+		return -1;
+	if (p->index_dir) {
+		/* Made here, not by the index code later: Landlock grants nothing to a directory not yet there. */
+		if (mkdir(p->index_dir, 0700) < 0 && errno != EEXIST)
+			return 0;   /* no index then: the login goes on unindexed */
+		if (ll_allow_dir(ruleset, p->index_dir, rights, why, whylen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int sandbox_landlock(const struct sandbox_paths *paths, char *why, size_t whylen)
+{
+	int abi = ll_abi();
+	if (abi < 1) {
+		snprintf(why, whylen, "Landlock is not available in this kernel (%s)", strerror(errno));
+		return 0;
+	}
+	struct ll_ruleset_attr attr = {.handled_access_fs = ll_handled_fs(abi)};
+	size_t size = sizeof(attr.handled_access_fs);
+	if (abi >= 4) {   /* no TCP bind or connect either: the worker has no business on the network */
+		attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+		size = sizeof(attr);
+	}
+	int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
+	if (ruleset < 0) {
+		snprintf(why, whylen, "Landlock ruleset: %s", strerror(errno));
+		return -1;
+	}
+	int rc = paths ? ll_add_paths(ruleset, abi, paths, why, whylen) : 0;
+	if (rc == 0 && syscall(SYS_landlock_restrict_self, ruleset, 0) < 0) {
+		snprintf(why, whylen, "Landlock restrict_self: %s", strerror(errno));
+		rc = -1;
+	}
+	close(ruleset);
+	return rc < 0 ? -1 : 1;
+}
+
+/* ---- seccomp ---- */
+
+/* Where a trapped system call is reported: set once, before the filter. */
+static int report_fd = -1;
+
+/* Async-signal-safe: one write of a fixed message, then exit. The call never ran. */
+static void on_sigsys(int sig, siginfo_t *si, void *uctx)
+{
+	(void)sig;
+	(void)uctx;
+	struct ps_header h = {.type = PS_VIOLATION, .code = (uint32_t)si->si_syscall};
+	if (report_fd >= 0)
+		(void)!write(report_fd, &h, sizeof(h));
+	_exit(EXIT_SANDBOX);
+}
+
+void sandbox_report_to(int fd)
+{
+	report_fd = fd;
+}
+
+static int install_sigsys_handler(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigsys;
+	sa.sa_flags = SA_SIGINFO;
+	sigfillset(&sa.sa_mask);   /* a second violation inside the handler kills outright */
+	return sigaction(SIGSYS, &sa, NULL);
+}
+
+/* A rule by name; a call this architecture does not have is skipped. */
+static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned argc,
+		const struct scmp_arg_cmp *args)
+{
+	int nr = seccomp_syscall_resolve_name(name);
+	if (nr == __NR_SCMP_ERROR)
+		return 0;
+	return seccomp_rule_add_array(ctx, action, nr, argc, args);
+}
+
+static int allow(scmp_filter_ctx ctx, const char *name)
+{
+	return rule(ctx, SCMP_ACT_ALLOW, name, 0, NULL);
+}
+
+/* name allowed only with its first argument (a descriptor) equal to fd. */
+static int allow_on_fd(scmp_filter_ctx ctx, const char *name, int fd)
+{
+	struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fd);
+	return rule(ctx, SCMP_ACT_ALLOW, name, 1, &a);
+}
+
+static int load(scmp_filter_ctx ctx, int rc, const char *role, char *why, size_t whylen)
+{
+	if (rc == 0 && install_sigsys_handler() < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (rc < 0) {
+		snprintf(why, whylen, "seccomp filter of the %s: %s", role, strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The greeter: only what the AUTHORIZATION state needs. It opens nothing,
+ * makes no socket, forks nothing, signals nobody.
+ */
+int sandbox_seccomp_greeter(int in_fd, int out_fd, int chan_fd, char *why, size_t whylen)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
+	if (!ctx) {
+		snprintf(why, whylen, "seccomp_init failed");
+		return -1;
+	}
+	struct scmp_arg_cmp no_exec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+	int rc = 0;
+	rc |= allow_on_fd(ctx, "read", in_fd);       /* the client's commands */
+	rc |= allow_on_fd(ctx, "recvfrom", chan_fd); /* the authenticator's answers (recv(2)) */
+	rc |= allow_on_fd(ctx, "write", out_fd);     /* the client's responses */
+	rc |= allow_on_fd(ctx, "write", chan_fd);    /* credentials, log lines, the handoff */
+	rc |= allow(ctx, "poll");                    /* the idle timer: poll(2) with a timeout */
+	rc |= allow(ctx, "ppoll");                   /* ... as poll(2) is on some architectures */
+	rc |= allow(ctx, "alarm");                   /* the stalled-write timer */
+	rc |= allow(ctx, "setitimer");               /* ... alarm(3) where there is no alarm(2) */
+	rc |= allow(ctx, "rt_sigreturn");            /* return from the SIGALRM handler */
+	rc |= allow(ctx, "clock_gettime");           /* time(3), the timers, when not in the vDSO */
+	rc |= allow(ctx, "gettimeofday");            /* ... */
+	rc |= allow(ctx, "time");                    /* ... */
+	rc |= allow(ctx, "brk");                     /* malloc(3) inside libc (vsnprintf) */
+	rc |= rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, &no_exec);  /* ..., never executable */
+	rc |= allow(ctx, "munmap");                  /* ... */
+	rc |= allow(ctx, "exit_group");              /* the end of the session */
+	rc |= allow(ctx, "exit");                    /* ... */
+#if defined(__SANITIZE_ADDRESS__)
+	/* Sanitizer builds only (make SANITIZE=1): the runtime's own bookkeeping. */
+	rc |= allow(ctx, "madvise");
+	rc |= allow(ctx, "sigaltstack");
+	rc |= allow(ctx, "rt_sigprocmask");
+	rc |= allow(ctx, "getpid");
+	rc |= allow(ctx, "gettid");
+	rc |= allow(ctx, "sched_yield");
+#endif
+	return load(ctx, rc, "greeter", why, whylen);
+}
+
+/* A call the worker must not make. */
+static int deny(scmp_filter_ctx ctx, const char *name)
+{
+	return rule(ctx, SCMP_ACT_TRAP, name, 0, NULL);
+}
+
+/*
+ * The worker (keeper and session): a denylist, since the mailbox code uses
+ * much of the file API. What it must never do after login:
+ */
+static const char *const worker_denied[] = {
+	"execve", "execveat",                          /* run another program */
+	"socket", "socketpair", "connect", "bind",     /* reach the network or local daemons */
+	"listen", "accept", "accept4",
+	"ptrace", "process_vm_readv", "process_vm_writev",   /* read other processes */
+	"pidfd_open", "pidfd_getfd", "kcmp",
+	"mount", "umount2", "pivot_root", "chroot",    /* change its view of the files */
+	"unshare", "setns", "clone3",                  /* new namespaces */
+	"fsopen", "fsmount", "fsconfig", "move_mount", "open_tree", "mount_setattr",
+	"setuid", "setgid", "setreuid", "setregid",    /* change ids (already final) */
+	"setresuid", "setresgid", "setgroups", "setfsuid", "setfsgid", "capset",
+	"init_module", "finit_module", "delete_module",   /* the kernel itself */
+	"kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff",
+	"bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
+	"io_uring_setup", "io_uring_enter", "io_uring_register",   /* syscalls past this filter */
+	"personality", "acct", "quotactl", "syslog", "iopl", "ioperm", "vhangup",
+	"settimeofday", "clock_settime", "adjtimex", "clock_adjtime",
+	"sethostname", "setdomainname", "mknod", "mknodat",
+	"open_by_handle_at", "name_to_handle_at", "fanotify_init", "lookup_dcookie",
+	"seccomp",                                     /* no filter of its own replacing ours */
+};
+
+int sandbox_seccomp_worker(char *why, size_t whylen)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (!ctx) {
+		snprintf(why, whylen, "seccomp_init failed");
+		return -1;
+	}
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(worker_denied) / sizeof(worker_denied[0]); i++)
+		rc |= deny(ctx, worker_denied[i]);
+	/* fork(2) for the session process, as glibc does it: clone, never with a namespace flag. */
+	static const unsigned long ns_flags[] = {CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID,
+		CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP};
+	for (size_t i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]); i++) {
+		struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]);
+		rc |= rule(ctx, SCMP_ACT_TRAP, "clone", 1, &a);
+	}
+	/* kill(2): signal 0 only (is a dotlock's pid alive?), or itself (test builds' crash points). */
+	struct scmp_arg_cmp other_sig = SCMP_A1(SCMP_CMP_NE, 0);
+	struct scmp_arg_cmp not_self = SCMP_A0(SCMP_CMP_NE, (scmp_datum_t)getpid());
+	struct scmp_arg_cmp kill_args[2] = {other_sig, not_self};
+	rc |= rule(ctx, SCMP_ACT_TRAP, "kill", 2, kill_args);
+	rc |= deny(ctx, "tkill");
+	rc |= deny(ctx, "tgkill");
+	return load(ctx, rc, "worker", why, whylen);
+}
+
+void sandbox_syscall_name(int nr, char *out, size_t size)
+{
+	char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+	snprintf(out, size, "%s", name ? name : "unknown");
+	free(name);
+}

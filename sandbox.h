@@ -1,0 +1,65 @@
+/*
+ * The sandbox layers of each role: no new privileges, no capabilities,
+ * seccomp filters and Landlock rules. Every process's rights are written
+ * down here and in sandbox.c, each with the reason it needs them.
+ *
+ *   greeter   reads the client before login. As root: the --preauth-user
+ *             account, no groups, chrooted in the empty directory.
+ *             Always: NO_NEW_PRIVS, no capabilities, a seccomp allowlist
+ *             (read its input and channel, write its output and channel,
+ *             poll, the write timer, exit). It opens nothing.
+ *   keeper    the worker's first process: the mailbox's account, NO_NEW_PRIVS,
+ *             no capabilities, the worker's seccomp denylist, Landlock: only
+ *             the mailbox's directory, --journal-dir and --index-dir. It takes
+ *             the maildrop and applies the deletions at QUIT; it never reads a
+ *             client byte.
+ *   session   the worker's second process, which reads the client after
+ *             login: all the keeper has, less every path: Landlock lets it
+ *             open nothing at all. It reads the mailbox through the
+ *             descriptor the keeper opened and asks the keeper to update.
+ *   authenticator  the process started by the front end (root when started
+ *             as root): it never reads a client byte, only the fixed-format
+ *             messages of its children (privsep.c).
+ */
+#ifndef POP3D_SANDBOX_H
+#define POP3D_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Exit status of a process whose sandbox stopped a system call. */
+#define EXIT_SANDBOX 159   /* 128 + SIGSYS, as a shell reports a SIGSYS death */
+
+/* What the keeper may reach by path. NULL members are left out. */
+struct sandbox_paths {
+	const char *mailbox;      /* its directory: lock, journal, temporary files */
+	const char *journal_dir;  /* --journal-dir, expanded */
+	const char *index_dir;    /* --index-dir, expanded (created here if missing) */
+};
+
+/* PR_SET_NO_NEW_PRIVS and an empty capability set. 0, or -1 with why. */
+int sandbox_no_privileges(char *why, size_t whylen);
+
+/*
+ * Landlock: paths NULL denies every path. Returns 1 when enforced, 0 when
+ * the kernel has no Landlock (why says so), -1 on failure (why).
+ */
+int sandbox_landlock(const struct sandbox_paths *paths, char *why, size_t whylen);
+
+/*
+ * A forbidden system call traps into a handler that sends the number of the
+ * call to report_fd (one privsep violation message) and exits EXIT_SANDBOX;
+ * the call itself never runs. Installed by the two filters below.
+ */
+void sandbox_report_to(int report_fd);
+
+/* The greeter's allowlist: reads on in_fd and chan_fd, writes on out_fd and chan_fd. */
+int sandbox_seccomp_greeter(int in_fd, int out_fd, int chan_fd, char *why, size_t whylen);
+
+/* The worker's denylist: no exec, sockets, ptrace, mounts, id changes ... */
+int sandbox_seccomp_worker(char *why, size_t whylen);
+
+/* The name of a system call number of this architecture, for the log. */
+void sandbox_syscall_name(int nr, char *out, size_t size);
+
+#endif
