@@ -680,17 +680,18 @@ refuse:
 static enum login_result role_take_maildrop(void *ctx, const struct account *acct,
 					    struct mbox **mb, char *why, size_t whylen)
 {
-	const struct server *srv = ctx;
+	struct server *srv = ctx;
 	enum login_result lr = become_account(srv, acct, why, whylen);
 	if (lr != LOGIN_OK)
 		return lr;
 	struct mbox_options opt;
 	mailbox_options(srv, &opt);
-	char index_dir[MAX_PATH_LEN], journal_dir[MAX_PATH_LEN];
+	char index_dir[MAX_PATH_LEN];
 	/* Without a usable index directory the login goes on, unindexed. */
 	opt.index_dir = expand_dir("--index-dir", srv->cfg->index_dir, acct, index_dir);
 	/* Where an interrupted update's journal would be is not optional. */
-	opt.journal_dir = expand_dir("--journal-dir", srv->cfg->journal_dir, acct, journal_dir);
+	opt.journal_dir = expand_dir("--journal-dir", srv->cfg->journal_dir, acct,
+				     srv->journal_dir);
 	if (srv->cfg->journal_dir && !opt.journal_dir) {
 		snprintf(why, whylen, "%s", temp_reason);
 		return LOGIN_SYS_TEMP;
@@ -1184,6 +1185,13 @@ static int setup_process_model(struct server *srv)
 		.max_failed_logins = MAX_FAILED_LOGINS,
 	};
 	srv->chan = srv->keeper = -1;
+	if (sandbox_seccomp_skipped()) {
+		log_msg(cfg->sandbox_strict ? LOG_ERR : LOG_WARNING,
+			"running under valgrind: the seccomp filters cannot be loaded%s",
+			cfg->sandbox_strict ? "; --sandbox=strict refuses to serve" : "");
+		if (cfg->sandbox_strict)
+			return -1;
+	}
 	if (!srv->root) {
 		if (cfg->preauth_user)
 			log_msg(LOG_NOTICE, "not started as root: --preauth-user %s is ignored",

@@ -244,13 +244,21 @@ void privsep_release(int keeper)
 
 /* ---- children and their ends ---- */
 
+/* The signal that ended the last child reap() saw (0: it exited). */
+static int reaped_signal(int st)
+{
+	return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+}
+
 /* How a child ended, in the log; its exit status, or EXIT_SESSION after a signal. */
-static int reap(pid_t pid, const char *role, bool violation_logged)
+static int reap_status(pid_t pid, const char *role, bool violation_logged, int *signo)
 {
 	int st;
+	*signo = 0;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return EXIT_SESSION;
+	*signo = reaped_signal(st);
 	if (WIFEXITED(st) && WEXITSTATUS(st) == EXIT_SANDBOX && violation_logged)
 		return EXIT_SESSION;
 	if (WIFEXITED(st))
@@ -262,6 +270,12 @@ static int reap(pid_t pid, const char *role, bool violation_logged)
 		log_msg(LOG_ERR, "the %s (pid %ld) was killed by signal %d", role, (long)pid,
 			WTERMSIG(st));
 	return EXIT_SESSION;
+}
+
+static int reap(pid_t pid, const char *role, bool violation_logged)
+{
+	int signo;
+	return reap_status(pid, role, violation_logged, &signo);
 }
 
 static void log_violation(const char *role, pid_t pid, uint32_t nr)
@@ -668,6 +682,13 @@ int privsep_run(const struct privsep_config *cfg, const struct privsep_roles *ro
 	}
 	serve_worker(&m);
 	close(m.worker_chan);
-	status = reap(m.worker, "worker", m.violation);
+	int signo;
+	status = reap_status(m.worker, "worker", m.violation, &signo);
+	if (signo && signo != SIGSYS && !m.violation) {
+		/* A worker that crashed (a kill, the OOM killer) is a session that crashed: say so
+		 * to the front end as a process that ran alone would. */
+		signal(signo, SIG_DFL);
+		raise(signo);
+	}
 	return m.violation ? EXIT_SESSION : status;
 }

@@ -59,6 +59,9 @@ int sandbox_seccomp_greeter(int in_fd, int out_fd, int chan_fd, char *why, size_
 /* The worker's denylist: no exec, sockets, ptrace, mounts, id changes ... */
 int sandbox_seccomp_worker(char *why, size_t whylen);
 
+/* True under valgrind, where the seccomp filters are not loaded. */
+bool sandbox_seccomp_skipped(void);
+
 /* The name of a system call number of this architecture, for the log. */
 void sandbox_syscall_name(int nr, char *out, size_t size);
 

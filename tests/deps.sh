@@ -11,6 +11,7 @@ need_header() { [ -e "/usr/include/$1" ] || missing="$missing $2"; }
 need_cmd cc gcc
 need_cmd make make
 need_header crypt.h libcrypt-dev
+need_header seccomp.h libseccomp-dev
 if [ "$goal" = check ]; then
 	need_header cmocka.h libcmocka-dev
 	need_cmd python3 python3

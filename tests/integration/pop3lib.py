@@ -170,3 +170,73 @@ def wait_port(port, timeout=10):
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"nothing listens on port {port}")
+
+
+# ---- the process model, seen from /proc ----
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of lists of fields."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return fields
+
+
+def parent_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def descendants(pid):
+    """Every live process below pid."""
+    children = {}
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            children.setdefault(parent_of(int(p)), []).append(int(p))
+        except (OSError, ValueError, IndexError):
+            pass
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def deepest(pids):
+    """Of processes sharing a connection, the one the others are ancestors of:
+    the one that reads the client (the greeter before login, the session
+    process after it)."""
+    pids = set(pids)
+
+    def depth(p):
+        n = 0
+        while p > 1:
+            try:
+                p = parent_of(p)
+            except OSError:
+                break
+            n += p in pids
+        return n
+    return max(pids, key=depth)
+
+
+def reader_of(pid, timeout=5.0):
+    """The process below pid (a pop3d on pipes) that reads the client now."""
+    deadline = time.monotonic() + timeout
+    while True:
+        below = [p for p in descendants(pid) if _holds_stdin_of(p, pid)]
+        if below:
+            return deepest(below + [pid])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no process below {pid} reads the client")
+        time.sleep(0.02)
+
+
+def _holds_stdin_of(p, pid):
+    try:
+        return os.readlink(f"/proc/{p}/fd/0") == os.readlink(f"/proc/{pid}/fd/0")
+    except OSError:
+        return False

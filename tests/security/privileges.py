@@ -1,10 +1,13 @@
-"""Privilege separation, seen from outside the process (as root only).
+"""Privilege separation, seen from outside the processes (as root only).
 
-- Before login, while pop3d parses client input as root, it holds no open
-  mailbox: /proc/PID/fd names none.
-- After login it runs as the --user account and nothing else: every uid and
-  gid in /proc/PID/status is that account's, the supplementary groups are
-  exactly its groups, and no capability is left (so setuid(0) cannot work).
+- Before login the client is read by the greeter: an unprivileged account, no
+  supplementary groups, no capabilities, NoNewPrivs, a seccomp filter, and the
+  empty root-owned directory as its root; neither it nor the authenticator
+  holds the mailbox open.
+- After login the session process runs as the --user account and nothing
+  else: every uid and gid in /proc/PID/status is that account's, the
+  supplementary groups are exactly its groups, no capability is left (so
+  setuid(0) cannot work), NoNewPrivs and seccomp; so does its keeper.
 - A virtual user cannot get at another account's mailbox through the passwd
   file's mailbox field: not one it cannot open, and not one it could open but
   does not own. The files stay untouched.
@@ -44,15 +47,6 @@ with open(passwd, "w") as f:
             f"trudy:{ALICE_HASH}:{other}/open.mbox\n")
 
 
-def status_fields(pid):
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
-    return fields
-
-
 def open_files(pid):
     names = []
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -67,11 +61,27 @@ def open_files(pid):
 s = P.Pop3Pipe(os.path.join(d, "%u.mbox"), extra=["--passwd", passwd])
 pid = s.p.pid
 assert s.cmd("USER alice").startswith(b"+OK")
-before = status_fields(pid)
-assert before["Uid"] == ["0"] * 4, before["Uid"]   # still root: it has not authenticated
-assert box not in open_files(pid), open_files(pid)
+greeter = P.reader_of(pid)
+assert greeter != pid, "the client is read by the authenticator itself"
+before = P.proc_status(greeter)
+# The greeter: an unprivileged account, no groups, no capabilities, no new
+# privileges, a seccomp filter, the empty directory as its root.
+assert before["Uid"][0] != "0" and len(set(before["Uid"])) == 1, before["Uid"]
+assert before["Gid"][0] != "0" and len(set(before["Gid"])) == 1, before["Gid"]
+assert before.get("Groups", []) == [], before.get("Groups")
+for cap in ("CapPrm", "CapEff", "CapAmb"):
+    assert int(before[cap][0], 16) == 0, f"greeter {cap} {before[cap][0]}"
+assert before["NoNewPrivs"] == ["1"], before["NoNewPrivs"]
+assert before["Seccomp"] == ["2"], before["Seccomp"]
+assert os.readlink(f"/proc/{greeter}/root") == "/run/pop3d/empty"
+st = os.stat("/run/pop3d/empty")
+assert st.st_uid == 0 and st.st_mode & 0o222 == 0 and os.listdir("/run/pop3d/empty") == []
+for p in (pid, greeter):
+    assert box not in open_files(p), open_files(p)
 assert s.cmd("PASS secret").startswith(b"+OK"), "login failed"
-after = status_fields(pid)
+session = P.reader_of(pid)
+assert session not in (pid, greeter), "the session after login is not the worker's"
+after = P.proc_status(session)
 uid, gid = str(SERVED.pw_uid), str(SERVED.pw_gid)
 assert after["Uid"] == [uid] * 4, after["Uid"]
 assert after["Gid"] == [gid] * 4, after["Gid"]
@@ -80,7 +90,13 @@ want = sorted(set(os.getgrouplist(SERVED.pw_name, SERVED.pw_gid)))
 assert groups == want, f"supplementary groups {groups}, expected {want}"
 for cap in ("CapPrm", "CapEff", "CapAmb"):
     assert int(after[cap][0], 16) == 0, f"{cap} {after[cap][0]}"
-assert box in open_files(pid), "the mailbox is not open after login"
+assert after["NoNewPrivs"] == ["1"], after["NoNewPrivs"]
+assert after["Seccomp"] == ["2"], after["Seccomp"]
+assert box in open_files(session), "the mailbox is not open after login"
+# The keeper, between the authenticator and the session process: the same account.
+keeper = P.parent_of(session)
+kst = P.proc_status(keeper)
+assert keeper != pid and kst["Uid"] == [uid] * 4 and kst["Seccomp"] == ["2"], kst["Uid"]
 assert s.cmd("QUIT").startswith(b"+OK")
 rc, _ = s.close()
 assert rc == 0, rc
@@ -123,5 +139,5 @@ r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(d, "%
                     "--user", "root", "--log", os.path.join(top, "root.log")],
                    input=b"QUIT\r\n", capture_output=True, timeout=30)
 assert r.returncode == 78 and r.stdout == b"", (r.returncode, r.stdout)
-print("ok: no mailbox before login, only the --user account's ids and groups after, "
+print("ok: greeter unprivileged, chrooted and filtered; no mailbox before login, only the --user account's ids and groups after, "
       "no capabilities; other accounts' mailboxes refused; never as root")
