@@ -136,7 +136,7 @@ pop3d.o $(LIB_OBJS) tests/testutil.o $(TESTS:=.o) tests/pop3d-fault.o tests/sess
 # Objects live under build/fuzz, so the repository's own objects are never touched.
 FUZZ_CC     ?= clang
 FUZZ_DIR    := build/fuzz
-FUZZ_NAMES  := session mbox mbox_split passwd sasl
+FUZZ_NAMES  := session mbox mbox_split passwd sasl privsep
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # MBOX_SSE2_ONLY: the fuzzer runs the scan's and RETR's baseline (SSE2) loops,
 # which the unit tests, on a CPU with AVX2, never reach.
@@ -183,6 +183,7 @@ $(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
 
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----
 lint:

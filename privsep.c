@@ -244,12 +244,6 @@ void privsep_release(int keeper)
 
 /* ---- children and their ends ---- */
 
-/* The signal that ended the last child reap() saw (0: it exited). */
-static int reaped_signal(int st)
-{
-	return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-}
-
 /* How a child ended, in the log; its exit status, or EXIT_SESSION after a signal. */
 static int reap_status(pid_t pid, const char *role, bool violation_logged, int *signo)
 {
@@ -258,7 +252,7 @@ static int reap_status(pid_t pid, const char *role, bool violation_logged, int *
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return EXIT_SESSION;
-	*signo = reaped_signal(st);
+	*signo = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == EXIT_SANDBOX && violation_logged)
 		return EXIT_SESSION;
 	if (WIFEXITED(st))
