@@ -1038,17 +1038,26 @@ static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
 
 /* ---- the two halves of the session ---- */
 
+/* The client's output, buffered, with its stall timer, for either half. */
+static int open_client(struct server *srv, struct client_out *co, struct outbuf *ob)
+{
+	*co = (struct client_out){.fd = STDOUT_FILENO, .timeout = srv->cfg->timeout};
+	srv->client = co;
+	if (outbuf_init(ob, OUTBUF_SIZE, client_write, co) < 0) {
+		log_msg(LOG_ERR, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static int role_greet(void *ctx, int chan)
 {
 	struct server *srv = ctx;
 	srv->chan = chan;
-	struct client_out co = {.fd = STDOUT_FILENO, .timeout = srv->cfg->timeout};
-	srv->client = &co;
+	struct client_out co;
 	struct outbuf ob;
-	if (outbuf_init(&ob, OUTBUF_SIZE, client_write, &co) < 0) {
-		log_msg(LOG_ERR, "out of memory");
+	if (open_client(srv, &co, &ob) < 0)
 		return EXIT_CONFIG;
-	}
 	struct session_backend be = {
 		.login = greeter_login,
 		.login_failed = greeter_login_failed,
@@ -1079,11 +1088,9 @@ static int role_transact(void *ctx, struct mbox *mb, const struct handoff *h, in
 	struct server *srv = ctx;
 	srv->chan = -1;
 	srv->keeper = keeper;
-	struct client_out co = {.fd = STDOUT_FILENO, .timeout = srv->cfg->timeout};
-	srv->client = &co;
+	struct client_out co;
 	struct outbuf ob;
-	if (outbuf_init(&ob, OUTBUF_SIZE, client_write, &co) < 0) {
-		log_msg(LOG_ERR, "out of memory");
+	if (open_client(srv, &co, &ob) < 0) {
 		mbox_close(mb);
 		return EXIT_CONFIG;
 	}

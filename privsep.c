@@ -414,7 +414,11 @@ static int keeper_main(const struct privsep_roles *roles, const struct account *
 		return EXIT_OK;
 	}
 	struct handoff *ho = calloc(1, sizeof(*ho));
-	if (!ho || await_handoff(chan, ho) < 0) {
+	if (!ho || await_handoff(chan, ho) < 0 || strcmp(ho->user, acct->name) != 0) {
+		/* A handoff for another name than the one authenticated: a greeter that lies. */
+		if (ho && ho->user[0])
+			log_msg(LOG_ERR, "keeper: refused a handoff for %s (authenticated: %s)",
+				ho->user, acct->name);
 		mbox_close(mb);
 		free(ho);
 		return EXIT_SESSION;

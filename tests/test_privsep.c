@@ -164,6 +164,7 @@ enum script {
 	SCRIPT_UNASKED_HANDOFF,     /* PS_HANDOFF with no login */
 	SCRIPT_IN_USE,              /* the worker cannot take the maildrop: back to the greeter */
 	SCRIPT_VIOLATION,           /* a forbidden system call */
+	SCRIPT_OTHER_USER,          /* logs in as alice, hands over as bob */
 };
 
 /* Log lines the authenticator wrote, one after the other. */
@@ -252,6 +253,16 @@ static int fake_greet(void *ctx, int chan)
 		if (strcmp(why, "held by another session") != 0)
 			return 12;
 		return 0;
+	case SCRIPT_OTHER_USER: {
+		if (privsep_login(chan, "alice", "right", why, sizeof(why)) != LOGIN_OK)
+			return 11;
+		struct session s;
+		memset(&s, 0, sizeof(s));
+		snprintf(s.user, sizeof(s.user), "bob");
+		s.bad_commands = 2;
+		s.started = 12345;
+		return privsep_handoff(chan, &s, "STAT\r\n", 6) < 0 ? 13 : 0;
+	}
 	case SCRIPT_VIOLATION:
 		(void)!getppid();   /* not on the greeter's allowlist */
 		return 12;
@@ -363,6 +374,14 @@ static void test_refused_maildrop_goes_back_to_the_greeter(void **state)
 	assert_int_equal(run_script(SCRIPT_IN_USE), 0);
 }
 
+static void test_handoff_for_another_user_is_refused(void **state)
+{
+	(void)state;
+	/* Not 42: the session process never ran for bob. */
+	assert_int_equal(run_script(SCRIPT_OTHER_USER), 1);
+	assert_true(capture_contains(&logs, "refused a handoff for bob (authenticated: alice)"));
+}
+
 static void test_violation_is_logged_with_the_call(void **state)
 {
 	(void)state;
@@ -386,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_garbage_is_refused),
 		cmocka_unit_test(test_unasked_handoff_is_refused),
 		cmocka_unit_test(test_refused_maildrop_goes_back_to_the_greeter),
+		cmocka_unit_test(test_handoff_for_another_user_is_refused),
 		cmocka_unit_test(test_violation_is_logged_with_the_call),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
