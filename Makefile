@@ -20,13 +20,13 @@ endif
 
 # Everything but main(): shared by the binary and the unit tests.
 LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c \
-            privsep.c sandbox.c
+            privsep.c sandbox.c proxy.c
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 HEADERS  := $(wildcard *.h)
 
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
             tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2 \
-            tests/test_privsep
+            tests/test_privsep tests/test_proxy
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -50,7 +50,8 @@ tests/test_lock:    tests/test_lock.o    lock.o log.o fileio.o
 tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
-tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o proxy.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_proxy:   tests/test_proxy.o proxy.o
 tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o fileio.o update.o
 # test_mbox again on mbox.c without its AVX2 paths: the SSE2 loops run wherever AVX2 does not.
 tests/test_mbox_sse2: tests/test_mbox.o  tests/mbox_sse2.o index.o lock.o outbuf.o log.o fileio.o
@@ -136,7 +137,7 @@ pop3d.o $(LIB_OBJS) tests/testutil.o $(TESTS:=.o) tests/pop3d-fault.o tests/sess
 # Objects live under build/fuzz, so the repository's own objects are never touched.
 FUZZ_CC     ?= clang
 FUZZ_DIR    := build/fuzz
-FUZZ_NAMES  := session mbox mbox_split passwd sasl privsep
+FUZZ_NAMES  := session mbox mbox_split passwd sasl privsep proxy
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # MBOX_SSE2_ONLY: the fuzzer runs the scan's and RETR's baseline (SSE2) loops,
 # which the unit tests, on a CPU with AVX2, never reach.
@@ -183,7 +184,8 @@ $(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o proxy.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,proxy,proxy.o))
 
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----
 lint:

@@ -30,6 +30,13 @@
 #define PREAUTH_FALLBACK_USER "nobody"           /* when that account does not exist */
 #define PREAUTH_EMPTY_DIR     "/run/pop3d/empty" /* the greeter's root directory, as root */
 
+/* PROXY protocol (proxy.c), from --trusted-proxy peers only. */
+#define MAX_TRUSTED_PROXIES   16     /* networks in --trusted-proxy */
+#define PROXY_V1_MAX          107    /* octets of a v1 line, CRLF included (the specification's) */
+#define PROXY_V2_MAX_LEN      512    /* octets after a v2 header's 16: addresses and TLVs */
+#define PROXY_MAX_HEADER      (16 + PROXY_V2_MAX_LEN)
+#define PROXY_TIMEOUT         5      /* seconds for the whole header to arrive */
+
 /* Mailbox. */
 #define MAX_MESSAGES       1000000              /* messages in one maildrop */
 #define MAX_MAILBOX_SIZE   ((off_t)1 << 40)     /* octets; 1 TiB */

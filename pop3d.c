@@ -28,6 +28,7 @@
 #include "mbox.h"
 #include "outbuf.h"
 #include "privsep.h"
+#include "proxy.h"
 #include "sandbox.h"
 #include "session.h"
 #include "update.h"
@@ -60,6 +61,15 @@ struct config {
 	const char *journal_dir; /* --journal-dir template, NULL: journal beside the mailbox */
 	const char *preauth_user; /* --preauth-user: the greeter's account, as root */
 	bool sandbox_strict;     /* --sandbox=strict: refuse to serve without every layer */
+	struct proxy_trust trusted_proxies;  /* --trusted-proxy: may send a PROXY header */
+};
+
+/* What we know of the client's end of the connection. */
+struct peer {
+	char addr[64];
+	bool tcp;        /* stdin is a TCP socket (inetd, xinetd, systemd, tcpserver) */
+	bool loopback;   /* ... from this host */
+	bool encrypted;  /* stunnel exec, or loopback (stunnel connecting locally) */
 };
 
 /* Everything the session backend needs at login. */
@@ -73,6 +83,8 @@ struct server {
 	char journal_dir[MAX_PATH_LEN]; /* expanded --journal-dir: lives as long as the mailbox */
 	struct privsep_config ps;   /* the process model's settings */
 	struct session_config scfg; /* what both halves of the session are told */
+	struct peer peer;           /* scfg.peer is peer.addr */
+	bool expect_proxy;          /* the peer is a --trusted-proxy: a PROXY header comes first */
 	int chan;                   /* greeter: the channel to the authenticator */
 	int keeper;                 /* session process: the channel to the keeper */
 	struct client_out *client;  /* its write timer is stopped for login and update */
@@ -158,6 +170,9 @@ static void usage(FILE *f)
 "      --preauth-user=ACCOUNT  as root, the unprivileged account that reads the\n"
 "                          client before login, chrooted in " PREAUTH_EMPTY_DIR "\n"
 "                          (default " PREAUTH_USER ", else " PREAUTH_FALLBACK_USER ")\n"
+"      --trusted-proxy=CIDR[,CIDR...]  a connection from these networks starts\n"
+"                          with a PROXY protocol v1 or v2 header (HAProxy, nginx);\n"
+"                          the client's address is taken from it\n"
 "      --sandbox=strict    refuse to serve where a sandbox layer (seccomp, Landlock)\n"
 "                          is unavailable (default: log it once and serve)\n"
 "  -V, --version           print the version and exit\n"
@@ -185,7 +200,7 @@ static int parse_seconds(const char *arg, bool allow_zero, unsigned *out)
 
 /* Options without a short form. */
 enum { OPT_MAX_MESSAGES = 256, OPT_MAX_SIZE, OPT_MAX_SESSION_TIME, OPT_INDEX_DIR,
-       OPT_JOURNAL_DIR, OPT_PREAUTH_USER, OPT_SANDBOX };
+       OPT_JOURNAL_DIR, OPT_PREAUTH_USER, OPT_SANDBOX, OPT_TRUSTED_PROXY };
 
 /* A positive decimal count. */
 static int parse_count(const char *arg, size_t *out)
@@ -244,6 +259,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		{"journal-dir", required_argument, NULL, OPT_JOURNAL_DIR},
 		{"preauth-user", required_argument, NULL, OPT_PREAUTH_USER},
 		{"sandbox", required_argument, NULL, OPT_SANDBOX},
+		{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -261,6 +277,14 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		case OPT_INDEX_DIR: cfg->index_dir = optarg; break;
 		case OPT_JOURNAL_DIR: cfg->journal_dir = optarg; break;
 		case OPT_PREAUTH_USER: cfg->preauth_user = optarg; break;
+		case OPT_TRUSTED_PROXY: {
+			char why[128];
+			if (proxy_trust_parse(optarg, &cfg->trusted_proxies, why, sizeof(why)) < 0) {
+				fprintf(stderr, "pop3d: --trusted-proxy: %s\n", why);
+				return -1;
+			}
+			break;
+		}
 		case OPT_SANDBOX:
 			if (strcmp(optarg, "strict") != 0) {
 				fprintf(stderr, "pop3d: --sandbox takes only 'strict'\n");
@@ -392,14 +416,6 @@ static void copy_address(char *out, size_t size, const char *in)
 
 static void find_env_peer(char *out, size_t size);
 static void canonical_address(char *addr, size_t size);
-
-/* What we know of the client's end of the connection. */
-struct peer {
-	char addr[64];
-	bool tcp;        /* stdin is a TCP socket (inetd, xinetd, systemd, tcpserver) */
-	bool loopback;   /* ... from this host */
-	bool encrypted;  /* stunnel exec, or loopback (stunnel connecting locally) */
-};
 
 static bool is_loopback(const struct sockaddr_storage *ss)
 {
@@ -1036,6 +1052,76 @@ static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
 #define TEST_COMMAND NULL
 #endif
 
+/* ---- the PROXY header, from a --trusted-proxy peer ---- */
+
+/* An address (text) of this host. */
+static bool loopback_text(const char *addr)
+{
+	unsigned char a[16];
+	if (inet_pton(AF_INET, addr, a) == 1)
+		return a[0] == 127;
+	struct in6_addr a6;
+	return inet_pton(AF_INET6, addr, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* The client's address for everything that uses the peer: logs, --tls-only, the delays. */
+static int take_proxied_peer(struct server *srv, const char *addr, bool tls)
+{
+	unsigned char a[16];
+	if (inet_pton(AF_INET, addr, a) != 1 && inet_pton(AF_INET6, addr, a) != 1)
+		return -1;
+	snprintf(srv->peer.addr, sizeof(srv->peer.addr), "%s", addr);
+	srv->peer.loopback = loopback_text(addr);
+	srv->peer.encrypted = srv->peer.loopback || tls;
+	srv->scfg.plaintext_ok = !srv->cfg->tls_only || srv->peer.encrypted;
+	return 0;
+}
+
+static int role_set_peer(void *ctx, const char *addr, bool tls)
+{
+	return take_proxied_peer(ctx, addr, tls);
+}
+
+/*
+ * The greeter, before its greeting: the whole header within PROXY_TIMEOUT,
+ * mandatory from a trusted peer. What follows it stays in buf (*pending
+ * octets) for the session: nothing read is lost, nothing guessed.
+ */
+static int read_proxy_header(struct server *srv, char *buf, size_t *pending)
+{
+	time_t deadline = time(NULL) + PROXY_TIMEOUT;
+	size_t len = 0;
+	for (;;) {
+		struct proxy_info pi;
+		size_t used;
+		char why[128];
+		enum proxy_status st = proxy_parse((const unsigned char *)buf, len, &used, &pi,
+						   why, sizeof(why));
+		if (st == PROXY_OK) {
+			if (pi.have_addr && (take_proxied_peer(srv, pi.addr, pi.tls) < 0 ||
+					     privsep_proxied_peer(srv->chan, pi.addr, pi.tls) < 0))
+				return -1;
+			memmove(buf, buf + used, len - used);
+			*pending = len - used;
+			return 0;
+		}
+		if (st == PROXY_BAD) {
+			log_msg(LOG_WARNING, "bad PROXY header from trusted peer %s: %s; closing",
+				srv->peer.addr, why);
+			return -1;
+		}
+		time_t left = deadline - time(NULL);
+		ssize_t n = left > 0 ? client_read(buf + len, CLIENT_READ_SIZE - len, (unsigned)left) : -2;
+		if (n <= 0) {
+			log_msg(LOG_WARNING, "%s PROXY header from trusted peer %s; closing",
+				n == -2 ? "timeout waiting for the" : "connection closed before the",
+				srv->peer.addr);
+			return -1;
+		}
+		len += (size_t)n;
+	}
+}
+
 /* ---- the two halves of the session ---- */
 
 /* The client's output, buffered, with its stall timer, for either half. */
@@ -1068,6 +1154,10 @@ static int role_greet(void *ctx, int chan)
 	struct session s;
 	char buf[CLIENT_READ_SIZE];
 	size_t pending = 0;
+	if (srv->expect_proxy && read_proxy_header(srv, buf, &pending) < 0) {
+		outbuf_free(&ob);
+		return EXIT_SESSION;   /* no greeting: the proxy sees a closed connection */
+	}
 	session_init(&s, &srv->scfg, &be, &ob);
 	session_greeting(&s);
 	serve(&s, &ob, &co, srv->cfg->max_session_time, buf, &pending);
@@ -1190,6 +1280,7 @@ static int setup_process_model(struct server *srv)
 		.strict = cfg->sandbox_strict,
 		.login_delay = cfg->login_delay,
 		.max_failed_logins = MAX_FAILED_LOGINS,
+		.expect_proxy = srv->expect_proxy,
 	};
 	srv->chan = srv->keeper = -1;
 	if (sandbox_seccomp_skipped()) {
@@ -1235,19 +1326,20 @@ int main(int argc, char **argv)
 		return run_recover(&srv);
 	if (check_config(&srv) < 0)
 		return EXIT_CONFIG;
-	struct peer peer;
-	find_peer(&peer);
+	find_peer(&srv.peer);
+	srv.expect_proxy = cfg.trusted_proxies.count > 0 &&
+			   proxy_trusted(&cfg.trusted_proxies, srv.peer.addr);
 	if (install_signals() < 0) {
 		log_msg(LOG_ERR, "cannot install signal handlers: %s", strerror(errno));
 		return EXIT_CONFIG;
 	}
 
 	srv.scfg = (struct session_config){
-		.peer = peer.addr,
+		.peer = srv.peer.addr,
 		.max_failed_logins = MAX_FAILED_LOGINS,
 		.max_bad_commands = MAX_BAD_COMMANDS,
 		.max_preauth_input = MAX_PREAUTH_INPUT,
-		.plaintext_ok = !cfg.tls_only || peer.encrypted,
+		.plaintext_ok = !cfg.tls_only || srv.peer.encrypted,
 	};
 	if (setup_process_model(&srv) < 0)
 		return EXIT_CONFIG;
@@ -1257,6 +1349,7 @@ int main(int argc, char **argv)
 		.authenticate = role_authenticate,
 		.take_maildrop = role_take_maildrop,
 		.transact = role_transact,
+		.set_peer = role_set_peer,
 		.update = role_update,
 	};
 	int status = privsep_run(&srv.ps, &roles);

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "privsep.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
@@ -30,6 +31,7 @@ static const struct { size_t max1, max2; bool text1, text2; } field_limits[PS_TY
 	[PS_VIOLATION] = {0, 0, false, false},
 	[PS_UPDATE]    = {0, 0, false, false},
 	[PS_RELEASE]   = {0, 0, false, false},
+	[PS_PEER]      = {INET6_ADDRSTRLEN, 0, true, false},
 };
 
 int ps_check(const struct ps_packet *p, size_t n, unsigned accept, struct ps_msg *msg,
@@ -62,7 +64,8 @@ int ps_check(const struct ps_packet *p, size_t n, unsigned accept, struct ps_msg
 	}
 	if ((h->type == PS_LOG && h->code > LOG_DEBUG) ||
 	    (h->type == PS_ANSWER && h->code > LOGIN_HANDOFF) ||
-	    ((h->type == PS_LOGIN || h->type == PS_HANDOFF) && h->len1 == 0)) {
+	    (h->type == PS_PEER && h->code > 1) ||
+	    ((h->type == PS_LOGIN || h->type == PS_HANDOFF || h->type == PS_PEER) && h->len1 == 0)) {
 		snprintf(why, whylen, "bad code %u or empty user in a message of type %u",
 			 h->code, h->type);
 		return -1;
@@ -193,6 +196,11 @@ void privsep_login_failed(int chan)
 	struct ps_msg msg;
 	if (ps_send(chan, PS_FAILED, 0, 0, NULL, 0, NULL, 0) == 0)
 		await_answer(chan, &msg, &p);   /* after the delay; a lost channel ends the session anyway */
+}
+
+int privsep_proxied_peer(int chan, const char *addr, bool tls)
+{
+	return send_text(chan, PS_PEER, tls ? 1 : 0, addr);
 }
 
 int privsep_handoff(int chan, const struct session *s, const char *pending, size_t len)
@@ -452,6 +460,7 @@ struct monitor {
 	unsigned failures;        /* failed logins so far, counted here, not by the greeter */
 	bool owes_delay;          /* a failure was answered; PS_FAILED must come before a new PS_LOGIN */
 	bool violation;           /* a child's sandbox stopped it (logged) */
+	bool spoken;              /* the greeter has sent a message: too late for PS_PEER */
 };
 
 static void sleep_seconds(unsigned secs)
@@ -570,6 +579,8 @@ static void delay_failure(struct monitor *m)
 static unsigned greeter_may_send(const struct monitor *m)
 {
 	unsigned accept = PS_ACCEPT(PS_LOG) | PS_ACCEPT(PS_VIOLATION);
+	if (m->cfg->expect_proxy && !m->spoken)
+		accept |= PS_ACCEPT(PS_PEER);
 	if (m->worker_chan >= 0)
 		return accept | PS_ACCEPT(PS_HANDOFF);
 	accept |= PS_ACCEPT(PS_FAILED);
@@ -597,10 +608,23 @@ static int serve_greeter(struct monitor *m)
 			explicit_bzero(&p, sizeof(p));
 			return -1;
 		}
+		if (msg.type != PS_VIOLATION)
+			m->spoken = true;
 		switch (msg.type) {
 		case PS_LOG:
 			relay_log(&msg);
 			break;
+		case PS_PEER: {
+			char addr[INET6_ADDRSTRLEN + 1];
+			ps_field(msg.f1, msg.len1, addr, sizeof(addr));
+			if (m->roles->set_peer(m->roles->ctx, addr, msg.code == 1) < 0) {
+				log_msg(LOG_ERR, "refused the client address the greeter (pid %ld) "
+					"read from the PROXY header", (long)m->greeter);
+				kill(m->greeter, SIGKILL);
+				return -1;
+			}
+			break;
+		}
 		case PS_VIOLATION:
 			log_violation("greeter", m->greeter, msg.code);
 			m->violation = true;

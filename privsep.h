@@ -44,6 +44,8 @@ enum ps_type {
 	PS_VIOLATION,   /* a sandboxed child's trapped system call: code its number */
 	PS_UPDATE,      /* session → keeper: code message count, field 1 the deletion bitmap */
 	PS_RELEASE,     /* session → keeper: give the maildrop up (before the QUIT answer) */
+	PS_PEER,        /* greeter → authenticator, first if at all: the client's address from a
+			   trusted PROXY header (field 1), code 1 when it came over TLS */
 	PS_TYPES
 };
 
@@ -115,6 +117,7 @@ struct privsep_config {
 	bool strict;               /* --sandbox=strict: refuse where a layer is missing */
 	unsigned login_delay;      /* seconds per failed login so far */
 	unsigned max_failed_logins;
+	bool expect_proxy;         /* the greeter may report the client's address once, first */
 };
 
 /* The bodies of the roles, in pop3d.c. */
@@ -130,6 +133,8 @@ struct privsep_roles {
 					   struct mbox **mb, char *why, size_t whylen);
 	/* The session process: TRANSACTION and UPDATE from the handoff. Its exit status. */
 	int (*transact)(void *ctx, struct mbox *mb, const struct handoff *h, int keeper);
+	/* The authenticator: the client's address the greeter read from a PROXY header. 0, or -1. */
+	int (*set_peer)(void *ctx, const char *addr, bool tls);
 	/* The keeper: apply the deletions at QUIT. */
 	enum mbox_status (*update)(void *ctx, struct mbox *mb, char *why, size_t whylen);
 };
@@ -144,6 +149,7 @@ void privsep_forward_logs(int chan);
 enum login_result privsep_login(int chan, const char *user, const char *password,
 				char *why, size_t whylen);
 void privsep_login_failed(int chan);
+int privsep_proxied_peer(int chan, const char *addr, bool tls);
 int privsep_handoff(int chan, const struct session *s, const char *pending, size_t len);
 
 /* The session process's side of the keeper. */

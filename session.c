@@ -537,6 +537,18 @@ static void dispatch_transaction(struct session *s, const char *cmd, int argc, c
 		bad_command(s, "unknown command");
 }
 
+static bool is_known(const char *cmd)
+{
+	static const char *const known[] = {
+		"USER", "PASS", "AUTH", "APOP", "STAT", "LIST", "RETR", "DELE", "NOOP",
+		"RSET", "TOP", "UIDL", "QUIT", "CAPA", "STLS",
+	};
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (is_cmd(cmd, known[i]))
+			return true;
+	return false;
+}
+
 /* One complete command line, terminator removed. */
 static void execute_line(struct session *s, char *line)
 {
@@ -592,7 +604,8 @@ static void execute_line(struct session *s, char *line)
 		return;
 	}
 	if (argc > 2) {
-		bad_command(s, "too many arguments");
+		/* An unknown command is unknown whatever follows it (a PROXY line from an untrusted peer). */
+		bad_command(s, is_known(cmd) ? "too many arguments" : "unknown command");
 		return;
 	}
 	if (s->state == STATE_AUTHORIZATION)

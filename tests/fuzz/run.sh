@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.." || exit 2
 
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-session mbox mbox_split passwd sasl privsep}
+targets=${*:-session mbox mbox_split passwd sasl privsep proxy}
 max_restarts=5   # crashes collected per target before giving up on it
 
 case $seconds in '' | *[!0-9]*) echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 64 ;; esac
