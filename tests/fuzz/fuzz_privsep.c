@@ -8,6 +8,7 @@
  * again with ps_send over a SOCK_SEQPACKET pair and must come back, through
  * ps_recv and ps_check, the same message.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ static bool ref_limits(uint32_t type, struct ref_limits *l)
 	case PS_LOGIN: *l = (struct ref_limits){MAX_SASL_LINE, MAX_SASL_LINE, true, true, true}; return true;
 	case PS_ANSWER: *l = (struct ref_limits){MAX_REASON_LEN, 0, true, false, false}; return true;
 	case PS_HANDOFF: *l = (struct ref_limits){MAX_SASL_LINE, CLIENT_READ_SIZE, true, false, true}; return true;
+	case PS_PEER: *l = (struct ref_limits){INET6_ADDRSTRLEN, 0, true, false, true}; return true;
 	case PS_FAILED: case PS_VIOLATION: case PS_UPDATE: case PS_RELEASE: return true;
 	default: return false;
 	}
@@ -58,6 +60,8 @@ static bool ref_accepts(const struct ps_packet *p, size_t n, unsigned accept)
 	if (p->h.type == PS_LOG && p->h.code > 7)
 		return false;
 	if (p->h.type == PS_ANSWER && p->h.code > LOGIN_HANDOFF)
+		return false;
+	if (p->h.type == PS_PEER && p->h.code > 1)
 		return false;
 	return true;
 }
