@@ -181,3 +181,9 @@ $(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----
 lint:
 	@sh tests/lint.sh
+
+# ---- Debian package (debian/) ----
+# The STARTTLS front ends (port 110 through stunnel's protocol = pop3) are
+# installed with the other examples, by make install and by the package alike.
+EXAMPLES += stunnel/pop3-starttls.conf stunnel/pop3-starttls-inetd.conf \
+            xinetd.d/pop3-starttls systemd/pop3-starttls.socket systemd/pop3-starttls@.service
