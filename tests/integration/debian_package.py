@@ -18,7 +18,9 @@ this machine (as root; it installs for real):
 - `dpkg --purge`: everything it created is gone;
 - again with a pop3d group and a /var/lib/pop3d-journal (with a file in it)
   made beforehand: the package uses them, leaves them as they were, and
-  purge removes the account it created but not those.
+  purge removes the account it created but not those;
+- and with a journal left in the package's own journal directory: purge
+  keeps the directory and the journal, and says so.
 """
 import fcntl
 import grp
@@ -145,8 +147,19 @@ try:
          "PREFIX=/usr"], cwd=ROOT)
     make_files = sorted(os.path.relpath(os.path.join(p, f), mi)
                         for p, _, fs in os.walk(mi) for f in fs)
-    # dh_compress: the manual page and the README (over 4 KiB), not the examples.
-    compressed = {"usr/share/man/man8/pop3d.8", "usr/share/doc/pop3d/README"}
+    # dh_compress gzips manual pages and the documents over 4 KiB outside
+    # examples/: names are compared without that .gz, contents gunzipped.
+    def uncompressed(name):
+        compressible = name.startswith("usr/share/man/") or (
+            name.startswith("usr/share/doc/pop3d/") and "/examples/" not in name)
+        return name[:-3] if compressible and name.endswith(".gz") else name
+
+    def installed_content(name):
+        for path, unpack in (("/" + name, False), ("/" + name + ".gz", True)):
+            if os.path.isfile(path):
+                return gzip.decompress(D.read(path)) if unpack else D.read(path)
+        raise AssertionError(f"/{name} is not installed")
+
     DEBIAN_FILES = sorted([
         "etc/fail2ban/filter.d/pop3d.conf",
         "lib/systemd/system/pop3d.socket", "lib/systemd/system/pop3d@.service",
@@ -154,11 +167,10 @@ try:
         "lib/systemd/system/pop3-starttls.socket",
         "lib/systemd/system/pop3-starttls@.service",
         "usr/lib/tmpfiles.d/pop3d.conf",
-        "usr/share/doc/pop3d/README.Debian", "usr/share/doc/pop3d/changelog.gz",
+        "usr/share/doc/pop3d/README.Debian", "usr/share/doc/pop3d/changelog",
         "usr/share/doc/pop3d/copyright",
     ])
-    want_files = sorted([f + ".gz" if f in compressed else f for f in make_files] +
-                        DEBIAN_FILES)
+    want_files = sorted(make_files + DEBIAN_FILES)
 
     # ---- the state before: only what was not there may be created ----
     def exists_user(name):
@@ -246,17 +258,17 @@ try:
     try:
         assert package_status() == "installed", package_status()
         files = installed_files()
-        assert files == want_files, \
+        assert sorted(map(uncompressed, files)) == want_files, \
             f"package files differ from make install + Debian files:\n" \
-            f"missing {sorted(set(want_files) - set(files))}\n" \
-            f"extra {sorted(set(files) - set(want_files))}"
+            f"missing {sorted(set(want_files) - set(map(uncompressed, files)))}\n" \
+            f"extra {sorted(set(map(uncompressed, files)) - set(want_files))}"
         for f in make_files:
-            got = D.read("/" + (f + ".gz" if f in compressed else f))
-            if f in compressed:
-                got = gzip.decompress(got)
             if f == "usr/sbin/pop3d":
                 continue  # the package's own build, stripped: compared by --version
-            assert got == D.read(os.path.join(mi, f)), f"/{f} differs from make install's"
+            assert installed_content(f) == D.read(os.path.join(mi, f)), \
+                f"/{f} differs from make install's"
+        assert installed_content("usr/share/doc/pop3d/README.Debian") == \
+            D.read(os.path.join(ROOT, "debian", "README.Debian"))
         version_out = run(["/usr/sbin/pop3d", "--version"]).stdout
         assert version_out == run([D.POP3D, "--version"]).stdout, version_out
         assert version_out.startswith(f"pop3d {version}"), (version_out, version)
@@ -363,5 +375,20 @@ try:
         if exists_group("pop3d"):
             run(["delgroup", "--quiet", "--system", "pop3d"])
     print("ok: an existing group and journal directory were used and left alone")
+
+    # ---- a journal left in the package's journal directory survives purge ----
+    dpkg("-i", deb)
+    journal = "/var/lib/pop3d-journal/alice.mbox.0123456789abcdef.pop3d-journal"
+    try:
+        D.write(journal, "an interrupted update's mail\n")
+    finally:
+        r = dpkg("--purge", "pop3d")
+    try:
+        assert os.path.exists(journal), "purge removed a journal (mail still to put back)"
+        assert "/var/lib/pop3d-journal is not empty" in r.stderr, r.stderr
+        assert not os.path.exists("/var/lib/pop3d") and not exists_user("pop3d")
+    finally:
+        shutil.rmtree("/var/lib/pop3d-journal", ignore_errors=True)
+    print("ok: purge keeps a journal directory that still holds a journal")
 finally:
     shutil.rmtree(work, ignore_errors=True)
