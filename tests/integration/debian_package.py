@@ -16,9 +16,10 @@ this machine (as root; it installs for real):
   write in (like /var/mail): deleting a middle message needs the journal in
   /var/lib/pop3d-journal, and the mailbox afterwards lacks exactly it;
 - `dpkg --purge`: everything it created is gone;
-- again with a pop3d group and a /var/lib/pop3d-journal (with a file in it)
-  made beforehand: the package uses them, leaves them as they were, and
-  purge removes the account it created but not those;
+- again with a pop3d group, a /var/lib/pop3d-journal (with a file in it) and
+  a 1733 /var/lib/pop3d made beforehand: the package uses them, leaves them
+  as they were (and says so for /var/lib/pop3d), and purge removes the
+  account it created but not those;
 - and with a journal left in the package's own journal directory: purge
   keeps the directory and the journal, and says so.
 """
@@ -349,7 +350,9 @@ try:
             after = purge_and_check(before)
     print("ok: built, lintian clean, installed, one session, purged without a trace")
 
-    # ---- again, with a group and a journal directory that were there ----
+    # ---- again, with a group and the directories there before: a journal
+    # directory with a file in it, and /var/lib/pop3d made 1733 as the README
+    # once suggested for journals ----
     if any(state().values()):
         print("not repeated with a group and journal directory made beforehand: "
               f"some were there before the test ({state()})")
@@ -358,23 +361,29 @@ try:
     os.makedirs("/var/lib/pop3d-journal", mode=0o700)
     keep = "/var/lib/pop3d-journal/admin-file"
     D.write(keep, "not the package's\n")
+    os.makedirs("/var/lib/pop3d")
+    os.chmod("/var/lib/pop3d", 0o1733)
     try:
         before = state()
-        dpkg("-i", deb)
+        r = dpkg("-i", deb)
+        assert "/var/lib/pop3d is not a root:root 0700 directory" in r.stderr, r.stderr
         try:
             pw, gr = exists_user("pop3d"), exists_group("pop3d")
             assert pw and pw.pw_gid == gr.gr_gid, "the user is not in the existing pop3d group"
             check_mode("/var/lib/pop3d-journal", 0o700)  # as it was made, not changed
-            check_mode("/var/lib/pop3d", 0o700)
+            check_mode("/var/lib/pop3d", 0o1733)
         finally:
             after = purge_and_check(before)
         assert after["group"] and os.path.exists(keep), "purge removed what was there before"
+        check_mode("/var/lib/pop3d", 0o1733)
+        assert os.listdir("/var/lib/pop3d") == [], "purge left its record of what it created"
         assert not after["user"], "purge left the user it created"
     finally:
         shutil.rmtree("/var/lib/pop3d-journal", ignore_errors=True)
+        shutil.rmtree("/var/lib/pop3d", ignore_errors=True)
         if exists_group("pop3d"):
             run(["delgroup", "--quiet", "--system", "pop3d"])
-    print("ok: an existing group and journal directory were used and left alone")
+    print("ok: an existing group and directories were used and left alone")
 
     # ---- a journal left in the package's journal directory survives purge ----
     dpkg("-i", deb)
