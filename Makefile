@@ -190,3 +190,21 @@ $(eval $(call FUZZ_TARGET,proxy,proxy.o))
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----
 lint:
 	@sh tests/lint.sh
+
+# ---- Debian package (debian/) ----
+# The STARTTLS front ends (port 110 through stunnel's protocol = pop3) are
+# installed with the other examples, by make install and by the package alike.
+EXAMPLES += stunnel/pop3-starttls.conf stunnel/pop3-starttls-inetd.conf \
+            xinetd.d/pop3-starttls systemd/pop3-starttls.socket systemd/pop3-starttls@.service
+
+# make deb: dpkg-buildpackage -us -uc -b in a copy of the tracked (and new,
+# not ignored) files under build/deb/src, so this tree's objects and ./pop3d
+# stay as they are; the .deb, .changes and .buildinfo land in build/deb.
+.PHONY: deb
+deb:
+	rm -rf build/deb && mkdir -p build/deb/src
+	git ls-files -z --cached --others --exclude-standard | \
+		xargs -0 sh -c 'for f; do [ -f "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+		tar --null -T - -cf - | tar -C build/deb/src -xf -
+	cd build/deb/src && dpkg-buildpackage -us -uc -b
+	@ls build/deb/*.deb

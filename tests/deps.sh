@@ -32,6 +32,12 @@ if [ "$goal" = check ]; then
 	need_cmd systemd-analyze systemd
 	need_cmd systemd-socket-activate systemd
 	need_cmd groff groff-base
+	# The Debian package (tests/integration/debian_package.sh).
+	need_cmd dpkg-buildpackage dpkg-dev
+	need_cmd dh debhelper
+	need_cmd lintian lintian
+	need_cmd fakeroot fakeroot
+	need_cmd adduser adduser
 	need_cmd man man-db
 	# The benchmark's smoke run (tests/integration/bench_smoke.sh).
 	[ -x /usr/bin/time ] || missing="$missing time"

@@ -26,6 +26,11 @@ EXAMPLES = {  # source in the repository: path under share/doc/pop3d/examples
     "systemd/pop3d@.service": "systemd/pop3d@.service",
     "systemd/pop3s.socket": "systemd/pop3s.socket",
     "systemd/pop3s@.service": "systemd/pop3s@.service",
+    "stunnel/pop3-starttls.conf": "stunnel/pop3-starttls.conf",
+    "stunnel/pop3-starttls-inetd.conf": "stunnel/pop3-starttls-inetd.conf",
+    "xinetd.d/pop3-starttls": "xinetd.d/pop3-starttls",
+    "systemd/pop3-starttls.socket": "systemd/pop3-starttls.socket",
+    "systemd/pop3-starttls@.service": "systemd/pop3-starttls@.service",
     "contrib/fail2ban/filter.d/pop3d.conf": "fail2ban/filter.d/pop3d.conf",
     "contrib/fail2ban/jail.d/pop3d.conf": "fail2ban/jail.d/pop3d.conf",
 }
