@@ -166,7 +166,7 @@ static void usage(FILE *f)
 "                          --mailbox; off by default); made 0700 if missing\n"
 "      --journal-dir=TEMPLATE  write update journals in this directory instead of\n"
 "                          beside the mailbox, for spools the user cannot write in\n"
-"                          (%%u, %%h, %%%%; e.g. a 1733 /var/lib/pop3d)\n"
+"                          (%%u, %%h, %%%%; e.g. a 1777 /var/lib/pop3d-journal)\n"
 "      --preauth-user=ACCOUNT  as root, the unprivileged account that reads the\n"
 "                          client before login, chrooted in " PREAUTH_EMPTY_DIR "\n"
 "                          (default " PREAUTH_USER ", else " PREAUTH_FALLBACK_USER ")\n"
