@@ -16,6 +16,11 @@ if [ "$goal" = check ]; then
 	need_header cmocka.h libcmocka-dev
 	need_cmd python3 python3
 	need_cmd socat socat
+	# Several hosts behind proxies (tests/integration/multihost.sh).
+	need_cmd ip iproute2
+	need_cmd haproxy haproxy
+	need_cmd nginx nginx-light
+	[ -e /usr/lib/nginx/modules/ngx_mail_module.so ] || missing="$missing libnginx-mod-mail"
 	need_cmd procmail procmail
 	need_cmd dotlockfile liblockfile-bin
 	need_cmd valgrind valgrind
