@@ -261,8 +261,12 @@ static int reap_status(pid_t pid, const char *role, bool violation_logged, int *
 		if (errno != EINTR)
 			return EXIT_SESSION;
 	*signo = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-	if (WIFEXITED(st) && WEXITSTATUS(st) == EXIT_SANDBOX && violation_logged)
+	if (WIFEXITED(st) && WEXITSTATUS(st) == EXIT_SANDBOX) {
+		if (!violation_logged)   /* its report was lost: say what we know */
+			log_msg(LOG_CRIT, "sandbox violation: the %s (pid %ld) was stopped by its "
+				"sandbox", role, (long)pid);
 		return EXIT_SESSION;
+	}
 	if (WIFEXITED(st))
 		return WEXITSTATUS(st);
 	if (WTERMSIG(st) == SIGSYS)
@@ -410,7 +414,8 @@ static int keeper_main(const struct privsep_roles *roles, const struct account *
 	char why[MAX_REASON_LEN] = "";
 	struct mbox *mb = NULL;
 	privsep_forward_logs(chan);
-	int sv[2];   /* made before the sandbox, which allows no new socket */
+	sandbox_report_to(chan);   /* the keeper's and the session process's violations */
+	int sv[2];   /* made before the sandbox, which allows no new socket pair */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_msg(LOG_ERR, "keeper: socketpair: %s", strerror(errno));
 		send_text(chan, PS_ANSWER, LOGIN_SYS_TEMP, "mailbox is temporarily unavailable");

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -332,7 +333,7 @@ static int deny(scmp_filter_ctx ctx, const char *name)
  */
 static const char *const worker_denied[] = {
 	"execve", "execveat",                          /* run another program */
-	"socket", "socketpair", "connect", "bind",     /* reach the network or local daemons */
+	"socketpair", "connect",                       /* reach the network or local daemons */
 	"listen", "accept", "accept4",
 	"ptrace", "process_vm_readv", "process_vm_writev",   /* read other processes */
 	"pidfd_open", "pidfd_getfd", "kcmp",
@@ -371,6 +372,13 @@ int sandbox_seccomp_worker(char *why, size_t whylen)
 		struct scmp_arg_cmp a = arg_is(0, SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]);
 		rc |= rule(ctx, SCMP_ACT_TRAP, "clone", 1, &a);
 	}
+	/*
+	 * socket(2) only for AF_UNIX, with bind(2): the session lock of
+	 * --lock=...,flock is an abstract socket's name (lock.c). connect(2)
+	 * stays denied, so no daemon can be reached; TCP is Landlock's too.
+	 */
+	struct scmp_arg_cmp not_unix = arg_is(0, SCMP_CMP_NE, AF_UNIX, 0);
+	rc |= rule(ctx, SCMP_ACT_TRAP, "socket", 1, &not_unix);
 	/* kill(2): signal 0 only (is a dotlock's pid alive?), or itself (test builds' crash points). */
 	struct scmp_arg_cmp other_sig = arg_is(1, SCMP_CMP_NE, 0, 0);
 	struct scmp_arg_cmp not_self = arg_is(0, SCMP_CMP_NE, (scmp_datum_t)getpid(), 0);

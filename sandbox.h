@@ -9,7 +9,8 @@
  *             (read its input and channel, write its output and channel,
  *             poll, the write timer, exit). It opens nothing.
  *   keeper    the worker's first process: the mailbox's account, NO_NEW_PRIVS,
- *             no capabilities, the worker's seccomp denylist, Landlock: only
+ *             no capabilities, the worker's seccomp denylist (no exec, no
+ *             socket but AF_UNIX, no connect, no ptrace ...), Landlock: only
  *             the mailbox's directory, --journal-dir and --index-dir. It takes
  *             the maildrop and applies the deletions at QUIT; it never reads a
  *             client byte.

@@ -8,6 +8,8 @@ XTEST command probes them:
   unknown type, NUL in the user name, a handoff nobody allowed, a packet too
   large): each is refused and logged, the connection closes, the
   authenticator exits 1 by itself (it never crashes);
+- after login, a forbidden system call ends the session process the same
+  way; --lock with flock (an abstract AF_UNIX name) is allowed;
 - after login, the session process cannot open /etc/passwd nor another
   virtual user's mailbox beside its own (EACCES, where Landlock is present);
 - a login pipelined with commands in one write gets every answer, in order,
@@ -81,6 +83,29 @@ for kind in ("short", "truncated", "oversized", "type", "nul", "handoff", "huge"
           b"+OK alice has" not in out and "login:" not in text,
           f"garbage '{kind}': refused and logged, no login (exit {rc})")
 check(untouched(), "garbage: no mailbox touched")
+
+# ---- a forbidden system call after login ----
+rc, out, text = run("USER alice\r\nPASS secret\r\nXTEST SYSCALL\r\nSTAT\r\nQUIT\r\n")
+check(rc == 1 and b"+OK alice has" in out and b"socket returned" not in out and b"+OK 3 " not in out,
+      f"session violation: it ends there (exit {rc})")
+check("sandbox violation: the session process" in text and "(socket)" in text,
+      "session violation: logged with the call's name")
+check(untouched(), "session violation: no mailbox touched")
+
+# ---- --lock with flock: the session lock is an abstract AF_UNIX name, allowed ----
+P.give_to_server(d)
+hold = subprocess.Popen([FAULT, "--passwd", P.PASSWD, "--mailbox", os.path.join(d, "%u.mbox"),
+                         "--log", log, "--login-delay", "0", "--lock", "dotlock,fcntl,flock",
+                         *P.root_args()], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+hold.stdin.write(b"USER alice\r\nPASS secret\r\n")
+hold.stdin.flush()
+first = [hold.stdout.readline() for _ in range(3)][2]
+rc, out, text = run("USER alice\r\nPASS secret\r\nQUIT\r\n", extra=["--lock", "dotlock,fcntl,flock"])
+hold.stdin.write(b"QUIT\r\n")
+hold.stdin.close()
+hold.wait(timeout=30)
+check(first.startswith(b"+OK alice has") and b"-ERR [IN-USE]" in out and
+      "sandbox violation" not in text, "--lock ...,flock: served, and a second session is [IN-USE]")
 
 # ---- the session process's view of the files ----
 rc, out, text = run("USER alice\r\nPASS secret\r\nXTEST OPEN /etc/passwd\r\n"
