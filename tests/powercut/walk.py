@@ -49,7 +49,7 @@ def main():
                   f" (cut at {v['stats']['cut']})", flush=True)
         return v
 
-    plan = [(p, True) for p in args.patterns.split(",")]
+    plan = [(p, True) for p in args.patterns.split(",") if p]
     # An MDA that does not fsync (procmail does not): its mail may be lost in
     # the power cut, but nothing else, and the mailbox must stay recoverable.
     plan += [(p, False) for p in args.nofsync_patterns.split(",") if p]
@@ -79,7 +79,9 @@ def main():
             # a cut in the middle of the move (after the journal and its
             # directory are durable), then cuts during its recovery
             events = dry["stats"]["events"]
-            mid = events.index("fdatasync alice.mbox") + 1   # power fails at that fdatasync
+            # the power fails at the move's fdatasync (the last one: the first
+            # makes the mailbox durable before the journal is written)
+            mid = len(events) - events[::-1].index("fdatasync alice.mbox")
             probe = run(f"{pattern} recovery probe", sc, f"sync:{mid}", cut_recovery="none")
             rsync = probe["rstats"]["syncs"]
             if rsync == 0:
