@@ -1,4 +1,5 @@
-"""A small MDA, as Debian's deliver: dotlock (link method, our pid inside),
+"""A small MDA, as Debian's deliver: dotlock (link method, our pid inside;
+a lock of a dead pid or older than 5 minutes is broken, as liblockfile does),
 fcntl lock, append one message, fsync (unless --no-fsync), unlock.
 Exit 0 when the message was appended and (with fsync) fsync returned
 success, 1 when anything failed (a power cut refuses every change).
@@ -33,7 +34,10 @@ def main():
             pass
         if os.stat(tmp).st_nlink == 2:
             break
-        try:   # a lock whose holder is gone is stale
+        try:   # a lock whose holder is gone, or older than 5 minutes, is stale
+            if time.time() - os.stat(lock).st_mtime > 300:
+                os.unlink(lock)
+                continue
             pid = int(open(lock).read().strip() or "0")
             if pid > 0:
                 try:

@@ -18,7 +18,10 @@ becomes durable by itself. Everything starts durable from --seed DIR.
 
 At unmount the image is written to --image DIR (an ordinary directory: the
 files, hard links, modes, owners and mtimes) and the counts of events to
---stats FILE (JSON). Locks (fcntl, OFD, flock) are left to the kernel, which
+--stats FILE (JSON), with the inode numbers and ctimes of the image, which
+--meta FILE gives back to a mount seeded from that image (so that an index
+file can recognise its mailbox after the reboot: same device, inode, times).
+Locks (fcntl, OFD, flock) are left to the kernel, which
 handles them locally on a FUSE mount whose file system has no lock method.
 
     pcfs.py --seed S --image I --stats F [--cut sync:N] [--variant subset] MNT
@@ -55,7 +58,7 @@ class Inode:
         else:
             self.data = bytearray()
             self.durable_data = b""
-            self.durable_mtime = now
+            self.durable_mtime = self.durable_ctime = now
         self.pending = []              # changes since the last fsync, in order
 
     def is_dir(self):
@@ -79,31 +82,39 @@ class PowerCut(fusepy.Operations):
         if args.cut and args.cut != "none":
             kind, n = args.cut.split(":")
             self.cut = (kind, int(n))
+        self.meta = {}
+        if args.meta:   # inode numbers and ctimes of an earlier image
+            with open(args.meta) as f:
+                self.meta = json.load(f)["meta"]
+            self.next_ino = max([v[0] for v in self.meta.values()] + [1]) + 1
         self.root = self.new_inode(stat.S_IFDIR | 0o755, 0, 0)
-        self.load_seed(args.seed, self.root)
+        self.load_seed(args.seed, self.root, "")
 
     # ---- the model ------------------------------------------------------
-    def new_inode(self, mode, uid, gid):
-        ino = self.next_ino
-        self.next_ino += 1
+    def new_inode(self, mode, uid, gid, ino=None):
+        if ino is None:
+            ino = self.next_ino
+            self.next_ino += 1
         node = Inode(ino, mode, uid, gid)
         self.inodes[ino] = node
         return node
 
-    def load_seed(self, path, dnode):
+    def load_seed(self, path, dnode, rel):
         seen = {}   # (dev, ino) of the seed -> our inode, for hard links
         for name in sorted(os.listdir(path)):
             p = os.path.join(path, name)
             st = os.lstat(p)
+            meta = self.meta.get(rel + "/" + name)
+            ino = meta[0] if meta else None
             if stat.S_ISDIR(st.st_mode):
-                node = self.new_inode(st.st_mode, st.st_uid, st.st_gid)
-                self.load_seed(p, node)
+                node = self.new_inode(st.st_mode, st.st_uid, st.st_gid, ino)
+                self.load_seed(p, node, rel + "/" + name)
             elif stat.S_ISREG(st.st_mode):
                 key = (st.st_dev, st.st_ino)
                 if key in seen:
                     node = seen[key]
                 else:
-                    node = self.new_inode(st.st_mode, st.st_uid, st.st_gid)
+                    node = self.new_inode(st.st_mode, st.st_uid, st.st_gid, ino)
                     with open(p, "rb") as f:
                         node.data = bytearray(f.read())
                     node.durable_data = bytes(node.data)
@@ -111,11 +122,12 @@ class PowerCut(fusepy.Operations):
             else:
                 continue
             node.mtime = node.ctime = st.st_mtime_ns
+            if meta:
+                node.ctime = meta[1]
             if not node.is_dir():
-                node.durable_mtime = node.mtime
+                node.durable_mtime, node.durable_ctime = node.mtime, node.ctime
             dnode.entries[name] = node.ino
             dnode.durable_entries[name] = node.ino
-        dnode.mode = os.lstat(path).st_mode if dnode is not self.root else dnode.mode
         if dnode is self.root:
             st = os.lstat(path)
             dnode.mode, dnode.uid, dnode.gid = st.st_mode, st.st_uid, st.st_gid
@@ -173,7 +185,7 @@ class PowerCut(fusepy.Operations):
     # ---- the image --------------------------------------------------------
     def durable_file(self, node, rng):
         data = bytearray(node.durable_data)
-        mtime = node.durable_mtime
+        mtime, ctime = node.durable_mtime, node.durable_ctime
         if rng:
             for op in node.pending:
                 if rng.random() < 0.5:
@@ -187,8 +199,8 @@ class PowerCut(fusepy.Operations):
                     _, length, t = op
                     del data[length:]
                     data.extend(b"\0" * (length - len(data)))
-                mtime = t
-        return bytes(data), mtime
+                mtime = ctime = t
+        return bytes(data), mtime, ctime
 
     def durable_entries(self, node, rng):
         ents = dict(node.durable_entries)
@@ -211,10 +223,11 @@ class PowerCut(fusepy.Operations):
     def write_image(self, out):
         rng = random.Random(self.args.rng) if self.args.variant == "subset" else None
         os.makedirs(out, exist_ok=True)
-        files = {}     # ino -> (data, mtime), each file once however many links
+        files = {}     # ino -> (data, mtime, ctime), each file once however many links
         made = {}      # ino -> image path (hard links)
+        self.image_meta = {}   # path in the image -> [ino, ctime]: what an ordinary directory loses
 
-        def walk(dnode, dest, depth):
+        def walk(dnode, dest, depth, rel):
             for name, ino in sorted(self.durable_entries(dnode, rng).items()):
                 node = self.inodes[ino]
                 p = os.path.join(dest, name)
@@ -222,16 +235,18 @@ class PowerCut(fusepy.Operations):
                     if depth > 20:
                         continue
                     os.makedirs(p, exist_ok=True)
-                    walk(node, p, depth + 1)
+                    self.image_meta[rel + "/" + name] = [ino, node.ctime]
+                    walk(node, p, depth + 1, rel + "/" + name)
                     os.chmod(p, stat.S_IMODE(node.mode))
                     os.chown(p, node.uid, node.gid)
                     continue
+                if ino not in files:
+                    files[ino] = self.durable_file(node, rng)
+                data, mtime, ctime = files[ino]
+                self.image_meta[rel + "/" + name] = [ino, ctime]
                 if ino in made:
                     os.link(made[ino], p)
                     continue
-                if ino not in files:
-                    files[ino] = self.durable_file(node, rng)
-                data, mtime = files[ino]
                 with open(p, "wb") as f:
                     f.write(data)
                 os.chmod(p, stat.S_IMODE(node.mode))
@@ -239,7 +254,7 @@ class PowerCut(fusepy.Operations):
                 os.utime(p, ns=(mtime, mtime))
                 made[ino] = p
 
-        walk(self.root, out, 0)
+        walk(self.root, out, 0, "")
         st = self.root
         os.chmod(out, stat.S_IMODE(st.mode))
         os.chown(out, st.uid, st.gid)
@@ -250,7 +265,7 @@ class PowerCut(fusepy.Operations):
         if self.args.stats:
             with open(self.args.stats, "w") as f:
                 json.dump({"syncs": self.syncs, "writes": self.writes, "cut": self.dead_at,
-                           "events": self.events}, f)
+                           "events": self.events, "meta": getattr(self, "image_meta", {})}, f)
 
     # ---- operations ---------------------------------------------------------
     def getattr(self, path, fh=None):
@@ -341,7 +356,7 @@ class PowerCut(fusepy.Operations):
             node.durable_entries = dict(node.entries)
         else:
             node.durable_data = bytes(node.data)
-            node.durable_mtime = node.mtime
+            node.durable_mtime, node.durable_ctime = node.mtime, node.ctime
         node.pending = []
 
     def fsyncdir(self, path, datasync, fh):
@@ -458,6 +473,7 @@ def main():
     ap.add_argument("--cut", default="none")
     ap.add_argument("--variant", choices=("strict", "subset"), default="strict")
     ap.add_argument("--rng", type=int, default=1)
+    ap.add_argument("--meta", help="the stats file of the image given as --seed")
     ap.add_argument("mountpoint")
     args = ap.parse_args()
     # Locks are the kernel's; no direct_io, so mmap works; attributes and

@@ -39,14 +39,14 @@ def fuse_usable():
 class Mount:
     """pcfs on dirs['mnt'], seeded from seed; at exit the image and stats."""
 
-    def __init__(self, work, seed, cut="none", variant="strict", rng=1):
+    def __init__(self, work, seed, cut="none", variant="strict", rng=1, meta=None):
         self.mnt = os.path.join(work, "mnt")
         self.image = os.path.join(work, "image")
         self.stats_file = os.path.join(work, "stats.json")
         self.log = os.path.join(work, "pcfs.log")
         self.args = [FS_PYTHON, PCFS, "--seed", seed, "--image", self.image, "--stats",
                      self.stats_file, "--cut", cut, "--variant", variant, "--rng", str(rng),
-                     self.mnt]
+                     self.mnt] + (["--meta", meta] if meta else [])
         self.stats = None
 
     def __enter__(self):
@@ -314,3 +314,71 @@ def summary(n, verdicts):
          for k in ("lost", "duplicated", "corrupted", "partial", "unrecoverable")}
     return (f"{n} trials, {t['lost']} lost, {t['duplicated']} duplicated, "
             f"{t['corrupted']} corrupted, {t['partial']} partial, {t['unrecoverable']} unrecoverable")
+
+
+def listing(binary, mnt, log, extra):
+    """Log in (a -ERR [SYS/TEMP] may pass on one retry), LIST and UIDL, QUIT:
+    (list lines, uidl lines), or None when the login failed."""
+    for attempt in range(2):
+        s = Pop3(binary, mnt, log, extra)
+        s.cmd("USER alice")
+        r = s.cmd("PASS secret")
+        if not r.startswith(b"+OK"):
+            s.end()
+            if r.startswith(b"-ERR [SYS/TEMP]"):
+                continue
+            return None
+        out = []
+        for c in ("LIST", "UIDL"):
+            lines = []
+            if s.cmd(c).startswith(b"+OK"):
+                while (line := s.p.stdout.readline()) not in (b".\r\n", b""):
+                    lines.append(line)
+            out.append(lines)
+        s.cmd("QUIT")
+        s.end()
+        return tuple(out)
+    return None
+
+
+def index_trial(work, sc, cut, variant="subset", rng=1, binary=None):
+    """The index is a cache: after a power cut at any point, a login that finds
+    whatever index survived answers exactly as one without an index, and as
+    the mailbox says. The reboot is a mount seeded from the image with the same
+    device, inode numbers and times, so a surviving index can match it."""
+    binary = binary or P.POP3D
+    seed = os.path.join(work, "seed")
+    log = os.path.join(work, "pop3d.log")
+    make_seed(sc, seed, index=True)
+    with Mount(work, seed, cut, variant, rng) as m:
+        durable, quit_answer = run_session(sc, m.mnt, binary, log,
+                                           ["--index-dir", os.path.join(m.mnt, "index")])
+    seed2 = os.path.join(work, "seed2")
+    if os.path.isdir(seed2):
+        shutil.rmtree(seed2)
+    shutil.copytree(m.image, seed2)
+    chown_tree(seed2)
+    age_dotlock(seed2)
+    meta = os.path.join(work, "meta.json")
+    shutil.copy(m.stats_file, meta)
+    index_dir = os.path.join(seed2, "index")
+    had_index = os.path.isdir(index_dir) and len(os.listdir(index_dir)) > 0
+    with Mount(work, seed2, "none", meta=meta) as m2:
+        idx = ["--index-dir", os.path.join(m2.mnt, "index")]
+        first = listing(binary, m2.mnt, log, idx)      # finds the index that survived
+        plain = listing(binary, m2.mnt, log, [])
+        again = listing(binary, m2.mnt, log, idx)      # the index the first login saved
+        with open(os.path.join(m2.mnt, BOX), "rb") as f:
+            data = f.read()
+    v = {"stats": m.stats, "had_index": had_index, "unrecoverable": 0}
+    v.update(judge(sc, data, durable, list(sc.during), [],
+                   acknowledged=quit_answer.startswith(b"+OK")))
+    if first is None or plain is None or again is None:
+        v["unrecoverable"] = 1
+        return v
+    # The sizes the mailbox gives, by the contract's rules, independently of pop3d.
+    want = [f"{i} {len(P.wire_form(msg))}\r\n".encode()
+            for i, msg in enumerate(P.split_mbox(data), 1)]
+    if first != plain or again != plain or plain[0] != want:
+        v["corrupted"] += 1   # a wrong answer
+    return v
