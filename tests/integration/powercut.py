@@ -103,7 +103,7 @@ idx_verdicts = []
 had_index = 0
 for pi, pattern in enumerate(("every_other", "random")):
     sc = L.Scenario(pattern, 300 + pi)
-    nsync = W.L.trial(L.P.tmpdir("powercut-index"), sc, "none")["stats"]["syncs"]
+    nsync = L.trial(L.P.tmpdir("powercut-index"), sc, "none")["stats"]["syncs"]
     for n in list(range(1, nsync + 1)) + ["none"]:
         for rng in range(2):
             cut = "none" if n == "none" else f"sync:{n}"

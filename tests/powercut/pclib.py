@@ -37,7 +37,7 @@ def fuse_usable():
 
 
 class Mount:
-    """pcfs on dirs['mnt'], seeded from seed; at exit the image and stats."""
+    """pcfs mounted on WORK/mnt, seeded from seed; after unmount, .image (WORK/image) and .stats."""
 
     def __init__(self, work, seed, cut="none", variant="strict", rng=1, meta=None):
         self.mnt = os.path.join(work, "mnt")
