@@ -20,13 +20,13 @@ endif
 
 # Everything but main(): shared by the binary and the unit tests.
 LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c \
-            privsep.c sandbox.c
+            privsep.c sandbox.c throttle.c
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 HEADERS  := $(wildcard *.h)
 
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
             tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2 \
-            tests/test_privsep
+            tests/test_privsep tests/test_throttle
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -50,7 +50,8 @@ tests/test_lock:    tests/test_lock.o    lock.o log.o fileio.o
 tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
-tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_throttle: tests/test_throttle.o throttle.o log.o fileio.o
 tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o fileio.o update.o
 # test_mbox again on mbox.c without its AVX2 paths: the SSE2 loops run wherever AVX2 does not.
 tests/test_mbox_sse2: tests/test_mbox.o  tests/mbox_sse2.o index.o lock.o outbuf.o log.o fileio.o
@@ -183,7 +184,7 @@ $(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
 
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----
 lint:
