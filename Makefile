@@ -88,6 +88,9 @@ demo:
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/pop3d
+# --state-dir's default: made 0700 when missing (an existing one, e.g. a 1733
+# --journal-dir, is left as it is); uninstall leaves it and its table.
+STATEDIR   ?= /var/lib/pop3d
 EXAMPLES   := xinetd.d/pop3 xinetd.d/pop3s stunnel/pop3s.conf stunnel/pop3s-inetd.conf \
               systemd/pop3d.socket systemd/pop3d@.service systemd/pop3s.socket \
               systemd/pop3s@.service contrib/fail2ban/filter.d/pop3d.conf \
@@ -101,6 +104,7 @@ install: pop3d
 	sed '$(SET_PATHS)' pop3d.8 >$(DESTDIR)$(MANDIR)/man8/pop3d.8
 	chmod 644 $(DESTDIR)$(MANDIR)/man8/pop3d.8
 	install -m 644 README $(DESTDIR)$(DOCDIR)/README
+	[ -d $(DESTDIR)$(STATEDIR) ] || install -d -m 700 $(DESTDIR)$(STATEDIR)
 	for f in $(EXAMPLES); do \
 		dest=$(DESTDIR)$(DOCDIR)/examples/$${f#contrib/}; \
 		install -d "$${dest%/*}" && sed '$(SET_PATHS)' "$$f" >"$$dest" && \

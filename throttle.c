@@ -205,9 +205,13 @@ static int check_dir(const char *dir)
 			"sessions", dir, strerror(errno));
 		return -1;
 	}
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022)) {
+	/* Sticky and writable by others (a 1733 --journal-dir) will do: nobody can replace
+	 * our file there, and one planted in advance is not ours and is refused. */
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
 		log_msg(LOG_WARNING, "state directory %s: must be a directory of this user that "
-			"nobody else may write in; no failed-login accounting across sessions", dir);
+			"nobody else may write in (or a sticky one); no failed-login accounting "
+			"across sessions", dir);
 		return -1;
 	}
 	return 0;
