@@ -137,11 +137,11 @@ check(counter[0] >= PARALLEL, "the guesser did not run")
 check(2 <= checks <= bound, f"{checks} password checks against {P.USER}, bound {bound}")
 print(f"owner from a known source: {len(owner)} logins, max {max(owner):.3f} s "
       f"(before the attack {base_latency:.3f} s)")
-check(owner and max(owner) < 0.5, f"the owner was slowed: {owner}")
+check(owner and max(owner) < 0.9, f"the owner was slowed: {owner}")
 bob_max = max(t for _, t in other)
 print(f"another account meanwhile: {len(other)} logins, max {bob_max:.3f} s")
 check(all(a.startswith(b"+OK") for a, _ in other), f"bob: {other}")
-check(bob_max < 0.5, f"another account was slowed: {other}")
+check(bob_max < 0.9, f"another account was slowed: {other}")
 with open(log) as f:
     throttled = [l for l in f if "authentication throttled: user=alice peer=10.11." in l]
 check(throttled and all(" delay=" in l for l in throttled), "throttled attempts are logged")
