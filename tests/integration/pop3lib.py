@@ -32,10 +32,14 @@ def root_args():
 
 def state_args():
     """A state directory of its own (--state-dir) for one pop3d invocation: the
-    failed logins of one test never slow another, nor reach /var/lib/pop3d."""
+    failed logins of one test never slow another, nor reach /var/lib/pop3d.
+    Failures are still counted there, but without the cross-session delay
+    (--throttle-base 0), as --login-delay 0 does for the in-session one; the
+    throttle's own tests set their delays (later options win)."""
     import tempfile
     os.makedirs(os.path.join(ROOT, "tests", "tmp"), exist_ok=True)
-    return ["--state-dir", tempfile.mkdtemp(prefix="state-", dir=os.path.join(ROOT, "tests", "tmp"))]
+    return ["--state-dir", tempfile.mkdtemp(prefix="state-", dir=os.path.join(ROOT, "tests", "tmp")),
+            "--throttle-base", "0"]
 
 
 def give_to_server(path):
