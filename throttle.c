@@ -453,6 +453,7 @@ unsigned throttle_level(const struct throttle_params *p, const struct throttle_s
 	if (p->decay == 0)
 		return level;
 	uint64_t forgotten = elapsed(s, now) / ((uint64_t)p->decay * 1000);
+	/* cppcheck-suppress knownConditionTrueFalse ; it takes the level for below 1 */
 	return forgotten >= level ? 0 : level - (unsigned)forgotten;
 }
 
