@@ -20,13 +20,13 @@ endif
 
 # Everything but main(): shared by the binary and the unit tests.
 LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c \
-            privsep.c sandbox.c proxy.c
+            privsep.c sandbox.c proxy.c throttle.c
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 HEADERS  := $(wildcard *.h)
 
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
             tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2 \
-            tests/test_privsep tests/test_proxy
+            tests/test_privsep tests/test_proxy tests/test_throttle
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -50,8 +50,9 @@ tests/test_lock:    tests/test_lock.o    lock.o log.o fileio.o
 tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
-tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o proxy.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o proxy.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_proxy:   tests/test_proxy.o proxy.o
+tests/test_throttle: tests/test_throttle.o throttle.o log.o fileio.o
 tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o fileio.o update.o
 # test_mbox again on mbox.c without its AVX2 paths: the SSE2 loops run wherever AVX2 does not.
 tests/test_mbox_sse2: tests/test_mbox.o  tests/mbox_sse2.o index.o lock.o outbuf.o log.o fileio.o
@@ -88,6 +89,9 @@ demo:
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/pop3d
+# --state-dir's default: made 0700 when missing (an existing one, e.g. a 1733
+# --journal-dir, is left as it is); uninstall leaves it and its table.
+STATEDIR   ?= /var/lib/pop3d
 EXAMPLES   := xinetd.d/pop3 xinetd.d/pop3s stunnel/pop3s.conf stunnel/pop3s-inetd.conf \
               systemd/pop3d.socket systemd/pop3d@.service systemd/pop3s.socket \
               systemd/pop3s@.service contrib/fail2ban/filter.d/pop3d.conf \
@@ -101,6 +105,7 @@ install: pop3d
 	sed '$(SET_PATHS)' pop3d.8 >$(DESTDIR)$(MANDIR)/man8/pop3d.8
 	chmod 644 $(DESTDIR)$(MANDIR)/man8/pop3d.8
 	install -m 644 README $(DESTDIR)$(DOCDIR)/README
+	[ -d $(DESTDIR)$(STATEDIR) ] || install -d -m 700 $(DESTDIR)$(STATEDIR)
 	for f in $(EXAMPLES); do \
 		dest=$(DESTDIR)$(DOCDIR)/examples/$${f#contrib/}; \
 		install -d "$${dest%/*}" && sed '$(SET_PATHS)' "$$f" >"$$dest" && \
@@ -184,7 +189,7 @@ $(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o proxy.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o proxy.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,proxy,proxy.o))
 
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----

@@ -37,6 +37,21 @@
 #define PROXY_MAX_HEADER      (16 + PROXY_V2_MAX_LEN)
 #define PROXY_TIMEOUT         5      /* seconds for the whole header to arrive */
 
+/* Failed-login accounting across sessions (throttle.c). */
+#define DEFAULT_STATE_DIR      "/var/lib/pop3d"  /* --state-dir */
+#define THROTTLE_FILE          "throttle"        /* the table, in the state directory */
+#define THROTTLE_SLOTS         16384  /* fixed slots in the table (32 octets each) */
+#define THROTTLE_PROBE         8      /* slots a key may occupy; the weakest is evicted */
+#define THROTTLE_LOCKS         1024   /* per-account lock buckets (OFD byte-range locks) */
+#define THROTTLE_MAX_LEVEL     30     /* failures counted per slot */
+#define THROTTLE_KNOWN_WEIGHT  16     /* a known source outweighs this many failures at eviction */
+#define THROTTLE_POLL_MSEC     20     /* pause between tries of a held account lock */
+#define DEFAULT_THROTTLE_BASE  1      /* seconds: the per-account delay after one failure */
+#define DEFAULT_THROTTLE_CAP   120    /* seconds: the most it grows to (30 checks an hour) */
+#define DEFAULT_THROTTLE_DECAY 3600   /* seconds of quiet that forget one failure */
+#define DEFAULT_KNOWN_DAYS     30     /* a source is known for an account this long after a login */
+#define MAX_THROTTLE_SECONDS   86400  /* the most any of those options may say */
+
 /* Mailbox. */
 #define MAX_MESSAGES       1000000              /* messages in one maildrop */
 #define MAX_MAILBOX_SIZE   ((off_t)1 << 40)     /* octets; 1 TiB */

@@ -31,6 +31,7 @@
 #include "proxy.h"
 #include "sandbox.h"
 #include "session.h"
+#include "throttle.h"
 #include "update.h"
 
 /* Exit statuses (sysexits.h values where one fits). */
@@ -62,6 +63,8 @@ struct config {
 	const char *preauth_user; /* --preauth-user: the greeter's account, as root */
 	bool sandbox_strict;     /* --sandbox=strict: refuse to serve without every layer */
 	struct proxy_trust trusted_proxies;  /* --trusted-proxy: may send a PROXY header */
+	const char *state_dir;   /* --state-dir, NULL: none ("none") */
+	struct throttle_params throttle; /* --throttle-base, -cap, -decay, --known-source-days */
 };
 
 /* What we know of the client's end of the connection. */
@@ -175,13 +178,25 @@ static void usage(FILE *f)
 "                          the client's address is taken from it\n"
 "      --sandbox=strict    refuse to serve where a sandbox layer (seccomp, Landlock)\n"
 "                          is unavailable (default: log it once and serve)\n"
+"      --state-dir=DIR     failed logins across sessions are counted in DIR/" THROTTLE_FILE "\n"
+"                          (default " DEFAULT_STATE_DIR ", made 0700 if missing; 'none': off)\n"
+"      --throttle-base=SECS  an account's delay after one failed login, doubled\n"
+"                          by each further one (default %d; 0: no per-account or\n"
+"                          per-source delay). Attempts from a source not known for\n"
+"                          the account wait it out one at a time before the check\n"
+"      --throttle-cap=SECS   the most that delay grows to (default %d)\n"
+"      --throttle-decay=SECS  each SECS without a failure forget one (default %d)\n"
+"      --known-source-days=DAYS  a source address (IPv4, IPv6 /64) that logged in\n"
+"                          to an account within DAYS is known for it and skips the\n"
+"                          account's delay (default %d; 0: no source is known)\n"
 "  -V, --version           print the version and exit\n"
 "  -h, --help              print this help and exit\n"
 "\n"
 "Exit status: 0 after QUIT (and a successful update), %d for a usage error,\n"
 "%d for a configuration error, %d when the update failed, %d otherwise.\n",
-		DEFAULT_TIMEOUT, DEFAULT_LOGIN_DELAY, MAX_MESSAGES, DEFAULT_SESSION_TIME, EXIT_USAGE, EXIT_CONFIG, EXIT_UPDATE,
-		EXIT_SESSION);
+		DEFAULT_TIMEOUT, DEFAULT_LOGIN_DELAY, MAX_MESSAGES, DEFAULT_SESSION_TIME,
+		DEFAULT_THROTTLE_BASE, DEFAULT_THROTTLE_CAP, DEFAULT_THROTTLE_DECAY, DEFAULT_KNOWN_DAYS,
+		EXIT_USAGE, EXIT_CONFIG, EXIT_UPDATE, EXIT_SESSION);
 }
 
 /* A positive decimal number of seconds; 0 or junk is a usage error. */
@@ -200,7 +215,20 @@ static int parse_seconds(const char *arg, bool allow_zero, unsigned *out)
 
 /* Options without a short form. */
 enum { OPT_MAX_MESSAGES = 256, OPT_MAX_SIZE, OPT_MAX_SESSION_TIME, OPT_INDEX_DIR,
-       OPT_JOURNAL_DIR, OPT_PREAUTH_USER, OPT_SANDBOX, OPT_TRUSTED_PROXY };
+       OPT_JOURNAL_DIR, OPT_PREAUTH_USER, OPT_SANDBOX, OPT_TRUSTED_PROXY, OPT_STATE_DIR,
+       OPT_THROTTLE_BASE, OPT_THROTTLE_CAP, OPT_THROTTLE_DECAY, OPT_KNOWN_DAYS };
+
+/* A throttle option's number: 0 (where allowed) to max. */
+static int parse_throttle(const char *name, const char *arg, bool allow_zero, unsigned max,
+			  unsigned *out)
+{
+	if (parse_seconds(arg, allow_zero, out) < 0 || *out > max) {
+		fprintf(stderr, "pop3d: --%s needs a number from %d to %u\n", name,
+			allow_zero ? 0 : 1, max);
+		return -1;
+	}
+	return 0;
+}
 
 /* A positive decimal count. */
 static int parse_count(const char *arg, size_t *out)
@@ -260,6 +288,11 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		{"preauth-user", required_argument, NULL, OPT_PREAUTH_USER},
 		{"sandbox", required_argument, NULL, OPT_SANDBOX},
 		{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"throttle-base", required_argument, NULL, OPT_THROTTLE_BASE},
+		{"throttle-cap", required_argument, NULL, OPT_THROTTLE_CAP},
+		{"throttle-decay", required_argument, NULL, OPT_THROTTLE_DECAY},
+		{"known-source-days", required_argument, NULL, OPT_KNOWN_DAYS},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -285,6 +318,33 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 			}
 			break;
 		}
+		case OPT_STATE_DIR:
+			if (*optarg != '/' && strcmp(optarg, "none") != 0) {
+				fprintf(stderr, "pop3d: --state-dir needs an absolute path or 'none'\n");
+				return -1;
+			}
+			cfg->state_dir = strcmp(optarg, "none") == 0 ? NULL : optarg;
+			break;
+		case OPT_THROTTLE_BASE:
+			if (parse_throttle("throttle-base", optarg, true, MAX_THROTTLE_SECONDS,
+					   &cfg->throttle.base) < 0)
+				return -1;
+			break;
+		case OPT_THROTTLE_CAP:
+			if (parse_throttle("throttle-cap", optarg, false, MAX_THROTTLE_SECONDS,
+					   &cfg->throttle.cap) < 0)
+				return -1;
+			break;
+		case OPT_THROTTLE_DECAY:
+			if (parse_throttle("throttle-decay", optarg, false, MAX_THROTTLE_SECONDS,
+					   &cfg->throttle.decay) < 0)
+				return -1;
+			break;
+		case OPT_KNOWN_DAYS:
+			if (parse_throttle("known-source-days", optarg, true, 3650,
+					   &cfg->throttle.known_days) < 0)
+				return -1;
+			break;
 		case OPT_SANDBOX:
 			if (strcmp(optarg, "strict") != 0) {
 				fprintf(stderr, "pop3d: --sandbox takes only 'strict'\n");
@@ -1281,6 +1341,13 @@ static int setup_process_model(struct server *srv)
 		.login_delay = cfg->login_delay,
 		.max_failed_logins = MAX_FAILED_LOGINS,
 		.expect_proxy = srv->expect_proxy,
+		.state_dir = cfg->state_dir,
+		.throttle = cfg->throttle,
+		.peer = srv->scfg.peer,
+		/* A session without an address has no source to count or to know. */
+		.source = strcmp(srv->scfg.peer, "local") == 0 ||
+			  strcmp(srv->scfg.peer, "unknown") == 0 ? NULL : srv->scfg.peer,
+		.timeout = cfg->timeout,
 	};
 	srv->chan = srv->keeper = -1;
 	if (sandbox_seccomp_skipped()) {
@@ -1312,6 +1379,9 @@ int main(int argc, char **argv)
 		.max_messages = MAX_MESSAGES,
 		.max_mailbox_size = MAX_MAILBOX_SIZE,
 		.max_session_time = DEFAULT_SESSION_TIME,
+		.state_dir = DEFAULT_STATE_DIR,
+		.throttle = {.base = DEFAULT_THROTTLE_BASE, .cap = DEFAULT_THROTTLE_CAP,
+			     .decay = DEFAULT_THROTTLE_DECAY, .known_days = DEFAULT_KNOWN_DAYS},
 	};
 	if (parse_options(argc, argv, &cfg) < 0)
 		return EXIT_USAGE;

@@ -466,6 +466,7 @@ struct monitor {
 	bool owes_delay;          /* a failure was answered; PS_FAILED must come before a new PS_LOGIN */
 	bool violation;           /* a child's sandbox stopped it (logged) */
 	bool spoken;              /* the greeter has sent a message: too late for PS_PEER */
+	bool state_broken;        /* the state directory was unusable (logged once) */
 };
 
 static void sleep_seconds(unsigned secs)
@@ -549,14 +550,71 @@ static int answer(int chan, enum login_result r, const char *why)
 	return send_text(chan, PS_ANSWER, r, why);
 }
 
+/* A deadline timeout seconds from now, CLOCK_MONOTONIC. */
+static void deadline_in(unsigned timeout, struct timespec *deadline)
+{
+	if (clock_gettime(CLOCK_MONOTONIC, deadline) < 0)
+		deadline->tv_sec = deadline->tv_nsec = 0;   /* no clock: no waiting */
+	deadline->tv_sec += (time_t)timeout;
+}
+
+/*
+ * Cross-session accounting before the check (throttle.h): the table is
+ * opened for the attempt and closed after it, so no child inherits it.
+ * 0: check now; 1: the idle timer ran out while the attempt was held.
+ */
+static int throttle_before(struct monitor *m, struct throttle *t, const char *user,
+			   struct throttle_attempt *a)
+{
+	memset(a, 0, sizeof(*a));
+	t->fd = -1;
+	if (m->state_broken || !m->cfg->state_dir)
+		return 0;
+	if (throttle_open(t, m->cfg->state_dir, &m->cfg->throttle) < 0) {
+		m->state_broken = true;
+		return 0;
+	}
+	struct timespec deadline;
+	deadline_in(m->cfg->timeout, &deadline);
+	int rc = throttle_begin(t, user, m->cfg->source, &deadline, a);
+	if (a->delayed > 0)
+		log_msg(LOG_NOTICE, "authentication throttled: user=%s peer=%s delay=%us",
+			user, m->cfg->peer, a->delayed);
+	if (rc == 1) {
+		log_msg(LOG_NOTICE, "login attempt held past the idle timer: user=%s peer=%s",
+			user, m->cfg->peer);
+		throttle_close(t);
+	}
+	return rc;
+}
+
+static void throttle_after(struct throttle *t, struct throttle_attempt *a, bool success)
+{
+	throttle_end(t, a, success);
+	throttle_close(t);
+}
+
 static void check_credentials(struct monitor *m, const struct ps_msg *msg)
 {
 	char user[MAX_SASL_LINE + 1], password[MAX_SASL_LINE + 1], why[MAX_REASON_LEN] = "";
 	ps_field(msg->f1, msg->len1, user, sizeof(user));
 	ps_field(msg->f2, msg->len2, password, sizeof(password));
+	struct throttle t;
+	struct throttle_attempt ta;
+	if (throttle_before(m, &t, user, &ta) == 1) {
+		/* Not checked: the same answer as a wrong password, and the session goes on. */
+		explicit_bzero(password, sizeof(password));
+		m->owes_delay = true;
+		answer(m->greeter_chan, LOGIN_FAILED, "");
+		return;
+	}
 	struct account acct;
 	enum auth_result ar = m->roles->authenticate(m->roles->ctx, user, password, &acct);
 	explicit_bzero(password, sizeof(password));
+	if (ar == AUTH_ERROR)
+		throttle_close(&t);   /* no guess was checked; closing drops the account's lock */
+	else
+		throttle_after(&t, &ta, ar == AUTH_OK);
 	if (ar == AUTH_FAIL) {
 		m->owes_delay = true;
 		answer(m->greeter_chan, LOGIN_FAILED, "");

@@ -33,6 +33,7 @@
 #include "limits.h"
 #include "mbox.h"
 #include "session.h"
+#include "throttle.h"
 
 enum ps_type {
 	PS_LOG = 1,     /* any child → authenticator: code priority, field 1 the line */
@@ -118,6 +119,11 @@ struct privsep_config {
 	unsigned login_delay;      /* seconds per failed login so far */
 	unsigned max_failed_logins;
 	bool expect_proxy;         /* the greeter may report the client's address once, first */
+	const char *state_dir;     /* --state-dir: failed-login accounting across sessions */
+	struct throttle_params throttle;
+	const char *source;        /* the peer address, NULL when unknown ("local") */
+	const char *peer;          /* the peer as the log shows it */
+	unsigned timeout;          /* the idle timer: the longest a login attempt is held */
 };
 
 /* The bodies of the roles, in pop3d.c. */

@@ -21,7 +21,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 # shellcheck disable=SC2086
 "$pop3d" --passwd tests/scripts/passwd --mailbox "$tmp/%u.mbox" --log "$tmp/log" \
-	--login-delay 0 $args <"$dir/input" >"$tmp/out"
+	--login-delay 0 --state-dir "$PWD/$tmp/state" $args <"$dir/input" >"$tmp/out"
 status=$?
 
 rc=0

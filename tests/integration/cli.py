@@ -37,7 +37,7 @@ with open(passwd, "w") as f:
 os.chmod(passwd, 0o644)
 P.give_to_server(d)
 base = [P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(d, "%u.mbox"),
-        "--log", os.path.join(d, "log"), "--login-delay", "0", *P.root_args()]
+        "--log", os.path.join(d, "log"), "--login-delay", "0", *P.root_args(), *P.state_args()]
 for pw, want in ((b"pass word", b"+OK carol has 0 messages"), (b"pass word\r", b"-ERR [AUTH]"),
                  (b"pass", b"-ERR [AUTH]")):
     r = subprocess.run(base, input=b"USER carol\r\nPASS " + pw + b"\r\nQUIT\r\n",
@@ -50,21 +50,21 @@ for pw, want in ((b"pass word", b"+OK carol has 0 messages"), (b"pass word\r", b
 # %h for virtual users needs --user: a configuration error without one.
 if not P.as_root():
     r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", "%h/mbox", "--log",
-                        os.path.join(d, "log")], input=b"QUIT\r\n", capture_output=True)
+                        os.path.join(d, "log"), *P.state_args()], input=b"QUIT\r\n", capture_output=True)
     assert r.returncode == 78, r.returncode
     assert r.stdout == b""
 r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", "%h/mbox", "--user", "nobody",
-                    "--log", os.path.join(d, "log")], input=b"QUIT\r\n", capture_output=True)
+                    "--log", os.path.join(d, "log"), *P.state_args()], input=b"QUIT\r\n", capture_output=True)
 assert r.returncode == 0 and r.stdout.startswith(b"+OK"), r
 r = subprocess.run([P.POP3D, "--passwd", os.path.join(d, "missing"), "--log",
-                    os.path.join(d, "log"), *P.root_args()], input=b"QUIT\r\n",
+                    os.path.join(d, "log"), *P.root_args(), *P.state_args()], input=b"QUIT\r\n",
                    capture_output=True)
 assert r.returncode == 78, r.returncode
 print("ok: usage errors, --version, --help, --hash round trip, %h rule, quiet stderr")
 
 # Virtual users without --user: pop3d greets whoever starts it; as root it
 # serves each mailbox as the mailbox's owner, and never as root.
-r = subprocess.run([P.POP3D, "-P", "/dev/null", "-m", os.path.join(d, "%u")],
+r = subprocess.run([P.POP3D, "-P", "/dev/null", "-m", os.path.join(d, "%u"), *P.state_args()],
                    input=b"CAPA\r\nQUIT\r\n", capture_output=True, timeout=60)
 assert r.stdout.startswith(b"+OK") and r.returncode == 0, r
 if P.as_root():
@@ -77,7 +77,7 @@ if P.as_root():
         f.write(P.mbox_of([b"Subject: hi\n\nhello\n"]))
     os.chown(box, 0, 0)     # a rerun finds the file still given to nobody
     noargs = [P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(owned, "%u.mbox"),
-              "--log", os.path.join(d, "log"), "--login-delay", "0"]
+              "--log", os.path.join(d, "log"), "--login-delay", "0", *P.state_args()]
     login = b"USER carol\r\nPASS pass word\r\nSTAT\r\nQUIT\r\n"
     r = subprocess.run(noargs, input=login, capture_output=True, timeout=60)
     assert b"-ERR [SYS/PERM]" in r.stdout, r.stdout   # root's file: not served as root

@@ -114,7 +114,7 @@ def pop3d_test_args(maildir, log, extra=()):
     """Virtual users from tests/scripts/passwd (alice/secret, bob), mailboxes
     MAILDIR/%u.mbox; as root served as 'nobody'."""
     return ["--passwd", P.PASSWD, "--mailbox", os.path.join(maildir, "%u.mbox"),
-            "--log", log, "--login-delay", "0", *P.root_args(), *extra]
+            "--log", log, "--login-delay", "0", *P.root_args(), *P.state_args(), *extra]
 
 
 # ---- TLS ----

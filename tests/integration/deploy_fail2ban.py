@@ -29,6 +29,9 @@ maildir = os.path.join(d, "mail")
 os.makedirs(maildir)
 D.write_mailbox(os.path.join(maildir, "alice.mbox"), [])
 INJECTED = "x peer=6.6.6.6 method=PLAIN"
+# The cross-session throttle logs the attempts it holds back (matched too): on for the
+# --log=FILE part, with a 1 s cap to keep it quick; off (as in every test) for syslog.
+THROTTLE = ["--throttle-base", "1", "--throttle-cap", "1"]
 
 
 def expect_err(c, cmd):
@@ -95,18 +98,22 @@ def regex_rows(conf, logfile):
 
 
 def check_rows(rows, text, what):
+    """Every failed login matched, and every attempt the throttle held back."""
     failed = text.count("authentication failed: ")
     assert failed == 7, f"{what}: pop3d logged {failed} failed logins, 7 expected:\n{text}"
-    assert [a for a, _ in rows] == ["127.0.0.1"] * failed, f"{what}: {rows}"
-    users = [u for _, u in rows]
-    assert users == ["alice", "nosuchuser", "alice", INJECTED, "bob", "bob", "bob"], users
+    lines = re.findall(r"authentication (failed|throttled): user=(.*) peer=127\.0\.0\.1 "
+                       r"(?:method=(?:USER|PLAIN)|delay=\d+s)$", text, re.M)
+    assert [a for a, _ in rows] == ["127.0.0.1"] * len(lines), f"{what}: {rows}"
+    assert [u for _, u in rows] == [u for _, u in lines], (rows, lines)
+    failed_users = [u for kind, u in lines if kind == "failed"]
+    assert failed_users == ["alice", "nosuchuser", "alice", INJECTED, "bob", "bob", "bob"], lines
 
 
 conf = fail2ban_config()
 
 # 1. pop3d --log=FILE
 log = os.path.join(d, "pop3d.log")
-with D.tcpserver(d, D.pop3d_test_args(maildir, log)) as fe:
+with D.tcpserver(d, D.pop3d_test_args(maildir, log, THROTTLE)) as fe:
     sessions(fe.port)
     text = D.wait_log(log, "session end:", 3)
 check_rows(regex_rows(conf, log), text, "--log file")

@@ -147,7 +147,8 @@ mailbox(os.path.join(mail, "popalice"), "popalice", alice_msgs)
 bob_box = os.path.join(mail, "popbob")
 mailbox(bob_box, "popbob", bob_msgs)
 log = os.path.join(d, "pop3d.log")
-sys_args = ["--mailbox", os.path.join(mail, "%u"), "--log", log, "--login-delay", "0"]
+sys_args = ["--mailbox", os.path.join(mail, "%u"), "--log", log, "--login-delay", "0",
+            *P.state_args()]
 
 with front_end(etc, sys_args, "system") as fe:
     # Before login the client is read by the greeter, not by root (the
@@ -192,7 +193,7 @@ D.write(vpasswd, f"vera:{vh}\neve:{vh}:{bob_box}\n", 0o600)
 bob_before = (D.read(bob_box), os.stat(bob_box))
 vlog = os.path.join(d, "pop3d-virtual.log")
 virt_args = ["--passwd", vpasswd, "--user", "popvmail", "--mailbox",
-             os.path.join(vdir, "%u.mbox"), "--log", vlog, "--login-delay", "0"]
+             os.path.join(vdir, "%u.mbox"), "--log", vlog, "--login-delay", "0", *P.state_args()]
 
 with front_end(etc, virt_args, "virtual") as fe:
     c = login(fe.port, "vera")

@@ -30,6 +30,18 @@ def root_args():
     return ["--user", "nobody"] if as_root() else []
 
 
+def state_args():
+    """A state directory of its own (--state-dir) for one pop3d invocation: the
+    failed logins of one test never slow another, nor reach /var/lib/pop3d.
+    Failures are still counted there, but without the cross-session delay
+    (--throttle-base 0), as --login-delay 0 does for the in-session one; the
+    throttle's own tests set their delays (later options win)."""
+    import tempfile
+    os.makedirs(os.path.join(ROOT, "tests", "tmp"), exist_ok=True)
+    return ["--state-dir", tempfile.mkdtemp(prefix="state-", dir=os.path.join(ROOT, "tests", "tmp")),
+            "--throttle-base", "0"]
+
+
 def give_to_server(path):
     """As root, the served files must belong to the --user account."""
     if as_root():
@@ -121,7 +133,8 @@ class Pop3Pipe:
         self.log = os.path.join(os.path.dirname(mailbox_template), "pop3d.log")
         self.p = subprocess.Popen(
             [binary or POP3D, "--passwd", PASSWD, "--mailbox", mailbox_template, "--log", self.log,
-             "--login-delay", "0", *root_args(), *extra],
+             "--login-delay", "0", *root_args(),
+             *([] if "--state-dir" in extra else state_args()), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.greeting = self.line()
 

@@ -24,7 +24,7 @@ assert len(msgs) == 61
 
 port = P.free_port()
 cmd = (f"{P.POP3D} --passwd {P.PASSWD} --mailbox {d}/%u.mbox --log {d}/pop3d.log "
-       f"--login-delay 0 {' '.join(P.root_args())}")
+       f"--login-delay 0 {' '.join(P.root_args() + P.state_args())}")
 P.give_to_server(d)
 socat = subprocess.Popen(["timeout", "120", "socat", "-lf", os.path.join(d, "socat.log"),
                           f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",

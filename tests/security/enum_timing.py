@@ -43,7 +43,7 @@ class Session:
 
     def __init__(self, args, d):
         opts = ["--mailbox", os.path.join(d, "%u.mbox"), "--log", os.path.join(d, "log"),
-                "--login-delay", "0"]
+                "--login-delay", "0", "--state-dir", "none"]
         if args.system:
             cmd = [P.POP3D, *opts]
         else:

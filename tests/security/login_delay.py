@@ -31,7 +31,7 @@ def requested_sleeps(delay_args):
     cmd = ["strace", "-f", "-qq", "-o", trace, "-e", "trace=nanosleep,clock_nanosleep",
            "-e", "inject=nanosleep,clock_nanosleep:retval=0",
            P.POP3D, "--passwd", P.PASSWD, "--mailbox", os.path.join(d, "%u.mbox"),
-           "--log", os.path.join(d, "log"), *P.root_args(), *delay_args]
+           "--log", os.path.join(d, "log"), *P.root_args(), "--state-dir", "none", *delay_args]
     script = b"USER alice\r\nPASS wrong\r\nUSER nobody-here\r\nPASS x\r\nUSER alice\r\nPASS y\r\n"
     env = dict(os.environ)   # LeakSanitizer cannot work under ptrace: the ASan stage
     env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"

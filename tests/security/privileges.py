@@ -136,7 +136,7 @@ assert not leftovers, leftovers
 
 # ---- never as root ----
 r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(d, "%u.mbox"),
-                    "--user", "root", "--log", os.path.join(top, "root.log")],
+                    "--user", "root", "--log", os.path.join(top, "root.log"), *P.state_args()],
                    input=b"QUIT\r\n", capture_output=True, timeout=30)
 assert r.returncode == 78 and r.stdout == b"", (r.returncode, r.stdout)
 print("ok: greeter unprivileged, chrooted and filtered; no mailbox before login, only the --user account's ids and groups after, "

@@ -55,7 +55,8 @@ def run(script, binary=FAULT, extra=(), **kw):
     P.give_to_server(d)
     start = os.path.getsize(log) if os.path.exists(log) else 0
     r = subprocess.run([binary, "--passwd", P.PASSWD, "--mailbox", os.path.join(d, "%u.mbox"),
-                        "--log", log, "--login-delay", "0", *P.root_args(), *extra],
+                        "--log", log, "--login-delay", "0", *P.root_args(), *P.state_args(),
+                        *extra],
                        input=script.encode(), capture_output=True, timeout=30, **kw)
     with open(log) as f:
         f.seek(start)
@@ -133,7 +134,7 @@ check(rc == 0 and status == want and piped.endswith(b"signing off (3 messages le
       f"pipelined: all six answers in order through a pipe ({status})")
 P.give_to_server(d)
 args = ["--passwd", P.PASSWD, "--mailbox", os.path.join(d, "%u.mbox"), "--log", log,
-        "--login-delay", "0", *P.root_args()]
+        "--login-delay", "0", *P.root_args(), *P.state_args()]
 with D.socat(top, args) as fe:
     c = socket.create_connection(("127.0.0.1", fe.port), timeout=30)
     c.sendall(script)   # one write: the greeter reads the commands after PASS too
@@ -161,7 +162,8 @@ if P.as_root():
         os.setgid(nobody.pw_gid)
         os.setuid(nobody.pw_uid)
     p = subprocess.Popen([P.POP3D, "--passwd", P.PASSWD, "--mailbox",
-                          os.path.join(os.path.dirname(box), "%u.mbox"), "--log", "/dev/null"],
+                          os.path.join(os.path.dirname(box), "%u.mbox"), "--log", "/dev/null",
+                          "--state-dir", "none"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=as_nobody)
     p.stdout.readline()
     g = P.reader_of(p.pid)
