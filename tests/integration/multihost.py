@@ -40,6 +40,7 @@ os.makedirs(d)
 spool = os.path.join(d, "spool")
 os.makedirs(spool)
 logs = {h: os.path.join(d, f"host-{h}.log") for h in NS}
+STATE = P.state_args()   # one state directory for both hosts, as a shared one would be
 rng = random.Random(12)
 failures = []
 procs = []
@@ -69,7 +70,7 @@ def mailbox(user):
 def pop3d_args(host):
     return ["--passwd", P.PASSWD, "--mailbox", os.path.join(spool, "%u.mbox"),
             "--log", logs[host], "--login-delay", "0", "--user", "nobody",
-            "--trusted-proxy", PROXY_SIDE[host]]
+            "--trusted-proxy", PROXY_SIDE[host], *STATE]
 
 
 def start_host(host):

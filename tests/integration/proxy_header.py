@@ -57,7 +57,7 @@ def session(data, peer="127.0.0.5", extra=(), trusted="127.0.0.0/8", keep_open=0
     start = os.path.getsize(log) if os.path.exists(log) else 0
     env = dict(os.environ, SOCAT_PEERADDR=peer)
     args = [P.POP3D, "--passwd", P.PASSWD, "--mailbox", os.path.join(d, "%u.mbox"),
-            "--log", log, "--login-delay", "0", *P.root_args(), *extra]
+            "--log", log, "--login-delay", "0", *P.root_args(), *P.state_args(), *extra]
     if trusted:
         args += ["--trusted-proxy", trusted]
     p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
@@ -119,7 +119,7 @@ with open(box, "wb") as f:
     f.write(demo)
 P.give_to_server(d)
 args = ["--passwd", P.PASSWD, "--mailbox", os.path.join(d, "%u.mbox"), "--log", log,
-        "--login-delay", "0", "--trusted-proxy", "127.0.0.1", *P.root_args()]
+        "--login-delay", "0", "--trusted-proxy", "127.0.0.1", *P.root_args(), *P.state_args()]
 start = os.path.getsize(log)
 with D.socat(d, args) as fe:
     c = socket.create_connection(("127.0.0.1", fe.port), timeout=30)

@@ -97,7 +97,7 @@ check(untouched(), "session violation: no mailbox touched")
 P.give_to_server(d)
 hold = subprocess.Popen([FAULT, "--passwd", P.PASSWD, "--mailbox", os.path.join(d, "%u.mbox"),
                          "--log", log, "--login-delay", "0", "--lock", "dotlock,fcntl,flock",
-                         *P.root_args()], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                         *P.root_args(), *P.state_args()], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 hold.stdin.write(b"USER alice\r\nPASS secret\r\n")
 hold.stdin.flush()
 first = [hold.stdout.readline() for _ in range(3)][2]
