@@ -1093,6 +1093,10 @@ static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
 		outbuf_flush(out);
 		long fd = syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
 		outbuf_printf(out, "+OK socket returned %ld\r\n", fd);
+	} else if (argc == 1 && strcmp(args[0], "DGRAM") == 0) {
+		outbuf_flush(out);   /* a datagram could be sent to /dev/log unconnected */
+		long fd = syscall(SYS_socket, AF_UNIX, SOCK_DGRAM, 0);
+		outbuf_printf(out, "+OK socket returned %ld\r\n", fd);
 	} else if (argc == 2 && strcmp(args[0], "GARBAGE") == 0 && srv->chan >= 0) {
 		garbage_message(srv->chan, args[1], out);
 	} else if (argc == 2 && strcmp(args[0], "OPEN") == 0) {
@@ -1104,7 +1108,7 @@ static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
 			outbuf_printf(out, "-ERR %s\r\n", strerrorname_np(errno));
 		}
 	} else {
-		outbuf_puts(out, "-ERR XTEST SYSCALL | GARBAGE kind | OPEN path\r\n");
+		outbuf_puts(out, "-ERR XTEST SYSCALL | DGRAM | GARBAGE kind | OPEN path\r\n");
 	}
 }
 #define TEST_COMMAND test_command
@@ -1291,8 +1295,11 @@ static int find_preauth_account(const struct config *cfg, struct privsep_config 
 	return 0;
 }
 
-/* dir exists as a root-owned directory nobody else may write: made so if missing. */
-static int root_owned_dir(const char *dir, mode_t mode)
+/*
+ * dir exists as a root-owned directory nobody else may write, made with
+ * mode if missing; exact: its mode made mode if it is not (no chmod when it is).
+ */
+static int root_owned_dir(const char *dir, mode_t mode, bool exact)
 {
 	struct stat st;
 	if (mkdir(dir, mode) < 0 && errno != EEXIST) {
@@ -1308,10 +1315,14 @@ static int root_owned_dir(const char *dir, mode_t mode)
 			dir);
 		return -1;
 	}
+	if (exact && (st.st_mode & 07777) != mode && chmod(dir, mode) < 0) {
+		log_msg(LOG_ERR, "chmod %s: %s", dir, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
-/* The greeter's root: empty, root's, not writable (created on first use). */
+/* The greeter's root: empty, root's, not writable even by root's own bit (made on first use). */
 static int prepare_empty_dir(const char *dir)
 {
 	char parent[MAX_PATH_LEN];
@@ -1319,16 +1330,10 @@ static int prepare_empty_dir(const char *dir)
 	char *slash = strrchr(parent, '/');
 	if (slash && slash != parent) {
 		*slash = '\0';
-		if (root_owned_dir(parent, 0755) < 0)
+		if (root_owned_dir(parent, 0755, false) < 0)
 			return -1;
 	}
-	if (root_owned_dir(dir, 0555) < 0)
-		return -1;
-	if (chmod(dir, 0555) < 0) {   /* not even root's own write bit: it stays empty */
-		log_msg(LOG_ERR, "chmod %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return root_owned_dir(dir, 0555, true);
 }
 
 static int setup_process_model(struct server *srv)

@@ -373,12 +373,18 @@ int sandbox_seccomp_worker(char *why, size_t whylen)
 		rc |= rule(ctx, SCMP_ACT_TRAP, "clone", 1, &a);
 	}
 	/*
-	 * socket(2) only for AF_UNIX, with bind(2): the session lock of
+	 * socket(2) only for an AF_UNIX stream, with bind(2): the session lock of
 	 * --lock=...,flock is an abstract socket's name (lock.c). connect(2)
-	 * stays denied, so no daemon can be reached; TCP is Landlock's too.
+	 * stays denied and a stream cannot send unconnected, so no daemon can be
+	 * reached (a datagram socket could sendto /dev/log); TCP is Landlock's too.
 	 */
 	struct scmp_arg_cmp not_unix = arg_is(0, SCMP_CMP_NE, AF_UNIX, 0);
 	rc |= rule(ctx, SCMP_ACT_TRAP, "socket", 1, &not_unix);
+	static const int other_types[] = {SOCK_DGRAM, SOCK_SEQPACKET, SOCK_RAW, SOCK_RDM};
+	for (size_t i = 0; i < sizeof(other_types) / sizeof(other_types[0]); i++) {
+		struct scmp_arg_cmp t = arg_is(1, SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)other_types[i]);
+		rc |= rule(ctx, SCMP_ACT_TRAP, "socket", 1, &t);
+	}
 	/* kill(2): signal 0 only (is a dotlock's pid alive?), or itself (test builds' crash points). */
 	struct scmp_arg_cmp other_sig = arg_is(1, SCMP_CMP_NE, 0, 0);
 	struct scmp_arg_cmp not_self = arg_is(0, SCMP_CMP_NE, (scmp_datum_t)getpid(), 0);

@@ -210,8 +210,10 @@ class Bench:
         log = "pop3d-owner.log" if as_owner else "pop3d.log"
         if prefix is None:
             prefix = self.as_owner_prefix() if as_owner else ""
-        return "%s%s -P %s/passwd%s -m %s/%%u.mbox -d 0 -L %s/%s%s < %s/%s" % (
-            prefix, self.pop3d, r, user, r, r, log, idx, r, script)
+        # Failed-login accounting in a state directory of the bench's own, as in production.
+        state = " --state-dir=%s/state-%s" % (r, "owner" if as_owner else "root")
+        return "%s%s -P %s/passwd%s -m %s/%%u.mbox -d 0 -L %s/%s%s%s < %s/%s" % (
+            prefix, self.pop3d, r, user, r, r, log, idx, state, r, script)
 
     # ---- the measurements --------------------------------------------------
 

@@ -16,7 +16,7 @@ sed 's/^/C: /' examples/session.txt
 echo "== pop3d's answers:"
 # shellcheck disable=SC2086
 ./pop3d --passwd examples/passwd --mailbox "$PWD/build/demo/%u.mbox" \
-	--log "$PWD/build/demo/pop3d.log" --login-delay 0 $opts \
+	--log "$PWD/build/demo/pop3d.log" --login-delay 0 --state-dir "$PWD/build/demo/state" $opts \
 	<examples/session.txt | tr -d '\r' | sed 's/^/S: /'
 echo "== pop3d's log (build/demo/pop3d.log):"
 cat build/demo/pop3d.log

@@ -16,6 +16,10 @@ stages=${POP3D_STAGES:-unit scripts integration security fuzz sanitize valgrind 
 want() { case " $stages " in *" $1 "*) return 0 ;; esac; return 1; }
 skipped() { case " ${POP3D_SKIP:-} " in *" $1 "*) return 0 ;; esac; return 1; }
 [ -n "${POP3D_NESTED:-}" ] || rm -rf tests/tmp
+# Every test keeps its failed-login state in a directory of its own: the
+# suite must not leave a /var/lib/pop3d behind (checked at the end).
+state_was_there=""
+[ -e /var/lib/pop3d ] && state_was_there=yes
 mkdir -p tests/tmp
 
 skips=""
@@ -125,6 +129,15 @@ if want lint; then
 	run_stage lint sh tests/lint.sh
 fi
 
+if [ -z "${POP3D_NESTED:-}" ] && [ -z "$state_was_there" ]; then
+	if [ -e /var/lib/pop3d ]; then
+		echo "FAILED  isolation: a test used the default --state-dir (/var/lib/pop3d is left)"
+		fail 1 isolation
+	else
+		echo "ok      isolation: no test used the default --state-dir"
+		pass 1
+	fi
+fi
 [ -n "$skips" ] && echo "skipped (not counted):$skips"
 [ -n "$failures" ] && echo "failed:$failures"
 echo "$passed passed, $failed failed"

@@ -253,3 +253,47 @@ def _holds_stdin_of(p, pid):
         return os.readlink(f"/proc/{p}/fd/0") == os.readlink(f"/proc/{pid}/fd/0")
     except OSError:
         return False
+
+
+def timed_login(cmd, user, password, source, give_up=None, live=None):
+    """One pop3d (cmd) on pipes, its peer REMOTE_HOST=source as stunnel sets
+    it: USER, PASS, QUIT. Returns (the PASS answer, seconds from PASS to it),
+    or (b"", 0.0) when the session broke. give_up: seconds after which the
+    client hangs up (the server goes with it). live: a (set, lock) that holds
+    the process while it runs, for a caller that must kill what is left."""
+    import threading
+    env = dict(os.environ, REMOTE_HOST=source)
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    timer = threading.Timer(give_up, p.kill) if give_up else None
+    if timer:
+        timer.start()
+    if live:
+        with live[1]:
+            live[0].add(p)
+    try:
+        p.stdout.readline()
+        p.stdin.write(f"USER {user}\r\n".encode())
+        p.stdin.flush()
+        p.stdout.readline()
+        t0 = time.monotonic()
+        p.stdin.write(f"PASS {password}\r\n".encode())
+        p.stdin.flush()
+        answer = p.stdout.readline()
+        took = time.monotonic() - t0
+        try:
+            p.stdin.write(b"QUIT\r\n")
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+        p.wait(timeout=60)
+        return answer, took
+    except (OSError, ValueError):
+        p.kill()
+        p.wait()
+        return b"", 0.0
+    finally:
+        if timer:
+            timer.cancel()
+        if live:
+            with live[1]:
+                live[0].discard(p)

@@ -108,7 +108,7 @@ class Pop3:
     def __init__(self, binary, mailbox_dir, log, extra=()):
         self.p = subprocess.Popen(
             [binary, "--passwd", P.PASSWD, "--mailbox", os.path.join(mailbox_dir, "%u.mbox"),
-             "--log", log, "--login-delay", "0", "--user", "nobody", *extra],
+             "--log", log, "--login-delay", "0", "--user", "nobody", *P.state_args(), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.greeting = self.p.stdout.readline()
 

@@ -93,6 +93,10 @@ check("sandbox violation: the session process" in text and "(socket)" in text,
       "session violation: logged with the call's name")
 check(untouched(), "session violation: no mailbox touched")
 
+rc, out, text = run("USER alice\r\nPASS secret\r\nXTEST DGRAM\r\nSTAT\r\nQUIT\r\n")
+check(rc == 1 and b"socket returned" not in out and "sandbox violation: the session process" in text,
+      "session process: no AF_UNIX datagram socket (it could reach /dev/log unconnected)")
+
 # ---- --lock with flock: the session lock is an abstract AF_UNIX name, allowed ----
 P.give_to_server(d)
 hold = subprocess.Popen([FAULT, "--passwd", P.PASSWD, "--mailbox", os.path.join(d, "%u.mbox"),

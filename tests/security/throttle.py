@@ -10,7 +10,6 @@ account and a wrong password get the same answers after the same delays.
 Small delay options: --throttle-base 1 --throttle-cap 2."""
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -40,37 +39,8 @@ procs_lock = threading.Lock()
 
 
 def session(user, password, source, give_up=None):
-    """One session: USER, PASS, QUIT. (the PASS answer, seconds from PASS to it).
-    give_up: seconds after which the client hangs up (the server goes with it)."""
-    env = dict(os.environ, REMOTE_HOST=source)
-    p = subprocess.Popen(ARGS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-    timer = threading.Timer(give_up, p.kill) if give_up else None
-    if timer:
-        timer.start()
-    with procs_lock:
-        procs.add(p)
-    try:
-        p.stdout.readline()
-        p.stdin.write(f"USER {user}\r\n".encode())
-        p.stdin.flush()
-        p.stdout.readline()
-        t0 = time.monotonic()
-        p.stdin.write(f"PASS {password}\r\n".encode())
-        p.stdin.flush()
-        answer = p.stdout.readline()
-        took = time.monotonic() - t0
-        try:
-            p.stdin.write(b"QUIT\r\n")
-            p.stdin.close()
-        except BrokenPipeError:
-            pass
-        p.wait(timeout=60)
-        return answer, took
-    finally:
-        if timer:
-            timer.cancel()
-        with procs_lock:
-            procs.discard(p)
+    """One session: USER, PASS, QUIT. (the PASS answer, seconds from PASS to it)."""
+    return P.timed_login(ARGS, user, password, source, give_up, (procs, procs_lock))
 
 
 def check(cond, what):

@@ -16,7 +16,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -47,35 +46,7 @@ OWNER_SRC = "192.0.2.10"
 
 def session(user, password, source, give_up=None):
     """(PASS answer, seconds from PASS to the answer)."""
-    env = dict(os.environ, REMOTE_HOST=source)
-    p = subprocess.Popen(CMD, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-    timer = threading.Timer(give_up, p.kill) if give_up else None
-    if timer:
-        timer.start()
-    try:
-        p.stdout.readline()
-        p.stdin.write(f"USER {user}\r\n".encode())
-        p.stdin.flush()
-        p.stdout.readline()
-        t0 = time.monotonic()
-        p.stdin.write(f"PASS {password}\r\n".encode())
-        p.stdin.flush()
-        ans = p.stdout.readline()
-        took = time.monotonic() - t0
-        try:
-            p.stdin.write(b"QUIT\r\n")
-            p.stdin.close()
-        except BrokenPipeError:
-            pass
-        p.wait()
-        return ans, took
-    except (OSError, ValueError):
-        p.kill()
-        p.wait()
-        return b"", 0.0
-    finally:
-        if timer:
-            timer.cancel()
+    return P.timed_login(CMD, user, password, source, give_up)
 
 
 def table_size():
