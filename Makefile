@@ -26,7 +26,7 @@ HEADERS  := $(wildcard *.h)
 
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
             tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2 \
-            tests/test_privsep tests/test_proxy tests/test_throttle
+            tests/test_privsep tests/test_proxy tests/test_throttle tests/test_lock_nfs
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -47,6 +47,12 @@ tests/%.o: tests/%.c $(HEADERS) tests/testutil.h
 tests/test_outbuf:  tests/test_outbuf.o  outbuf.o log.o fileio.o
 tests/test_mbox:    tests/test_mbox.o    mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_lock:    tests/test_lock.o    lock.o log.o fileio.o
+# test_lock again where flock is emulated with fcntl locks, as the NFS client does.
+tests/test_lock_nfs: tests/test_lock_nfs.o tests/lock-nfs.o log.o fileio.o
+tests/test_lock_nfs.o: tests/test_lock.c $(HEADERS) tests/testutil.h $(FLAGS_STAMP)
+	$(CC) $(ALL_CFLAGS) -iquote . -DPOP3D_TEST_FLOCK_AS_FCNTL -c -o $@ tests/test_lock.c
+tests/lock-nfs.o: lock.c $(HEADERS) $(FLAGS_STAMP)
+	$(CC) $(ALL_CFLAGS) -DPOP3D_TEST_FLOCK_AS_FCNTL -c -o $@ lock.c
 tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
@@ -72,10 +78,15 @@ tests/session-fault.o: session.c $(HEADERS)
 tests/pop3d-fault: tests/pop3d-fault.o tests/session-fault.o $(filter-out session.o,$(LIB_OBJS))
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+# A test build whose flock is emulated with fcntl locks, as on NFS
+# (tests/integration/nfs_session_lock.py).
+tests/pop3d-nfslock: pop3d.o tests/lock-nfs.o $(filter-out lock.o,$(LIB_OBJS))
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 # The README's test command: unit tests, then the real binary through pipes.
 check:
 	@sh tests/deps.sh check
-	@$(MAKE) --no-print-directory pop3d unit tests/pop3d-fault
+	@$(MAKE) --no-print-directory pop3d unit tests/pop3d-fault tests/pop3d-nfslock
 	@sh tests/run.sh
 
 demo:
@@ -120,7 +131,7 @@ uninstall:
 		examples/systemd examples 2>/dev/null; rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null; true
 
 clean:
-	rm -f pop3d *.o tests/*.o $(TESTS) tests/pop3d-fault
+	rm -f pop3d *.o tests/*.o $(TESTS) tests/pop3d-fault tests/pop3d-nfslock
 	rm -rf tests/tmp build
 
 # ---- Build flags: changing them (SANITIZE=1, CC=clang ...) rebuilds every object ----

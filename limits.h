@@ -68,6 +68,8 @@
 
 /* Files. */
 #define JOURNAL_SUFFIX     ".pop3d-journal"  /* update journal beside the mailbox */
+#define SESSION_LOCK_SUFFIX ".pop3d-session" /* session lock file where flock is emulated (NFS) */
+#define SESSION_LOCK_ATTEMPTS 3           /* tries when the lock file is replaced under us */
 #define JOURNAL_TEMP_SUFFIX ".new"          /* journal being rewritten by recovery */
 #define JOURNAL_WITNESS_SIZE 4096         /* octets at the old end of file that tell "not yet truncated" */
 #define INDEX_SUFFIX       ".pop3d-index"  /* index file in --index-dir: <mailbox name><suffix> */

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -403,11 +404,53 @@ static void fcntl_release(int fd)
 	}
 }
 
+#ifdef POP3D_TEST_FLOCK_AS_FCNTL
+/*
+ * The test build (tests/pop3d-nfslock, tests/test_lock_nfs): flock(2) as the
+ * Linux NFS client gives it, a whole-file lock of the fcntl family owned by
+ * the open file, so it conflicts with the MDAs' fcntl locks.
+ */
+static int flock_call(int fd, int op)
+{
+	struct flock fl;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = (op & LOCK_UN) ? F_UNLCK : F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EACCES)
+		errno = EWOULDBLOCK;
+	return -1;
+}
+
+bool flock_is_emulated(int fd)
+{
+	(void)fd;
+	return true;
+}
+#else
+#define flock_call flock
+
+/* Filesystems whose Linux client implements flock(2) with byte-range locks on the server. */
+#define FS_NFS   0x6969UL
+#define FS_CIFS  0xFF534D42UL
+#define FS_SMB2  0xFE534D42UL
+
+bool flock_is_emulated(int fd)
+{
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return false;   /* cannot happen on an open file; the flock path is then the safe guess */
+	unsigned long type = (unsigned long)sf.f_type & 0xFFFFFFFFUL;
+	return type == FS_NFS || type == FS_CIFS || type == FS_SMB2;
+}
+#endif
+
 /* 1 locked, 0 busy, -1 error. */
 static int flock_attempt(int fd)
 {
 	for (;;) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		if (flock_call(fd, LOCK_EX | LOCK_NB) == 0)
 			return 1;
 		if (errno == EINTR)
 			continue;
@@ -419,7 +462,7 @@ static int flock_attempt(int fd)
 
 static void flock_release(int fd)
 {
-	while (flock(fd, LOCK_UN) < 0) {
+	while (flock_call(fd, LOCK_UN) < 0) {
 		if (errno != EINTR) {
 			log_msg(LOG_ERR, "cannot release flock: %s", strerror(errno));
 			return;
@@ -476,7 +519,10 @@ int mailbox_lock(const char *path, int fd, unsigned methods, unsigned timeout,
 			goto fail;
 		lk->held |= LOCK_FCNTL;
 	}
-	if (methods & LOCK_FLOCK) {
+	/* Where flock is emulated it is our fcntl lock again (same owner, the open file): taking it
+	 * adds nothing, and releasing it would release the fcntl lock. */
+	bool same_as_fcntl = (lk->held & LOCK_FCNTL) && flock_is_emulated(fd);
+	if ((methods & LOCK_FLOCK) && !same_as_fcntl) {
 		if (take_fd_lock(flock_attempt, fd, &deadline, "flock", why, whylen) < 0)
 			goto fail;
 		lk->held |= LOCK_FLOCK;
@@ -551,9 +597,88 @@ static int session_socket(int fd, int *holder)
 	return 0;
 }
 
-int session_lock(int fd, unsigned methods, int *holder)
+/* The lock file is usable only if it is a plain file of ours, with no other name. */
+static int check_lock_file(int lfd, const char *lockfile)
+{
+	struct stat st;
+	if (fstat(lfd, &st) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+		log_msg(LOG_ERR, "%s: the session lock file is not a plain file of uid %ju alone; "
+			"remove it", lockfile, (uintmax_t)geteuid());
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
+/* The name still leads to the file we locked (nobody removed or replaced it meanwhile). */
+static bool lock_file_still_named(int lfd, const char *lockfile)
+{
+	struct stat held, named;
+	return fstat(lfd, &held) == 0 && lstat(lockfile, &named) == 0 &&
+	       held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+}
+
+/*
+ * Where flock is emulated with byte-range locks (NFS), a lock on the mailbox
+ * would conflict with the MDAs' fcntl locks for the whole session: take an
+ * open-file-description lock on a file of its own instead, seen by every host
+ * that shares the spool. The file is never removed (removing it would let two
+ * sessions lock two different files). 1 locked (*holder set), 0 busy, -1
+ * error; errno ENOLCK: the file cannot be created here (not writable).
+ */
+static int session_lock_file(const char *lockfile, int *holder)
+{
+	for (int attempt = 0; attempt < SESSION_LOCK_ATTEMPTS; attempt++) {
+		int lfd;
+		do
+			lfd = open(lockfile, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+		while (lfd < 0 && errno == EINTR);
+		if (lfd < 0) {
+			if (errno == EACCES || errno == EPERM || errno == EROFS)
+				errno = ENOLCK;
+			return -1;
+		}
+		int rc = check_lock_file(lfd, lockfile) < 0 ? -1 : fcntl_attempt(lfd);
+		if (rc == 1 && lock_file_still_named(lfd, lockfile)) {
+			*holder = lfd;
+			return 1;
+		}
+		int err = errno;
+		close(lfd);
+		errno = err;
+		if (rc <= 0)
+			return rc;
+	}
+	log_msg(LOG_ERR, "%s: the session lock file keeps being replaced", lockfile);
+	errno = EAGAIN;
+	return -1;
+}
+
+/* Busy is EWOULDBLOCK for the callers. */
+static int busy_or_error(int rc)
+{
+	if (rc == 0)
+		errno = EWOULDBLOCK;
+	return rc > 0 ? 0 : -1;
+}
+
+int session_lock(int fd, const char *lockfile, unsigned methods, int *holder)
 {
 	*holder = -1;
+	if (flock_is_emulated(fd)) {
+		/* Never flock here: it would be an fcntl lock on the mailbox, blocking delivery. */
+		if (!lockfile)
+			return session_socket(fd, holder);
+		int rc = session_lock_file(lockfile, holder);
+		if (rc >= 0 || errno != ENOLCK)
+			return busy_or_error(rc);
+		log_msg(LOG_WARNING, "%s: flock is emulated with fcntl locks here and the session "
+			"lock file cannot be created: the session lock holds on this host only "
+			"(--journal-dir names a directory the users can write)", lockfile);
+		return session_socket(fd, holder);
+	}
 	if (methods & LOCK_FLOCK)
 		return session_socket(fd, holder);
 	return session_flock(fd);

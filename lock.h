@@ -39,10 +39,18 @@ void mailbox_unlock(struct mail_lock *lk);
 /*
  * The one-session lock on an open mailbox: held for the whole session,
  * separate from the MDA locks (so it never blocks delivery), released by the
- * kernel when the process dies. *holder gets an extra fd to keep open for the
- * session, or -1 when the lock lives on fd itself. Returns 0, or -1 with errno
- * EWOULDBLOCK when another session holds it.
+ * kernel when the process dies. On a local filesystem it is flock(2) on fd
+ * (an abstract socket's name when the MDAs use flock). Where flock is
+ * emulated with byte-range locks (NFS, SMB), it is a lock on the file
+ * lockfile (created 0600, never removed), so every host sharing the spool
+ * sees it; when that file cannot be created (or lockfile is NULL), the socket
+ * again, which holds on this host only, with a log line. *holder gets an fd to keep open for the
+ * session, or -1 when the lock lives on fd itself. Returns 0, or -1 with
+ * errno EWOULDBLOCK when another session holds it.
  */
-int session_lock(int fd, unsigned methods, int *holder);
+int session_lock(int fd, const char *lockfile, unsigned methods, int *holder);
+
+/* Whether flock(2) on fd's filesystem is emulated with fcntl-type locks. */
+bool flock_is_emulated(int fd);
 
 #endif

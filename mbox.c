@@ -1321,7 +1321,13 @@ static enum mbox_status lock_and_scan(struct mbox *mb, struct scan_result *res,
 				      char *why, size_t whylen)
 {
 	int holder;
-	if (session_lock(mb->fd, mb->opt.lock_methods, &holder) < 0) {
+	char lockfile[MAX_PATH_LEN];
+	if (mbox_sidecar_path(mb->path, mb->opt.journal_dir, SESSION_LOCK_SUFFIX, lockfile,
+			      sizeof(lockfile)) < 0) {
+		set_why(why, whylen, "mailbox path too long");
+		return MBOX_TEMP;
+	}
+	if (session_lock(mb->fd, lockfile, mb->opt.lock_methods, &holder) < 0) {
 		if (errno == EWOULDBLOCK) {
 			set_why(why, whylen, "mailbox is in use by another session");
 			return MBOX_IN_USE;
@@ -1475,17 +1481,23 @@ static uint64_t path_hash(const char *s)
 	return h;
 }
 
-int mbox_journal_path(const char *mailbox, const char *journal_dir, char *buf, size_t buflen)
+int mbox_sidecar_path(const char *mailbox, const char *journal_dir, const char *suffix,
+		      char *buf, size_t buflen)
 {
 	int n;
 	if (journal_dir) {
 		const char *slash = strrchr(mailbox, '/');
 		n = snprintf(buf, buflen, "%s/%s.%016" PRIx64 "%s", journal_dir,
-			     slash ? slash + 1 : mailbox, path_hash(mailbox), JOURNAL_SUFFIX);
+			     slash ? slash + 1 : mailbox, path_hash(mailbox), suffix);
 	} else {
-		n = snprintf(buf, buflen, "%s%s", mailbox, JOURNAL_SUFFIX);
+		n = snprintf(buf, buflen, "%s%s", mailbox, suffix);
 	}
 	return n < 0 || (size_t)n >= buflen ? -1 : 0;
+}
+
+int mbox_journal_path(const char *mailbox, const char *journal_dir, char *buf, size_t buflen)
+{
+	return mbox_sidecar_path(mailbox, journal_dir, JOURNAL_SUFFIX, buf, buflen);
 }
 
 /*

@@ -123,11 +123,14 @@ int mbox_starts_intact(const struct mbox *mb, size_t *bad);
 int mbox_rehash(const struct mbox *mb, size_t i, uint64_t hash[2]);
 
 /*
- * Path of a mailbox's update journal, into buf: MAILBOX.pop3d-journal beside
- * it, or, with journal_dir, JOURNAL_DIR/NAME.HASH.pop3d-journal (HASH of the
- * whole mailbox path, so mailboxes sharing the directory never collide).
- * -1 if too long.
+ * Path of a file pop3d keeps for a mailbox, into buf: MAILBOX<suffix> beside
+ * it, or, with journal_dir, JOURNAL_DIR/NAME.HASH<suffix> (HASH of the whole
+ * mailbox path, so mailboxes sharing the directory never collide). The update
+ * journal (JOURNAL_SUFFIX) and the session lock file where flock is emulated
+ * (SESSION_LOCK_SUFFIX). -1 if too long.
  */
+int mbox_sidecar_path(const char *mailbox, const char *journal_dir, const char *suffix,
+		      char *buf, size_t buflen);
 int mbox_journal_path(const char *mailbox, const char *journal_dir, char *buf, size_t buflen);
 
 #endif

@@ -1,4 +1,9 @@
-/* Unit tests for lock.c: method parsing, dotlock, fcntl (OFD), flock, session lock. */
+/*
+ * Unit tests for lock.c: method parsing, dotlock, fcntl (OFD), flock, session
+ * lock. Built twice: tests/test_lock, and tests/test_lock_nfs against lock.c
+ * built with POP3D_TEST_FLOCK_AS_FCNTL, where flock is emulated with fcntl
+ * locks as on NFS (the flock-specific tests give way to their NFS forms).
+ */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -59,6 +65,13 @@ static bool exists(const char *path)
 {
 	struct stat st;
 	return lstat(path, &st) == 0;
+}
+
+static char *session_lock_name(const char *path)
+{
+	static char buf[600];
+	snprintf(buf, sizeof(buf), "%s%s", path, SESSION_LOCK_SUFFIX);
+	return buf;
 }
 
 /* How many entries of the mailbox's directory are temporary lock files. */
@@ -469,6 +482,8 @@ static void test_no_file_takes_only_the_dotlock(void **state)
 }
 
 /* ---- flock -------------------------------------------------------------- */
+/* Real flock(2): its tests give way to their NFS forms in the emulated build. */
+#ifndef POP3D_TEST_FLOCK_AS_FCNTL
 
 static void test_flock_method(void **state)
 {
@@ -499,12 +514,14 @@ static void test_session_lock_flock(void **state)
 {
 	(void)state;
 	const char *path = make_mailbox("s1");
+	const char *lf = session_lock_name(path);
 	int fd1 = open_rw(path), fd2 = open_rw(path);
 	int h1 = 99, h2 = 99;
-	assert_int_equal(session_lock(fd1, LOCK_DEFAULT, &h1), 0);
+	assert_int_equal(session_lock(fd1, lf, LOCK_DEFAULT, &h1), 0);
 	assert_int_equal(h1, -1);   /* the lock lives on fd1 */
+	assert_false(exists(lf));   /* flock is real here: no lock file */
 	errno = 0;
-	assert_int_equal(session_lock(fd2, LOCK_DEFAULT, &h2), -1);
+	assert_int_equal(session_lock(fd2, lf, LOCK_DEFAULT, &h2), -1);
 	assert_int_equal(errno, EWOULDBLOCK);
 
 	/* it never blocks delivery: the MDA locks are still free */
@@ -515,7 +532,7 @@ static void test_session_lock_flock(void **state)
 	mailbox_unlock(&lk);
 
 	close(fd1);   /* the session ends */
-	assert_int_equal(session_lock(fd2, LOCK_DEFAULT, &h2), 0);
+	assert_int_equal(session_lock(fd2, lf, LOCK_DEFAULT, &h2), 0);
 	close(fd2);
 }
 
@@ -528,13 +545,13 @@ static void test_session_lock_socket_when_mdas_use_flock(void **state)
 	unsigned methods = LOCK_DOTLOCK | LOCK_FCNTL | LOCK_FLOCK;
 	int fd1 = open_rw(path), fd2 = open_rw(path), fd3 = open_rw(other_path);
 	int h1 = -1, h2 = -1, h3 = -1;
-	assert_int_equal(session_lock(fd1, methods, &h1), 0);
+	assert_int_equal(session_lock(fd1, NULL, methods, &h1), 0);
 	assert_true(h1 >= 0);
 	int fdflags = fcntl(h1, F_GETFD);
 	assert_true(fdflags >= 0 && (fdflags & FD_CLOEXEC));
 
 	errno = 0;
-	assert_int_equal(session_lock(fd2, methods, &h2), -1);
+	assert_int_equal(session_lock(fd2, NULL, methods, &h2), -1);
 	assert_int_equal(errno, EWOULDBLOCK);
 	assert_int_equal(h2, -1);
 
@@ -543,10 +560,10 @@ static void test_session_lock_socket_when_mdas_use_flock(void **state)
 	assert_int_equal(flock(fd2, LOCK_UN), 0);
 
 	/* another mailbox is independent */
-	assert_int_equal(session_lock(fd3, methods, &h3), 0);
+	assert_int_equal(session_lock(fd3, NULL, methods, &h3), 0);
 
 	close(h1);
-	assert_int_equal(session_lock(fd2, methods, &h2), 0);
+	assert_int_equal(session_lock(fd2, NULL, methods, &h2), 0);
 	assert_true(h2 >= 0);
 	close(h2);
 	close(h3);
@@ -554,6 +571,8 @@ static void test_session_lock_socket_when_mdas_use_flock(void **state)
 	close(fd2);
 	close(fd3);
 }
+
+#endif /* !POP3D_TEST_FLOCK_AS_FCNTL */
 
 static void test_session_lock_released_when_process_dies(void **state)
 {
@@ -565,7 +584,7 @@ static void test_session_lock_released_when_process_dies(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		int fd = open(path, O_RDWR), h;
-		if (fd < 0 || session_lock(fd, LOCK_DEFAULT, &h) < 0)
+		if (fd < 0 || session_lock(fd, session_lock_name(path), LOCK_DEFAULT, &h) < 0)
 			_exit(1);
 		if (write(ready[1], "x", 1) != 1)
 			_exit(2);
@@ -577,14 +596,192 @@ static void test_session_lock_released_when_process_dies(void **state)
 	assert_int_equal(read(ready[0], &c, 1), 1);
 	close(ready[0]);
 	int fd = open_rw(path), h;
-	assert_int_equal(session_lock(fd, LOCK_DEFAULT, &h), -1);
+	assert_int_equal(session_lock(fd, session_lock_name(path), LOCK_DEFAULT, &h), -1);
 	assert_int_equal(errno, EWOULDBLOCK);
 	kill(pid, SIGKILL);
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_int_equal(session_lock(fd, LOCK_DEFAULT, &h), 0);
+	assert_int_equal(session_lock(fd, session_lock_name(path), LOCK_DEFAULT, &h), 0);
 	close(fd);
 }
+
+/* ---- where flock is emulated with fcntl locks (NFS): the test build -------- */
+#ifdef POP3D_TEST_FLOCK_AS_FCNTL
+
+static void test_emulated_session_lock_is_a_lock_file(void **state)
+{
+	(void)state;
+	const char *path = make_mailbox("n1");
+	char lf[600];
+	snprintf(lf, sizeof(lf), "%s", session_lock_name(path));
+	int fd1 = open_rw(path), fd2 = open_rw(path);
+	int h1 = -1, h2 = -1;
+	assert_int_equal(session_lock(fd1, lf, LOCK_DEFAULT, &h1), 0);
+	assert_true(h1 >= 0);
+	int fdflags = fcntl(h1, F_GETFD);
+	assert_true(fdflags >= 0 && (fdflags & FD_CLOEXEC));
+	struct stat st;
+	assert_int_equal(lstat(lf, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+
+	errno = 0;
+	assert_int_equal(session_lock(fd2, lf, LOCK_DEFAULT, &h2), -1);
+	assert_int_equal(errno, EWOULDBLOCK);
+
+	/* delivery goes on during the session: the MDA's classic fcntl lock and ours */
+	assert_true(child_can_fcntl_lock(path));
+	struct mail_lock lk;
+	char why[256] = "";
+	assert_int_equal(mailbox_lock(path, fd2, LOCK_DEFAULT, 0, &lk, why, sizeof(why)), 0);
+	mailbox_unlock(&lk);
+
+	close(h1);   /* the session ends; the file stays (removing it would race) */
+	assert_true(exists(lf));
+	assert_int_equal(session_lock(fd2, lf, LOCK_DEFAULT, &h2), 0);
+	close(h2);
+	close(fd1);
+	close(fd2);
+}
+
+/* The flock of the test build is the fcntl lock again: the real NFS case. */
+static void test_emulated_flock_and_fcntl_do_not_conflict_with_each_other(void **state)
+{
+	(void)state;
+	const char *path = make_mailbox("n2");
+	int fd = open_rw(path);
+	struct mail_lock lk;
+	char why[256] = "";
+	unsigned methods = LOCK_DOTLOCK | LOCK_FCNTL | LOCK_FLOCK;
+	assert_int_equal(mailbox_lock(path, fd, methods, 1, &lk, why, sizeof(why)), 0);
+	assert_int_equal(lk.held, LOCK_DOTLOCK | LOCK_FCNTL);
+	assert_false(child_can_fcntl_lock(path));
+	mailbox_unlock(&lk);
+	assert_true(child_can_fcntl_lock(path));
+
+	/* flock alone is still taken, and still excludes an MDA */
+	assert_int_equal(mailbox_lock(path, fd, LOCK_FLOCK, 1, &lk, why, sizeof(why)), 0);
+	assert_int_equal(lk.held, LOCK_FLOCK);
+	assert_false(child_can_fcntl_lock(path));
+	mailbox_unlock(&lk);
+	close(fd);
+}
+
+static void assert_lock_file_refused(const char *path, const char *lf, const char *logged)
+{
+	struct logbuf lb = { "" };
+	log_set_hook(collect_log, &lb);
+	int fd = open_rw(path), h = -1;
+	errno = 0;
+	assert_int_equal(session_lock(fd, lf, LOCK_DEFAULT, &h), -1);
+	assert_int_not_equal(errno, EWOULDBLOCK);
+	assert_int_equal(h, -1);
+	log_set_hook(NULL, NULL);
+	if (logged)
+		assert_non_null(strstr(lb.text, logged));
+	close(fd);
+}
+
+static void test_emulated_lock_file_symlink_refused(void **state)
+{
+	(void)state;
+	const char *path = make_mailbox("n3");
+	char lf[600], target[600];
+	snprintf(lf, sizeof(lf), "%s", session_lock_name(path));
+	snprintf(target, sizeof(target), "%s.elsewhere", path);
+	assert_int_equal(symlink(target, lf), 0);
+	assert_lock_file_refused(path, lf, NULL);
+	assert_int_equal(errno, ELOOP);
+	assert_false(exists(target));   /* nothing was created through the link */
+}
+
+static void test_emulated_lock_file_with_two_names_refused(void **state)
+{
+	(void)state;
+	const char *path = make_mailbox("n4");
+	char lf[600], other[600];
+	snprintf(lf, sizeof(lf), "%s", session_lock_name(path));
+	snprintf(other, sizeof(other), "%s.other", path);
+	test_write_file(other, "", 0);
+	assert_int_equal(link(other, lf), 0);
+	assert_lock_file_refused(path, lf, "not a plain file");
+}
+
+static void test_emulated_lock_file_of_another_user_refused(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();   /* only root can give a file away */
+	const char *path = make_mailbox("n5");
+	char lf[600];
+	snprintf(lf, sizeof(lf), "%s", session_lock_name(path));
+	test_write_file(lf, "", 0);
+	assert_int_equal(chown(lf, 65534, 65534), 0);
+	assert_lock_file_refused(path, lf, "not a plain file");
+}
+
+/*
+ * A spool the user cannot write (Debian's /var/mail without --journal-dir):
+ * the per-host socket, with a warning, and never a lock on the mailbox.
+ * 0 if all held, else the number of the check that failed.
+ */
+static int fallback_checks(const char *path, const char *lf)
+{
+	int fd1 = open(path, O_RDWR), fd2 = open(path, O_RDWR), h1 = -1, h2 = -1;
+	if (fd1 < 0 || fd2 < 0)
+		return 1;
+	if (session_lock(fd1, lf, LOCK_DEFAULT, &h1) != 0 || h1 < 0)
+		return 2;
+	if (exists(lf))
+		return 3;
+	if (session_lock(fd2, lf, LOCK_DEFAULT, &h2) != -1 || errno != EWOULDBLOCK)
+		return 4;
+	if (!child_can_fcntl_lock(path))
+		return 5;
+	return 0;
+}
+
+static void test_emulated_unwritable_directory_falls_back_to_socket(void **state)
+{
+	(void)state;
+	const char *path = make_mailbox("n6");
+	char lf[600], dir[600];
+	snprintf(lf, sizeof(lf), "%s", session_lock_name(path));
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	struct logbuf lb = { "" };
+	log_set_hook(collect_log, &lb);
+	if (geteuid() == 0) {
+		/* root writes anywhere: the mailbox's owner is nobody, in a directory of root's */
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		char top[600];   /* the test's own mkdtemp directory (0700): nobody must pass */
+		snprintf(top, sizeof(top), "%s", dir);
+		*strrchr(top, '/') = '\0';
+		assert_int_equal(chmod(top, 0711), 0);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+				_exit(100);
+			int rc = fallback_checks(path, lf);
+			_exit(rc ? rc : strstr(lb.text, "holds on this host only") ? 0 : 6);
+		}
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+		assert_int_equal(chmod(top, 0700), 0);
+	} else {
+		assert_int_equal(chmod(dir, 0555), 0);
+		int rc = fallback_checks(path, lf);
+		assert_int_equal(chmod(dir, 0755), 0);
+		assert_int_equal(rc, 0);
+		assert_non_null(strstr(lb.text, "holds on this host only"));
+	}
+	log_set_hook(NULL, NULL);
+}
+
+#endif /* POP3D_TEST_FLOCK_AS_FCNTL */
 
 int main(void)
 {
@@ -603,9 +800,18 @@ int main(void)
 		cmocka_unit_test(test_fcntl_survives_closing_another_descriptor),
 		cmocka_unit_test(test_failure_releases_what_was_taken),
 		cmocka_unit_test(test_no_file_takes_only_the_dotlock),
+#ifdef POP3D_TEST_FLOCK_AS_FCNTL
+		cmocka_unit_test(test_emulated_session_lock_is_a_lock_file),
+		cmocka_unit_test(test_emulated_flock_and_fcntl_do_not_conflict_with_each_other),
+		cmocka_unit_test(test_emulated_lock_file_symlink_refused),
+		cmocka_unit_test(test_emulated_lock_file_with_two_names_refused),
+		cmocka_unit_test(test_emulated_lock_file_of_another_user_refused),
+		cmocka_unit_test(test_emulated_unwritable_directory_falls_back_to_socket),
+#else
 		cmocka_unit_test(test_flock_method),
 		cmocka_unit_test(test_session_lock_flock),
 		cmocka_unit_test(test_session_lock_socket_when_mdas_use_flock),
+#endif
 		cmocka_unit_test(test_session_lock_released_when_process_dies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
