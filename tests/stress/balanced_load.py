@@ -46,6 +46,7 @@ import deploy_common as D  # noqa: E402
 import pop3lib as P  # noqa: E402
 import run as B  # noqa: E402  (bench/run.py: the cheap sha256crypt hash and its password)
 
+MDAS = 6                           # procmail processes delivering at once
 LINK = {"a": 1, "b": 2}            # 10.232.N.1 the proxies' side, 10.232.N.2 the host
 
 
@@ -312,6 +313,26 @@ def haproxy_config(d, port):
     return path
 
 
+def server_pid(proc, name):
+    """The NAME process below a front end D.spawn started (timeout, ip netns exec)."""
+    for pid in P.descendants(proc.pid):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == name:
+                    return pid
+        except OSError:
+            pass
+    raise AssertionError(f"no {name} below {proc.pid}")
+
+
+def tree_cpu(pid):
+    """CPU seconds of PID and of the children it has waited for (xinetd waits
+    for each pop3d, which waits for its own helper processes)."""
+    with open(f"/proc/{pid}/stat") as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in v[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_ticks():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
@@ -346,8 +367,12 @@ def run_setup(a, ns, balanced):
     rc = os.path.join(d, "procmailrc")
     # LOCKSLEEP: procmail retries a busy dotlock every 8 s by default.
     D.write(rc, f"LOGFILE={d}/procmail.log\nLOCKSLEEP=1\n:0:\n$BOX\n", 0o644)
-    P.give_to_server(d)
     boxes = [Box(u, os.path.join(spool, f"{u}.mbox")) for u in users]
+    for box in boxes:
+        # Empty, as adduser leaves /var/mail/USER: procmail creating a missing
+        # mailbox holds its dotlock for a second, which logins would wait out.
+        D.write(box.path, b"", 0o600)
+    P.give_to_server(d)
     state = P.state_args()      # one for both hosts, as a shared one would be
     logs = {h: os.path.join(d, f"pop3d-{h}.log") for h in "ab"}
     procs = []
@@ -372,10 +397,16 @@ def run_setup(a, ns, balanced):
         stop = threading.Event()
         clients = [threading.Thread(target=client, args=(k, target, boxes, tally, stop),
                                     daemon=True) for k in range(a.clients)]
-        mdas = [threading.Thread(target=mda, args=(k, a.rate / 2, rc, boxes, tally, stop, d),
-                                 daemon=True) for k in range(2)]
+        # Several at once, as an MTA runs them: one that finds a dotlock taken
+        # sleeps a second (LOCKSLEEP) before it tries again.
+        mdas = [threading.Thread(target=mda, args=(k, a.rate / MDAS, rc, boxes, tally, stop, d),
+                                 daemon=True) for k in range(MDAS)]
+        servers = [server_pid(p, "xinetd" if k < len(hosts) else "haproxy")
+                   for k, p in enumerate(procs)]
+        cpu0 = [tree_cpu(pid) for pid in servers]
         busy0, total0 = cpu_ticks()
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        rc0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
         for t in mdas + clients:
             t.start()
@@ -388,6 +419,8 @@ def run_setup(a, ns, balanced):
         elapsed = time.monotonic() - t0
         busy1, total1 = cpu_ticks()
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        rc1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu1 = [tree_cpu(pid) for pid in servers]
         if any(t.is_alive() for t in mdas + clients):
             tally.error("a client or the MDA did not stop within 60 s")
         n_sessions = len(tally.latencies)
@@ -419,6 +452,12 @@ def run_setup(a, ns, balanced):
         + len(set(counts) - delivered),
         "cpu": 100 * (busy1 - busy0) / max(1, total1 - total0),
         "client_cpu": (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / elapsed,
+        # CPU seconds over the load: xinetd + pop3d (all hosts), HAProxy,
+        # procmail (this process's waited-for children), clients + MDA driver
+        "parts": {"pop3d+xinetd": sum(cpu1[:len(hosts)]) - sum(cpu0[:len(hosts)]),
+                  "haproxy": sum(cpu1[len(hosts):]) - sum(cpu0[len(hosts):]),
+                  "procmail": rc1.ru_utime + rc1.ru_stime - rc0.ru_utime - rc0.ru_stime,
+                  "clients": ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime},
         "logins": logins, "first_errors": tally.errors[:5],
     }
 
@@ -435,8 +474,9 @@ def inside(a):
         rows.append(run_setup(a, ns, balanced))
         r = rows[-1]
         print(f"... {r['setup']}: done; logins per host {r['logins']}; machine CPU busy "
-              f"{r['cpu']:.0f}%, clients and MDA driver {100 * r['client_cpu']:.0f}% of a CPU",
-              flush=True)
+              f"{r['cpu']:.0f}%; CPU ms a session: " +
+              ", ".join(f"{k} {1000 * v / max(1, r['sessions']):.2f}"
+                        for k, v in r["parts"].items()), flush=True)
         for e in r["first_errors"]:
             print(f"    error: {e}", flush=True)
     head = ("setup", "sessions", "sess/s", "p50 ms", "p99 ms", "errors", "busy",
