@@ -603,7 +603,7 @@ static int check_lock_file(int lfd, const char *lockfile)
 	struct stat st;
 	if (fstat(lfd, &st) < 0)
 		return -1;
-	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+	if (!is_own_plain_file(&st)) {
 		log_msg(LOG_ERR, "%s: the session lock file is not a plain file of uid %ju alone; "
 			"remove it", lockfile, (uintmax_t)geteuid());
 		errno = EPERM;

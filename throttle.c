@@ -231,8 +231,7 @@ int throttle_open(struct throttle *t, const char *dir, const struct throttle_par
 		return -1;
 	int fd = open(t->path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-	    st.st_nlink != 1 || (st.st_mode & 077)) {
+	if (fd < 0 || fstat(fd, &st) < 0 || !is_own_plain_file(&st) || (st.st_mode & 077)) {
 		log_msg(LOG_WARNING, "state file %s: %s; no failed-login accounting across sessions",
 			t->path, fd < 0 ? strerror(errno) : "not a private regular file of this user");
 		if (fd >= 0)

@@ -543,7 +543,7 @@ static int journal_read(struct op *op, int jfd, struct jhdr *h)
 	if (fstat(jfd, &st) < 0)
 		return fail(op, "cannot stat journal %s", op->jpath);
 	/* In a shared mail spool anyone may plant a file by that name. */
-	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+	if (!is_own_plain_file(&st)) {
 		errno = EPERM;
 		return fail(op, "journal %s is not a plain file of ours, not touched", op->jpath);
 	}
