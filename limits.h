@@ -40,17 +40,20 @@
 /* Failed-login accounting across sessions (throttle.c). */
 #define DEFAULT_STATE_DIR      "/var/lib/pop3d"  /* --state-dir */
 #define THROTTLE_FILE          "throttle"        /* the table, in the state directory */
-#define THROTTLE_SLOTS         16384  /* fixed slots in the table (32 octets each) */
-#define THROTTLE_PROBE         8      /* slots a key may occupy; the weakest is evicted */
-#define THROTTLE_LOCKS         1024   /* per-account lock buckets (OFD byte-range locks) */
-#define THROTTLE_MAX_LEVEL     30     /* failures counted per slot */
-#define THROTTLE_KNOWN_WEIGHT  16     /* a known source outweighs this many failures at eviction */
-#define THROTTLE_POLL_MSEC     20     /* pause between tries of a held account lock */
-#define DEFAULT_THROTTLE_BASE  1      /* seconds: the per-account delay after one failure */
-#define DEFAULT_THROTTLE_CAP   120    /* seconds: the most it grows to (30 checks an hour) */
-#define DEFAULT_THROTTLE_DECAY 3600   /* seconds of quiet that forget one failure */
+#define THROTTLE_CELLS         65536  /* cells of each sketch (account, source): 16 octets each */
+#define THROTTLE_CELL_HASHES   4      /* cells a key is counted in; its value is the least */
+#define THROTTLE_MARKS         131072 /* known-source marks (40 octets each) */
+#define THROTTLE_PROBE         8      /* an account's marks live in this window of the table */
+#define THROTTLE_MARKS_PER_ACCOUNT 4  /* known sources kept per account: its oldest goes first */
+#define THROTTLE_LOCKS         1024   /* bucket locks (OFD byte-range locks past the table) */
+#define THROTTLE_HOLD_MSEC     1000   /* the most an attempt waits for another's check */
+#define THROTTLE_POLL_MSEC     20     /* pause between tries of a held bucket lock */
+#define DEFAULT_THROTTLE_ACCOUNT "6/150"  /* an account, from unknown sources: 30 checks the first hour */
+#define DEFAULT_THROTTLE_KNOWN "4/360"    /* an account, from one known source: 14 the first hour */
+#define DEFAULT_THROTTLE_SOURCE "30/15"   /* a source across accounts: 270 the first hour */
 #define DEFAULT_KNOWN_DAYS     30     /* a source is known for an account this long after a login */
-#define MAX_THROTTLE_SECONDS   86400  /* the most any of those options may say */
+#define MAX_THROTTLE_SECONDS   86400  /* the most a rate's period may say */
+#define MAX_THROTTLE_BURST     1000   /* the most a rate's burst may say */
 
 /* Mailbox. */
 #define MAX_MESSAGES       1000000              /* messages in one maildrop */

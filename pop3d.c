@@ -64,7 +64,7 @@ struct config {
 	bool sandbox_strict;     /* --sandbox=strict: refuse to serve without every layer */
 	struct proxy_trust trusted_proxies;  /* --trusted-proxy: may send a PROXY header */
 	const char *state_dir;   /* --state-dir, NULL: none ("none") */
-	struct throttle_params throttle; /* --throttle-base, -cap, -decay, --known-source-days */
+	struct throttle_params throttle; /* --throttle-account, -known, -source, --known-source-days */
 };
 
 /* What we know of the client's end of the connection. */
@@ -180,22 +180,24 @@ static void usage(FILE *f)
 "                          is unavailable (default: log it once and serve)\n"
 "      --state-dir=DIR     failed logins across sessions are counted in DIR/" THROTTLE_FILE "\n"
 "                          (default " DEFAULT_STATE_DIR ", made 0700 if missing; 'none': off)\n"
-"      --throttle-base=SECS  an account's delay after one failed login, doubled\n"
-"                          by each further one (default %d; 0: no per-account or\n"
-"                          per-source delay). Attempts from a source not known for\n"
-"                          the account wait it out one at a time before the check\n"
-"      --throttle-cap=SECS   the most that delay grows to (default %d)\n"
-"      --throttle-decay=SECS  each SECS without a failure forget one (default %d)\n"
-"      --known-source-days=DAYS  a source address (IPv4, IPv6 /64) that logged in\n"
-"                          to an account within DAYS is known for it and skips the\n"
-"                          account's delay (default %d; 0: no source is known)\n"
+"      --throttle-account=N/SECS  failed logins to one account from addresses not\n"
+"                          known for it: N at once, then one per SECS; past that\n"
+"                          an attempt is refused unchecked, [LOGIN-DELAY], with\n"
+"                          the wait (default " DEFAULT_THROTTLE_ACCOUNT "; 0: no limit)\n"
+"      --throttle-known=N/SECS  the same from one address known for the account\n"
+"                          (default " DEFAULT_THROTTLE_KNOWN "; 0: no limit)\n"
+"      --throttle-source=N/SECS  failed logins from one address (IPv4, IPv6 /64)\n"
+"                          to accounts it is not known for (default " DEFAULT_THROTTLE_SOURCE "; 0: no limit)\n"
+"      --known-source-days=DAYS  an address that logged in to an account within\n"
+"                          DAYS is known for it: only --throttle-known applies\n"
+"                          (default %d; 0: no address is known)\n"
 "  -V, --version           print the version and exit\n"
 "  -h, --help              print this help and exit\n"
 "\n"
 "Exit status: 0 after QUIT (and a successful update), %d for a usage error,\n"
 "%d for a configuration error, %d when the update failed, %d otherwise.\n",
 		DEFAULT_TIMEOUT, DEFAULT_LOGIN_DELAY, MAX_MESSAGES, DEFAULT_SESSION_TIME,
-		DEFAULT_THROTTLE_BASE, DEFAULT_THROTTLE_CAP, DEFAULT_THROTTLE_DECAY, DEFAULT_KNOWN_DAYS,
+		DEFAULT_KNOWN_DAYS,
 		EXIT_USAGE, EXIT_CONFIG, EXIT_UPDATE, EXIT_SESSION);
 }
 
@@ -216,7 +218,7 @@ static int parse_seconds(const char *arg, bool allow_zero, unsigned *out)
 /* Options without a short form. */
 enum { OPT_MAX_MESSAGES = 256, OPT_MAX_SIZE, OPT_MAX_SESSION_TIME, OPT_INDEX_DIR,
        OPT_JOURNAL_DIR, OPT_PREAUTH_USER, OPT_SANDBOX, OPT_TRUSTED_PROXY, OPT_STATE_DIR,
-       OPT_THROTTLE_BASE, OPT_THROTTLE_CAP, OPT_THROTTLE_DECAY, OPT_KNOWN_DAYS };
+       OPT_THROTTLE_ACCOUNT, OPT_THROTTLE_KNOWN, OPT_THROTTLE_SOURCE, OPT_KNOWN_DAYS };
 
 /* A throttle option's number: 0 (where allowed) to max. */
 static int parse_throttle(const char *name, const char *arg, bool allow_zero, unsigned max,
@@ -225,6 +227,17 @@ static int parse_throttle(const char *name, const char *arg, bool allow_zero, un
 	if (parse_seconds(arg, allow_zero, out) < 0 || *out > max) {
 		fprintf(stderr, "pop3d: --%s needs a number from %d to %u\n", name,
 			allow_zero ? 0 : 1, max);
+		return -1;
+	}
+	return 0;
+}
+
+/* A throttle rate, N/SECS or 0 (throttle.h). */
+static int parse_rate(const char *name, const char *arg, struct throttle_rate *r)
+{
+	if (throttle_parse_rate(arg, r) < 0) {
+		fprintf(stderr, "pop3d: --%s needs N/SECS (N from 1 to %d, SECS from 1 to %d) "
+			"or 0\n", name, MAX_THROTTLE_BURST, MAX_THROTTLE_SECONDS);
 		return -1;
 	}
 	return 0;
@@ -289,9 +302,9 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		{"sandbox", required_argument, NULL, OPT_SANDBOX},
 		{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-		{"throttle-base", required_argument, NULL, OPT_THROTTLE_BASE},
-		{"throttle-cap", required_argument, NULL, OPT_THROTTLE_CAP},
-		{"throttle-decay", required_argument, NULL, OPT_THROTTLE_DECAY},
+		{"throttle-account", required_argument, NULL, OPT_THROTTLE_ACCOUNT},
+		{"throttle-known", required_argument, NULL, OPT_THROTTLE_KNOWN},
+		{"throttle-source", required_argument, NULL, OPT_THROTTLE_SOURCE},
 		{"known-source-days", required_argument, NULL, OPT_KNOWN_DAYS},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
@@ -325,19 +338,16 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 			}
 			cfg->state_dir = strcmp(optarg, "none") == 0 ? NULL : optarg;
 			break;
-		case OPT_THROTTLE_BASE:
-			if (parse_throttle("throttle-base", optarg, true, MAX_THROTTLE_SECONDS,
-					   &cfg->throttle.base) < 0)
+		case OPT_THROTTLE_ACCOUNT:
+			if (parse_rate("throttle-account", optarg, &cfg->throttle.account) < 0)
 				return -1;
 			break;
-		case OPT_THROTTLE_CAP:
-			if (parse_throttle("throttle-cap", optarg, false, MAX_THROTTLE_SECONDS,
-					   &cfg->throttle.cap) < 0)
+		case OPT_THROTTLE_KNOWN:
+			if (parse_rate("throttle-known", optarg, &cfg->throttle.known) < 0)
 				return -1;
 			break;
-		case OPT_THROTTLE_DECAY:
-			if (parse_throttle("throttle-decay", optarg, false, MAX_THROTTLE_SECONDS,
-					   &cfg->throttle.decay) < 0)
+		case OPT_THROTTLE_SOURCE:
+			if (parse_rate("throttle-source", optarg, &cfg->throttle.source) < 0)
 				return -1;
 			break;
 		case OPT_KNOWN_DAYS:
@@ -1352,7 +1362,6 @@ static int setup_process_model(struct server *srv)
 		/* A session without an address has no source to count or to know. */
 		.source = strcmp(srv->scfg.peer, "local") == 0 ||
 			  strcmp(srv->scfg.peer, "unknown") == 0 ? NULL : srv->scfg.peer,
-		.timeout = cfg->timeout,
 	};
 	srv->chan = srv->keeper = -1;
 	if (sandbox_seccomp_skipped()) {
@@ -1385,9 +1394,12 @@ int main(int argc, char **argv)
 		.max_mailbox_size = MAX_MAILBOX_SIZE,
 		.max_session_time = DEFAULT_SESSION_TIME,
 		.state_dir = DEFAULT_STATE_DIR,
-		.throttle = {.base = DEFAULT_THROTTLE_BASE, .cap = DEFAULT_THROTTLE_CAP,
-			     .decay = DEFAULT_THROTTLE_DECAY, .known_days = DEFAULT_KNOWN_DAYS},
+		.throttle = {.known_days = DEFAULT_KNOWN_DAYS},
 	};
+	if (throttle_parse_rate(DEFAULT_THROTTLE_ACCOUNT, &cfg.throttle.account) < 0 ||
+	    throttle_parse_rate(DEFAULT_THROTTLE_KNOWN, &cfg.throttle.known) < 0 ||
+	    throttle_parse_rate(DEFAULT_THROTTLE_SOURCE, &cfg.throttle.source) < 0)
+		return EXIT_CONFIG;   /* limits.h says something that is not a rate */
 	if (parse_options(argc, argv, &cfg) < 0)
 		return EXIT_USAGE;
 	if (cfg.hash_mode)

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,7 @@ int ps_check(const struct ps_packet *p, size_t n, unsigned accept, struct ps_msg
 		return -1;
 	}
 	if ((h->type == PS_LOG && h->code > LOG_DEBUG) ||
-	    (h->type == PS_ANSWER && h->code > LOGIN_HANDOFF) ||
+	    (h->type == PS_ANSWER && h->code > LOGIN_DELAY) ||
 	    (h->type == PS_PEER && h->code > 1) ||
 	    ((h->type == PS_LOGIN || h->type == PS_HANDOFF || h->type == PS_PEER) && h->len1 == 0)) {
 		snprintf(why, whylen, "bad code %u or empty user in a message of type %u",
@@ -469,11 +470,33 @@ struct monitor {
 	bool state_broken;        /* the state directory was unusable (logged once) */
 };
 
-static void sleep_seconds(unsigned secs)
+/*
+ * Sleep secs, or less if the client hangs up meanwhile (true): a client gone
+ * leaves no process waiting. The client is stdout: a pipe whose reader went
+ * (POLLERR), or a socket the client closed (POLLRDHUP, POLLHUP).
+ */
+static bool client_left_during(unsigned secs)
 {
-	struct timespec ts = {.tv_sec = secs, .tv_nsec = 0};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	struct stat st;
+	bool sock = fstat(STDOUT_FILENO, &st) == 0 && S_ISSOCK(st.st_mode);
+	struct pollfd pfd = {.fd = STDOUT_FILENO, .events = sock ? POLLRDHUP : 0};
+	struct timespec until, now;
+	if (clock_gettime(CLOCK_MONOTONIC, &until) < 0)
+		return false;
+	until.tv_sec += (time_t)secs;
+	for (;;) {
+		if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
+			return false;
+		long ms = (long)(until.tv_sec - now.tv_sec) * 1000 +
+			  (until.tv_nsec - now.tv_nsec) / 1000000;
+		if (ms <= 0)
+			return false;
+		int n = poll(&pfd, 1, (int)ms);
+		if (n < 0 && errno != EINTR)
+			return false;
+		if (n > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLRDHUP | POLLNVAL)))
+			return true;
+	}
 }
 
 /* Log lines and violations from the worker until its answer (or its end). */
@@ -550,21 +573,13 @@ static int answer(int chan, enum login_result r, const char *why)
 	return send_text(chan, PS_ANSWER, r, why);
 }
 
-/* A deadline timeout seconds from now, CLOCK_MONOTONIC. */
-static void deadline_in(unsigned timeout, struct timespec *deadline)
-{
-	if (clock_gettime(CLOCK_MONOTONIC, deadline) < 0)
-		deadline->tv_sec = deadline->tv_nsec = 0;   /* no clock: no waiting */
-	deadline->tv_sec += (time_t)timeout;
-}
-
 /*
  * Cross-session accounting before the check (throttle.h): the table is
  * opened for the attempt and closed after it, so no child inherits it.
- * 0: check now; 1: the idle timer ran out while the attempt was held.
+ * 0: check now; 1: refused without a check, why says how long to wait.
  */
 static int throttle_before(struct monitor *m, struct throttle *t, const char *user,
-			   struct throttle_attempt *a)
+			   struct throttle_attempt *a, char *why, size_t whylen)
 {
 	memset(a, 0, sizeof(*a));
 	t->fd = -1;
@@ -574,18 +589,13 @@ static int throttle_before(struct monitor *m, struct throttle *t, const char *us
 		m->state_broken = true;
 		return 0;
 	}
-	struct timespec deadline;
-	deadline_in(m->cfg->timeout, &deadline);
-	int rc = throttle_begin(t, user, m->cfg->source, &deadline, a);
-	if (a->delayed > 0)
-		log_msg(LOG_NOTICE, "authentication throttled: user=%s peer=%s delay=%us",
-			user, m->cfg->peer, a->delayed);
-	if (rc == 1) {
-		log_msg(LOG_NOTICE, "login attempt held past the idle timer: user=%s peer=%s",
-			user, m->cfg->peer);
-		throttle_close(t);
-	}
-	return rc;
+	if (throttle_begin(t, user, m->cfg->source, a) == 0)
+		return 0;
+	log_msg(LOG_NOTICE, "authentication throttled: user=%s peer=%s wait=%us",
+		user, m->cfg->peer, a->wait);
+	snprintf(why, whylen, "too many failed logins; try again in %u seconds", a->wait);
+	throttle_close(t);
+	return 1;
 }
 
 static void throttle_after(struct throttle *t, struct throttle_attempt *a, bool success)
@@ -601,11 +611,11 @@ static void check_credentials(struct monitor *m, const struct ps_msg *msg)
 	ps_field(msg->f2, msg->len2, password, sizeof(password));
 	struct throttle t;
 	struct throttle_attempt ta;
-	if (throttle_before(m, &t, user, &ta) == 1) {
-		/* Not checked: the same answer as a wrong password, and the session goes on. */
+	if (throttle_before(m, &t, user, &ta, why, sizeof(why)) == 1) {
+		/* Not checked: told at once to come back later, never [AUTH] (a client would ask
+		 * its user for a new password), and not a failed login of this session. */
 		explicit_bzero(password, sizeof(password));
-		m->owes_delay = true;
-		answer(m->greeter_chan, LOGIN_FAILED, "");
+		answer(m->greeter_chan, LOGIN_DELAY, why);
 		return;
 	}
 	struct account acct;
@@ -629,14 +639,22 @@ static void check_credentials(struct monitor *m, const struct ps_msg *msg)
 	answer(m->greeter_chan, lr, why);
 }
 
-/* The growing delay, enforced here: a greeter cannot guess faster by skipping it. */
-static void delay_failure(struct monitor *m)
+/*
+ * The growing delay, enforced here: a greeter cannot guess faster by skipping
+ * it. false when the client hung up meanwhile: the session is over.
+ */
+static bool delay_failure(struct monitor *m)
 {
 	m->failures++;
 	m->owes_delay = false;
 	unsigned delay = m->cfg->login_delay * m->failures;
-	sleep_seconds(delay < MAX_LOGIN_DELAY ? delay : MAX_LOGIN_DELAY);
+	if (client_left_during(delay < MAX_LOGIN_DELAY ? delay : MAX_LOGIN_DELAY)) {
+		log_msg(LOG_INFO, "client left during the delay after a failed login: peer=%s",
+			m->cfg->peer);
+		return false;
+	}
 	answer(m->greeter_chan, LOGIN_OK, "");
+	return true;
 }
 
 static unsigned greeter_may_send(const struct monitor *m)
@@ -698,7 +716,8 @@ static int serve_greeter(struct monitor *m)
 			explicit_bzero(&p, sizeof(p));
 			break;
 		case PS_FAILED:
-			delay_failure(m);
+			if (!delay_failure(m))
+				return 0;   /* closing the channel ends the greeter */
 			break;
 		case PS_HANDOFF:   /* checked: relayed as it came */
 			if (write_all(m->worker_chan, &p, (size_t)n) < 0)

@@ -123,7 +123,6 @@ struct privsep_config {
 	struct throttle_params throttle;
 	const char *source;        /* the peer address, NULL when unknown ("local") */
 	const char *peer;          /* the peer as the log shows it */
-	unsigned timeout;          /* the idle timer: the longest a login attempt is held */
 };
 
 /* The bodies of the roles, in pop3d.c. */

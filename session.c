@@ -228,6 +228,9 @@ static void try_login(struct session *s, const char *password, const char *metho
 	case LOGIN_SYS_PERM:
 		outbuf_printf(s->out, "-ERR [SYS/PERM] %s" CRLF, why[0] ? why : "maildrop unavailable");
 		break;
+	case LOGIN_DELAY:   /* no password was checked: not a failed login (logged by the throttle) */
+		outbuf_printf(s->out, "-ERR [LOGIN-DELAY] %s" CRLF, why[0] ? why : "try again later");
+		return;
 	}
 	log_msg(LOG_WARNING, "login refused: user=%s peer=%s reason=%s",
 		s->user, s->cfg->peer, why[0] ? why : "-");

@@ -18,6 +18,7 @@ enum login_result {
 	LOGIN_SYS_TEMP,   /* [SYS/TEMP] */
 	LOGIN_SYS_PERM,   /* [SYS/PERM] */
 	LOGIN_HANDOFF,    /* authenticated, the worker holds the maildrop: hand the session over */
+	LOGIN_DELAY,      /* refused without a check by the failed-login throttle: [LOGIN-DELAY] */
 };
 
 /* What the session needs from the outside world, so tests can fake it. */

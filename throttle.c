@@ -2,11 +2,12 @@
 #define _GNU_SOURCE
 #include "throttle.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -17,23 +18,40 @@
 #include "limits.h"
 #include "log.h"
 
-#define MAGIC        "POP3DTB1"
-#define VERSION      1u
+#define MAGIC        "POP3DTB2"
+#define VERSION      2u
 #define HEADER_SIZE  64
-#define SLOT_SIZE    32
-#define CHECKED_SIZE 24   /* octets of a slot (or header) its check covers */
+#define CELL_SIZE    16
+#define MARK_SIZE    40
+#define HEADER_CHECKED 40   /* octets of the header its check covers */
+#define MARK_CHECKED   32   /* octets of a mark its check covers */
+
+enum { TK_ACCOUNT = 1, TK_SOURCE, TK_PAIR };
 
 struct header {
 	char magic[8];
 	uint32_t version;
-	uint32_t nslots;
+	uint32_t cells;
+	uint32_t marks;
+	uint32_t spare;
 	uint8_t secret[16];
 	uint64_t check;
-	uint8_t pad[HEADER_SIZE - 40];
+	uint8_t pad[HEADER_SIZE - 48];
 };
 
-_Static_assert(sizeof(struct throttle_slot) == SLOT_SIZE, "slot layout");
+/* One cell of a sketch: the largest tat of the keys counted in it. */
+struct cell {
+	int64_t tat;
+	uint64_t check;       /* keyed hash of the cell's place and tat */
+};
+
 _Static_assert(sizeof(struct header) == HEADER_SIZE, "header layout");
+_Static_assert(sizeof(struct cell) == CELL_SIZE, "cell layout");
+_Static_assert(sizeof(struct throttle_mark) == MARK_SIZE, "mark layout");
+_Static_assert(offsetof(struct header, check) == HEADER_CHECKED, "header check");
+_Static_assert(offsetof(struct throttle_mark, check) == MARK_CHECKED, "mark check");
+_Static_assert(THROTTLE_CELLS <= 65536 && THROTTLE_CELL_HASHES <= 4,
+	       "a key's cells are 16-bit slices of its 64-bit hash");
 
 /* ---- SipHash-2-4 ---- */
 
@@ -85,16 +103,76 @@ uint64_t throttle_siphash(const uint8_t key[16], const void *data, size_t len)
 	return v[0] ^ v[1] ^ v[2] ^ v[3];
 }
 
-/* ---- the file ---- */
+/* ---- rates ---- */
 
-static off_t file_size(uint32_t nslots)
+int throttle_parse_rate(const char *text, struct throttle_rate *r)
 {
-	return (off_t)HEADER_SIZE + (off_t)nslots * SLOT_SIZE;
+	char *end;
+	if (!text || *text < '0' || *text > '9')
+		return -1;
+	errno = 0;
+	unsigned long burst = strtoul(text, &end, 10);
+	if (errno || burst > MAX_THROTTLE_BURST)
+		return -1;
+	if (*end == '\0' && burst == 0) {
+		*r = (struct throttle_rate){0, 0};
+		return 0;
+	}
+	if (*end != '/' || burst == 0 || end[1] < '0' || end[1] > '9')
+		return -1;
+	unsigned long period = strtoul(end + 1, &end, 10);
+	if (errno || *end || period == 0 || period > MAX_THROTTLE_SECONDS)
+		return -1;
+	*r = (struct throttle_rate){(unsigned)burst, (unsigned)period};
+	return 0;
 }
 
-static off_t slot_offset(uint32_t i)
+int64_t throttle_now(void)
 {
-	return (off_t)HEADER_SIZE + (off_t)i * SLOT_SIZE;
+	struct timespec ts;
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A bucket's tat, never further ahead than a full bucket (a clock set back). */
+static int64_t bounded_tat(const struct throttle_rate *r, int64_t tat, int64_t now)
+{
+	int64_t full = now + (int64_t)r->burst * r->period * 1000;
+	return tat > full ? full : tat;
+}
+
+uint64_t throttle_rate_wait(const struct throttle_rate *r, int64_t tat, int64_t now)
+{
+	if (r->burst == 0)
+		return 0;
+	/* A token is there while tat is at most burst - 1 periods ahead. */
+	int64_t allowed = now + (int64_t)(r->burst - 1) * r->period * 1000;
+	tat = bounded_tat(r, tat, now);
+	return tat > allowed ? (uint64_t)(tat - allowed) : 0;
+}
+
+int64_t throttle_rate_charge(const struct throttle_rate *r, int64_t tat, int64_t now)
+{
+	tat = bounded_tat(r, tat, now);
+	return (tat > now ? tat : now) + (int64_t)r->period * 1000;
+}
+
+/* ---- the file ---- */
+
+static off_t sketch_offset(enum throttle_sketch s, uint32_t i)
+{
+	return (off_t)HEADER_SIZE + ((off_t)s * THROTTLE_CELLS + i) * CELL_SIZE;
+}
+
+static off_t mark_offset(uint32_t i)
+{
+	return sketch_offset(TS_SOURCE + 1, 0) + (off_t)i * MARK_SIZE;
+}
+
+static off_t file_size(void)
+{
+	return mark_offset(THROTTLE_MARKS);
 }
 
 static int set_lock(int fd, short type, off_t start, off_t len, bool wait)
@@ -107,6 +185,7 @@ static int set_lock(int fd, short type, off_t start, off_t len, bool wait)
 	return rc;
 }
 
+/* Every read and write of the table is made under this lock (a torn read is not corrupt). */
 static int lock_table(struct throttle *t)
 {
 	if (set_lock(t->fd, F_WRLCK, 0, HEADER_SIZE, true) < 0) {
@@ -123,7 +202,13 @@ static void unlock_table(struct throttle *t)
 
 static uint64_t header_check(const struct header *h)
 {
-	return throttle_siphash(h->secret, h, offsetof(struct header, check));
+	return throttle_siphash(h->secret, h, HEADER_CHECKED);
+}
+
+static bool header_fits(const struct header *h)
+{
+	return memcmp(h->magic, MAGIC, sizeof(h->magic)) == 0 && h->version == VERSION &&
+	       h->check == header_check(h);
 }
 
 /* A new, empty table with a new secret (the table lock held). */
@@ -133,7 +218,8 @@ static int rebuild(struct throttle *t, const char *why)
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, MAGIC, sizeof(h.magic));
 	h.version = VERSION;
-	h.nslots = THROTTLE_SLOTS;
+	h.cells = THROTTLE_CELLS;
+	h.marks = THROTTLE_MARKS;
 	size_t got = 0;
 	while (got < sizeof(h.secret)) {
 		ssize_t n = getrandom(h.secret + got, sizeof(h.secret) - got, 0);
@@ -146,7 +232,7 @@ static int rebuild(struct throttle *t, const char *why)
 		got += (size_t)n;
 	}
 	h.check = header_check(&h);
-	if (ftruncate(t->fd, 0) < 0 || ftruncate(t->fd, file_size(THROTTLE_SLOTS)) < 0 ||
+	if (ftruncate(t->fd, 0) < 0 || ftruncate(t->fd, file_size()) < 0 ||
 	    pwrite_all(t->fd, &h, sizeof(h), 0) < 0) {
 		log_msg(LOG_ERR, "state file %s: cannot rebuild: %s", t->path, strerror(errno));
 		return -1;
@@ -154,7 +240,6 @@ static int rebuild(struct throttle *t, const char *why)
 	log_msg(why ? LOG_WARNING : LOG_INFO, "state file %s: %s, made a new empty table",
 		t->path, why ? why : "created");
 	memcpy(t->secret, h.secret, sizeof(t->secret));
-	t->nslots = h.nslots;
 	explicit_bzero(&h, sizeof(h));
 	return 0;
 }
@@ -176,17 +261,15 @@ static int load(struct throttle *t)
 		return -1;
 	}
 	const char *why = NULL;
-	if ((size_t)n < sizeof(h) || memcmp(h.magic, MAGIC, sizeof(h.magic)) != 0 ||
-	    h.version != VERSION || h.check != header_check(&h))
-		why = "corrupt header";
-	else if (h.nslots != THROTTLE_SLOTS || st.st_size != file_size(h.nslots))
+	if ((size_t)n < sizeof(h) || !header_fits(&h))
+		why = "corrupt header, or a table of an older pop3d";
+	else if (h.cells != THROTTLE_CELLS || h.marks != THROTTLE_MARKS || st.st_size != file_size())
 		why = "wrong size (truncated?)";
 	if (why) {
 		explicit_bzero(&h, sizeof(h));
 		return rebuild(t, why);
 	}
 	memcpy(t->secret, h.secret, sizeof(t->secret));
-	t->nslots = h.nslots;
 	explicit_bzero(&h, sizeof(h));
 	return 0;
 }
@@ -260,9 +343,9 @@ void throttle_close(struct throttle *t)
 	explicit_bzero(t->secret, sizeof(t->secret));
 }
 
-/* ---- keys and slots ---- */
+/* ---- keys ---- */
 
-/* The source's prefix: 4 octets of IPv4, 8 of IPv6, else the text itself. */
+/* The source's prefix: 4 octets of IPv4 (v4-mapped included), 8 of IPv6, else the text. */
 static size_t source_prefix(const char *source, uint8_t *out, size_t size)
 {
 	struct in_addr a4;
@@ -272,6 +355,10 @@ static size_t source_prefix(const char *source, uint8_t *out, size_t size)
 		return 4;
 	}
 	if (inet_pton(AF_INET6, source, &a6) == 1) {
+		if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+			memcpy(out, &a6.s6_addr[12], 4);
+			return 4;
+		}
 		memcpy(out, &a6, 8);
 		return 8;
 	}
@@ -280,23 +367,19 @@ static size_t source_prefix(const char *source, uint8_t *out, size_t size)
 	return n;
 }
 
-uint64_t throttle_key(const struct throttle *t, enum throttle_kind kind, const char *name,
-		      const char *source)
+/* kind, prefix length, prefix, name: no two inputs encode alike. */
+static uint64_t make_key(const struct throttle *t, unsigned kind, const char *name,
+			 const char *source)
 {
-	/* kind, prefix length, prefix, name: no two inputs encode alike. */
 	uint8_t buf[2 + 64 + MAX_SASL_LINE + 1];
 	size_t len = 2;
 	buf[0] = (uint8_t)kind;
 	buf[1] = 0;
-	if (kind != TK_ACCOUNT) {
-		if (!source)
-			return 0;
+	if (source) {
 		buf[1] = (uint8_t)source_prefix(source, buf + 2, 64);
 		len += buf[1];
 	}
-	if (kind != TK_SOURCE) {
-		if (!name)
-			return 0;
+	if (name) {
 		size_t n = strnlen(name, MAX_SASL_LINE);
 		memcpy(buf + len, name, n);
 		len += n;
@@ -306,292 +389,392 @@ uint64_t throttle_key(const struct throttle *t, enum throttle_kind kind, const c
 	return k ? k : 1;
 }
 
-static uint64_t slot_check(const struct throttle *t, const struct throttle_slot *s)
+uint64_t throttle_account_key(const struct throttle *t, const char *name)
 {
-	return throttle_siphash(t->secret, s, CHECKED_SIZE);
+	return name ? make_key(t, TK_ACCOUNT, name, NULL) : 0;
 }
 
-/* Slot i, checked: a slot whose check fails is cleared (logged) and read as empty. */
-static int read_slot(struct throttle *t, uint32_t i, struct throttle_slot *s)
+uint64_t throttle_source_key(const struct throttle *t, const char *source)
 {
-	ssize_t n = pread_full(t->fd, s, sizeof(*s), slot_offset(i));
+	return source ? make_key(t, TK_SOURCE, NULL, source) : 0;
+}
+
+uint64_t throttle_pair_key(const struct throttle *t, const char *name, const char *source)
+{
+	return name && source ? make_key(t, TK_PAIR, name, source) : 0;
+}
+
+/* ---- the sketches ---- */
+
+static uint64_t cell_check(const struct throttle *t, off_t where, int64_t tat)
+{
+	int64_t data[2] = {(int64_t)where, tat};
+	return throttle_siphash(t->secret, data, sizeof(data));
+}
+
+/* A cell; one whose check fails is cleared (logged) and read as empty. Table lock held. */
+static int read_cell(struct throttle *t, off_t where, struct cell *c)
+{
+	ssize_t n = pread_full(t->fd, c, sizeof(*c), where);
 	if (n < 0) {
 		log_msg(LOG_ERR, "state file %s: read: %s", t->path, strerror(errno));
 		return -1;
 	}
-	if (n == (ssize_t)sizeof(*s) && (s->key == 0 || s->check == slot_check(t, s)))
+	if (n == (ssize_t)sizeof(*c) && ((c->tat == 0 && c->check == 0) ||
+					 c->check == cell_check(t, where, c->tat)))
 		return 0;
-	log_msg(LOG_WARNING, "state file %s: slot %u is corrupt, cleared", t->path, i);
-	memset(s, 0, sizeof(*s));
-	if (pwrite_all(t->fd, s, sizeof(*s), slot_offset(i)) < 0) {
+	log_msg(LOG_WARNING, "state file %s: a corrupt cell at %lld, cleared", t->path,
+		(long long)where);
+	memset(c, 0, sizeof(*c));
+	if (pwrite_all(t->fd, c, sizeof(*c), where) < 0) {
 		log_msg(LOG_ERR, "state file %s: write: %s", t->path, strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-static int write_slot(struct throttle *t, uint32_t i, struct throttle_slot *s)
+static int write_cell(struct throttle *t, off_t where, int64_t tat)
 {
-	s->check = slot_check(t, s);
-	if (pwrite_all(t->fd, s, sizeof(*s), slot_offset(i)) < 0) {
+	struct cell c = {.tat = tat, .check = cell_check(t, where, tat)};
+	if (pwrite_all(t->fd, &c, sizeof(c), where) < 0) {
 		log_msg(LOG_ERR, "state file %s: write: %s", t->path, strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-/* What a slot is worth keeping: known sources first, then the highest levels. */
-static unsigned weight(const struct throttle_params *p, const struct throttle_slot *s, int64_t now)
+static off_t key_cell(enum throttle_sketch s, uint64_t key, unsigned j)
 {
-	if (s->key == 0)
+	return sketch_offset(s, (uint32_t)((key >> (16 * j)) & 0xFFFF) % THROTTLE_CELLS);
+}
+
+/* The key's value: the least of its cells, never less than its own (table lock held). */
+static int sketch_read(struct throttle *t, enum throttle_sketch s, uint64_t key, int64_t *tat)
+{
+	struct cell c;
+	for (unsigned j = 0; j < THROTTLE_CELL_HASHES; j++) {
+		if (read_cell(t, key_cell(s, key, j), &c) < 0)
+			return -1;
+		if (j == 0 || c.tat < *tat)
+			*tat = c.tat;
+	}
+	return 0;
+}
+
+int throttle_sketch_get(struct throttle *t, enum throttle_sketch s, uint64_t key, int64_t *tat)
+{
+	*tat = 0;
+	if (t->fd < 0 || key == 0)
 		return 0;
-	if (s->kind == TK_KNOWN)
-		return throttle_known(p, s, now) ? THROTTLE_KNOWN_WEIGHT : 0;
-	return throttle_level(p, s, now);
+	if (lock_table(t) < 0)
+		return -1;
+	int rc = sketch_read(t, s, key, tat);
+	unlock_table(t);
+	return rc;
+}
+
+/* Conservative update: each cell is raised to the key's new value, never lowered. */
+static int sketch_raise(struct throttle *t, enum throttle_sketch s, uint64_t key,
+			const struct throttle_rate *r, int64_t now)
+{
+	int64_t tat;
+	struct cell c;
+	if (sketch_read(t, s, key, &tat) < 0)
+		return -1;
+	tat = throttle_rate_charge(r, tat, now);
+	for (unsigned j = 0; j < THROTTLE_CELL_HASHES; j++) {
+		off_t where = key_cell(s, key, j);
+		if (read_cell(t, where, &c) < 0)
+			return -1;
+		if (c.tat < tat && write_cell(t, where, tat) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int throttle_sketch_fail(struct throttle *t, enum throttle_sketch s, uint64_t key,
+			 const struct throttle_rate *r, int64_t now)
+{
+	if (t->fd < 0 || key == 0)
+		return 0;
+	if (lock_table(t) < 0)
+		return -1;
+	int rc = sketch_raise(t, s, key, r, now);
+	unlock_table(t);
+	return rc;
+}
+
+/* ---- known-source marks ---- */
+
+static uint64_t mark_check(const struct throttle *t, const struct throttle_mark *m)
+{
+	return throttle_siphash(t->secret, m, MARK_CHECKED);
+}
+
+/* Mark i; one whose check fails is cleared (logged) and read as empty. Table lock held. */
+static int read_mark(struct throttle *t, uint32_t i, struct throttle_mark *m)
+{
+	ssize_t n = pread_full(t->fd, m, sizeof(*m), mark_offset(i));
+	if (n < 0) {
+		log_msg(LOG_ERR, "state file %s: read: %s", t->path, strerror(errno));
+		return -1;
+	}
+	if (n == (ssize_t)sizeof(*m) && (m->key == 0 || m->check == mark_check(t, m)))
+		return 0;
+	log_msg(LOG_WARNING, "state file %s: mark %u is corrupt, cleared", t->path, i);
+	memset(m, 0, sizeof(*m));
+	if (pwrite_all(t->fd, m, sizeof(*m), mark_offset(i)) < 0) {
+		log_msg(LOG_ERR, "state file %s: write: %s", t->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int write_mark(struct throttle *t, uint32_t i, struct throttle_mark *m)
+{
+	m->check = mark_check(t, m);
+	if (pwrite_all(t->fd, m, sizeof(*m), mark_offset(i)) < 0) {
+		log_msg(LOG_ERR, "state file %s: write: %s", t->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+bool throttle_mark_known(const struct throttle_params *p, const struct throttle_mark *m, int64_t now)
+{
+	return m->key != 0 && p->known_days > 0 && now >= m->login &&
+	       now - m->login < (int64_t)p->known_days * 86400 * 1000;
+}
+
+/* The account's window of marks: where it starts, and the tag its marks carry. */
+struct window {
+	uint32_t start;
+	uint32_t tag;
+	struct throttle_mark m[THROTTLE_PROBE];
+};
+
+static int read_window(struct throttle *t, const char *name, struct window *w)
+{
+	uint64_t k = throttle_account_key(t, name);
+	w->start = (uint32_t)(k % THROTTLE_MARKS);
+	w->tag = (uint32_t)(k >> 32) ? (uint32_t)(k >> 32) : 1;
+	for (uint32_t j = 0; j < THROTTLE_PROBE; j++)
+		if (read_mark(t, (w->start + j) % THROTTLE_MARKS, &w->m[j]) < 0)
+			return -1;
+	return 0;
+}
+
+static int find_mark(const struct window *w, uint64_t pair)
+{
+	for (int j = 0; j < THROTTLE_PROBE; j++)
+		if (w->m[j].key == pair)
+			return j;
+	return -1;
+}
+
+int throttle_mark_get(struct throttle *t, const char *name, uint64_t pair, struct throttle_mark *m)
+{
+	struct window w;
+	memset(m, 0, sizeof(*m));
+	if (t->fd < 0 || pair == 0)
+		return 0;
+	if (lock_table(t) < 0)
+		return -1;
+	int rc = read_window(t, name, &w);
+	unlock_table(t);
+	int j = rc == 0 ? find_mark(&w, pair) : -1;
+	if (j >= 0)
+		*m = w.m[j];
+	return rc;
+}
+
+/* Live marks of the account tagged tag in the window. */
+static unsigned marks_of(const struct throttle_params *p, const struct window *w, uint32_t tag,
+			 int64_t now)
+{
+	unsigned n = 0;
+	for (int j = 0; j < THROTTLE_PROBE; j++)
+		n += throttle_mark_known(p, &w->m[j], now) && w->m[j].account == tag;
+	return n;
 }
 
 /*
- * The slot of key (table lock held): *found tells whether it holds key, else
- * it is the one a new key takes (an empty one, else the weakest and oldest).
+ * Where a new mark of the window's account goes: its own oldest once it has
+ * its fill, else a free or lapsed place, else the oldest mark of the account
+ * with the most marks here. An account's logins never evict a mark of an
+ * account with fewer marks in the window than its own.
  */
-static int find_slot(struct throttle *t, uint64_t key, int64_t now, uint32_t *idx,
-		     struct throttle_slot *s, bool *found)
+static int place_for(const struct throttle_params *p, const struct window *w, int64_t now)
 {
-	struct throttle_slot cur;
-	bool have = false;
-	*found = false;
-	for (uint32_t k = 0; k < THROTTLE_PROBE; k++) {
-		uint32_t i = (uint32_t)((key + k) % t->nslots);
-		if (read_slot(t, i, &cur) < 0)
-			return -1;
-		if (cur.key == key) {
-			*idx = i;
-			*s = cur;
-			*found = true;
-			return 0;
-		}
-		unsigned w = weight(&t->p, &cur, now);
-		if (!have || w < weight(&t->p, s, now) ||
-		    (w == weight(&t->p, s, now) && cur.stamp < s->stamp)) {
-			*idx = i;
-			*s = cur;
-			have = true;
+	bool own_full = marks_of(p, w, w->tag, now) >= THROTTLE_MARKS_PER_ACCOUNT;
+	int best = -1;
+	unsigned best_count = 0;
+	for (int j = 0; j < THROTTLE_PROBE; j++) {
+		const struct throttle_mark *m = &w->m[j];
+		bool live = throttle_mark_known(p, m, now);
+		if (!own_full && !live)
+			return j;
+		if (own_full && (!live || m->account != w->tag))
+			continue;
+		unsigned count = marks_of(p, w, m->account, now);
+		if (best < 0 || count > best_count ||
+		    (count == best_count && m->login < w->m[best].login)) {
+			best = j;
+			best_count = count;
 		}
 	}
-	return 0;
+	return best;
 }
 
-int throttle_get(struct throttle *t, uint64_t key, struct throttle_slot *s)
+int throttle_mark_login(struct throttle *t, const char *name, uint64_t pair, int64_t now)
 {
-	memset(s, 0, sizeof(*s));
-	if (t->fd < 0 || key == 0)
+	struct window w;
+	if (t->fd < 0 || pair == 0 || t->p.known_days == 0)
 		return 0;
-	uint32_t i;
-	bool found;
 	if (lock_table(t) < 0)
 		return -1;
-	int rc = find_slot(t, key, throttle_now(), &i, s, &found);
-	unlock_table(t);
-	if (rc == 0 && !found)
-		memset(s, 0, sizeof(*s));
-	return rc;
-}
-
-/* Change key's slot (taking one when it has none) under the table lock. */
-static int update(struct throttle *t, uint64_t key, enum throttle_kind kind, int64_t now, bool fail)
-{
-	if (t->fd < 0 || key == 0)
-		return 0;
-	struct throttle_slot s;
-	uint32_t i;
-	bool found;
-	if (lock_table(t) < 0)
-		return -1;
-	int rc = find_slot(t, key, now, &i, &s, &found);
+	int rc = read_window(t, name, &w);
 	if (rc == 0) {
-		unsigned level = found && fail ? throttle_level(&t->p, &s, now) : 0;
-		s = (struct throttle_slot){.key = key, .stamp = now, .kind = (uint32_t)kind,
-					   .level = fail && level < THROTTLE_MAX_LEVEL ? level + 1 : level};
-		rc = write_slot(t, i, &s);
+		int j = find_mark(&w, pair);
+		struct throttle_mark m = {.key = pair, .login = now, .account = w.tag};
+		if (j >= 0)
+			m.tat = w.m[j].tat;   /* the pair's failures stay */
+		else
+			j = place_for(&t->p, &w, now);
+		if (j >= 0)
+			rc = write_mark(t, (w.start + (uint32_t)j) % THROTTLE_MARKS, &m);
 	}
 	unlock_table(t);
 	return rc;
 }
 
-int throttle_fail(struct throttle *t, uint64_t key, enum throttle_kind kind, int64_t now)
+int throttle_mark_fail(struct throttle *t, const char *name, uint64_t pair, int64_t now)
 {
-	return update(t, key, kind, now, true);
-}
-
-int throttle_set(struct throttle *t, uint64_t key, enum throttle_kind kind, int64_t now)
-{
-	return update(t, key, kind, now, false);
-}
-
-/* ---- delays ---- */
-
-int64_t throttle_now(void)
-{
-	struct timespec ts;
-	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+	struct window w;
+	if (t->fd < 0 || pair == 0)
 		return 0;
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ms since s was stamped; a clock set back counts as none. */
-static uint64_t elapsed(const struct throttle_slot *s, int64_t now)
-{
-	return now > s->stamp ? (uint64_t)(now - s->stamp) : 0;
-}
-
-unsigned throttle_level(const struct throttle_params *p, const struct throttle_slot *s, int64_t now)
-{
-	if (s->key == 0 || s->kind == TK_KNOWN)
-		return 0;
-	unsigned level = s->level < THROTTLE_MAX_LEVEL ? s->level : THROTTLE_MAX_LEVEL;
-	if (p->decay == 0)
-		return level;
-	uint64_t forgotten = elapsed(s, now) / ((uint64_t)p->decay * 1000);
-	/* cppcheck-suppress knownConditionTrueFalse ; it takes the level for below 1 */
-	return forgotten >= level ? 0 : level - (unsigned)forgotten;
-}
-
-uint64_t throttle_wait(const struct throttle_params *p, const struct throttle_slot *s, int64_t now)
-{
-	unsigned level = throttle_level(p, s, now);
-	if (level == 0 || p->base == 0)
-		return 0;
-	uint64_t delay = p->base;
-	for (unsigned k = 1; k < level && delay < p->cap; k++)
-		delay *= 2;
-	if (delay > p->cap)
-		delay = p->cap;
-	delay *= 1000;
-	uint64_t gone = elapsed(s, now);
-	return gone >= delay ? 0 : delay - gone;
-}
-
-bool throttle_known(const struct throttle_params *p, const struct throttle_slot *s, int64_t now)
-{
-	return s->key != 0 && s->kind == TK_KNOWN && p->known_days > 0 && now >= s->stamp &&
-	       elapsed(s, now) < (uint64_t)p->known_days * 86400 * 1000;
-}
-
-/* ---- the per-account lock ---- */
-
-static off_t bucket_offset(const struct throttle *t, uint64_t key)
-{
-	return file_size(t->nslots) + (off_t)(key % THROTTLE_LOCKS);
-}
-
-static bool before(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
-/* Sleep msec, never past deadline. false when the deadline has come. */
-static bool nap(unsigned msec, const struct timespec *deadline)
-{
-	struct timespec now, until;
-	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0 || !before(&now, deadline))
-		return false;
-	until.tv_sec = now.tv_sec + msec / 1000;
-	until.tv_nsec = now.tv_nsec + (long)(msec % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
+	if (lock_table(t) < 0)
+		return -1;
+	int rc = read_window(t, name, &w);
+	int j = rc == 0 ? find_mark(&w, pair) : -1;
+	if (j >= 0) {
+		w.m[j].tat = throttle_rate_charge(&t->p.known, w.m[j].tat, now);
+		rc = write_mark(t, (w.start + (uint32_t)j) % THROTTLE_MARKS, &w.m[j]);
 	}
-	if (before(deadline, &until))
-		until = *deadline;
-	int rc;
-	while ((rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL)) == EINTR)
-		;
-	return rc == 0;
+	unlock_table(t);
+	return rc;
 }
 
-enum throttle_lock throttle_lock_account(struct throttle *t, uint64_t key,
-					 const struct timespec *deadline)
+/* ---- the bucket locks ---- */
+
+static off_t lock_offset(uint64_t key)
 {
-	if (t->fd < 0)
-		return TL_ERROR;
-	for (;;) {
-		if (set_lock(t->fd, F_WRLCK, bucket_offset(t, key), 1, false) == 0)
-			return TL_LOCKED;
-		if (errno != EAGAIN && errno != EACCES) {
-			log_msg(LOG_ERR, "state file %s: account lock: %s", t->path, strerror(errno));
-			return TL_ERROR;
+	return file_size() + (off_t)(key % THROTTLE_LOCKS);
+}
+
+static void release_locks(struct throttle *t, struct throttle_attempt *a)
+{
+	for (unsigned i = 0; i < a->nlocks; i++)
+		set_lock(t->fd, F_UNLCK, a->locks[i], 1, false);
+	a->nlocks = 0;
+}
+
+/* All of the attempt's locks, or none (no lock is waited for while another is held). */
+static bool try_locks(struct throttle *t, struct throttle_attempt *a, const off_t *want,
+		      unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (i > 0 && want[i] == want[0])
+			continue;
+		if (set_lock(t->fd, F_WRLCK, want[i], 1, false) < 0) {
+			if (errno != EAGAIN && errno != EACCES)
+				log_msg(LOG_ERR, "state file %s: bucket lock: %s", t->path,
+					strerror(errno));
+			release_locks(t, a);
+			return false;
 		}
-		if (!nap(THROTTLE_POLL_MSEC, deadline))
-			return TL_TIMEOUT;
+		a->locks[a->nlocks++] = want[i];
 	}
+	return true;
 }
 
-void throttle_unlock_account(struct throttle *t, uint64_t key)
+static void nap_msec(unsigned msec)
 {
-	if (t->fd >= 0)
-		set_lock(t->fd, F_UNLCK, bucket_offset(t, key), 1, false);
+	struct timespec ts = {.tv_sec = msec / 1000, .tv_nsec = (long)(msec % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* The bucket locks, waiting up to THROTTLE_HOLD_MSEC for an attempt checked meanwhile. */
+static bool take_locks(struct throttle *t, struct throttle_attempt *a)
+{
+	off_t want[2];
+	unsigned n = 0;
+	if (a->known) {
+		want[n++] = lock_offset(a->pair);
+	} else {
+		want[n++] = lock_offset(a->account);
+		if (a->source)
+			want[n++] = lock_offset(a->source);
+	}
+	for (unsigned waited = 0;; waited += THROTTLE_POLL_MSEC) {
+		if (try_locks(t, a, want, n))
+			return true;
+		if (waited >= THROTTLE_HOLD_MSEC)
+			return false;
+		nap_msec(THROTTLE_POLL_MSEC);
+	}
 }
 
 /* ---- one attempt ---- */
 
-static unsigned seconds_since(const struct timespec *start)
+/* Milliseconds until every bucket of the attempt has a token (the locks held). */
+static int attempt_wait(struct throttle *t, const struct throttle_attempt *a, uint64_t *wait)
 {
-	struct timespec now;
-	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
+	int64_t now = throttle_now(), tat;
+	struct throttle_mark m;
+	*wait = 0;
+	if (a->known) {
+		if (throttle_mark_get(t, a->user, a->pair, &m) < 0)
+			return -1;
+		*wait = throttle_rate_wait(&t->p.known, m.tat, now);
 		return 0;
-	long ms = (long)(now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
-	return ms > 0 ? (unsigned)((ms + 500) / 1000) : 0;
+	}
+	if (throttle_sketch_get(t, TS_ACCOUNT, a->account, &tat) < 0)
+		return -1;
+	*wait = throttle_rate_wait(&t->p.account, tat, now);
+	if (throttle_sketch_get(t, TS_SOURCE, a->source, &tat) < 0)
+		return -1;
+	uint64_t w = throttle_rate_wait(&t->p.source, tat, now);
+	if (w > *wait)
+		*wait = w;
+	return 0;
 }
 
 int throttle_begin(struct throttle *t, const char *user, const char *source,
-		   const struct timespec *deadline, struct throttle_attempt *a)
+		   struct throttle_attempt *a)
 {
+	struct throttle_mark m;
 	memset(a, 0, sizeof(*a));
+	a->user = user;
 	if (t->fd < 0)
 		return 0;
-	struct timespec start;
-	struct throttle_slot s;
-	if (clock_gettime(CLOCK_MONOTONIC, &start) < 0)
+	a->account = throttle_account_key(t, user);
+	a->source = throttle_source_key(t, source);
+	a->pair = throttle_pair_key(t, user, source);
+	if (throttle_mark_get(t, user, a->pair, &m) < 0)
 		return 0;
-	a->account = throttle_key(t, TK_ACCOUNT, user, NULL);
-	a->source = source ? throttle_key(t, TK_SOURCE, NULL, source) : 0;
-	a->known = source ? throttle_key(t, TK_KNOWN, user, source) : 0;
-	if (throttle_get(t, a->known, &s) < 0)
+	a->known = throttle_mark_known(&t->p, &m, throttle_now());
+	if (!take_locks(t, a)) {
+		a->wait = 1;   /* another attempt on these buckets is being checked */
+		return 1;
+	}
+	uint64_t wait;
+	if (attempt_wait(t, a, &wait) < 0 || wait == 0)
 		return 0;
-	a->is_known = throttle_known(&t->p, &s, throttle_now());
-	if (!a->is_known) {
-		enum throttle_lock l = throttle_lock_account(t, a->account, deadline);
-		if (l == TL_TIMEOUT) {
-			a->delayed = seconds_since(&start);
-			return 1;
-		}
-		a->locked = l == TL_LOCKED;
-	}
-	for (;;) {
-		uint64_t wait = 0, w;
-		int64_t now = throttle_now();
-		if (!a->is_known) {
-			if (throttle_get(t, a->account, &s) < 0)
-				break;
-			wait = throttle_wait(&t->p, &s, now);
-		}
-		if (throttle_get(t, a->source, &s) < 0)
-			break;
-		w = throttle_wait(&t->p, &s, now);
-		if (w > wait)
-			wait = w;
-		if (wait == 0)
-			break;
-		if (!nap(wait > 1000000 ? 1000000u : (unsigned)wait, deadline)) {
-			a->delayed = seconds_since(&start);
-			if (a->locked)
-				throttle_unlock_account(t, a->account);
-			a->locked = false;
-			return 1;
-		}
-	}
-	a->delayed = seconds_since(&start);
-	return 0;
+	release_locks(t, a);
+	a->wait = (unsigned)((wait + 999) / 1000);
+	return 1;
 }
 
 void throttle_end(struct throttle *t, struct throttle_attempt *a, bool success)
@@ -600,18 +783,13 @@ void throttle_end(struct throttle *t, struct throttle_attempt *a, bool success)
 		return;
 	int64_t now = throttle_now();
 	if (success) {
-		/* A login through the delay proves the owner: the account's delay goes. From a
-		 * known source it stays, or a polling owner would reset it for the guesser. */
-		if (!a->is_known)
-			throttle_set(t, a->account, TK_ACCOUNT, now);
-		throttle_set(t, a->source, TK_SOURCE, now);
-		if (t->p.known_days > 0)
-			throttle_set(t, a->known, TK_KNOWN, now);
+		/* Nothing is given back: a correct password took no token. */
+		throttle_mark_login(t, a->user, a->pair, now);
+	} else if (a->known) {
+		throttle_mark_fail(t, a->user, a->pair, now);
 	} else {
-		throttle_fail(t, a->account, TK_ACCOUNT, now);
-		throttle_fail(t, a->source, TK_SOURCE, now);
+		throttle_sketch_fail(t, TS_ACCOUNT, a->account, &t->p.account, now);
+		throttle_sketch_fail(t, TS_SOURCE, a->source, &t->p.source, now);
 	}
-	if (a->locked)
-		throttle_unlock_account(t, a->account);
-	a->locked = false;
+	release_locks(t, a);
 }

@@ -1,17 +1,28 @@
 /*
  * Failed-login accounting shared by every session on the host: a fixed-size
- * table file in the state directory, touched by the authenticator only.
+ * table file in the state directory, touched by the authenticator only
+ * (doc/throttle.md explains the model and what each party gets).
  *
- * Slots are keyed by SipHash-2-4, with a per-host secret kept in the file's
- * header, of the kind and the account name, the source prefix (IPv4 /32,
- * IPv6 /64) or both: no name, address or password is stored in clear.
- * A slot holds a failure level and the time of its last change; the delay it
- * asks for grows exponentially with the level, up to a cap, and a level is
- * forgotten per `decay` seconds of quiet. Each key may live in THROTTLE_PROBE
- * consecutive slots; a new key takes the weakest of them (the lowest level,
- * then the oldest). Updates are made under an OFD lock on the header; the
- * attempts on one account are serialized by an OFD lock on a byte of the
- * account's bucket past the end of the file.
+ * Three kinds of bucket, each "N failed checks at once, then one per SECS"
+ * (a token bucket kept as its theoretical arrival time, GCRA):
+ *
+ *   account   the account's failures from sources not known for it
+ *   source    a source's failures (IPv4 /32, IPv6 /64) across accounts, from
+ *             sources not known for the account tried
+ *   pair      the failures of one account from one source known for it
+ *
+ * Before a password is checked, every bucket that applies must hold a token,
+ * else the attempt is refused at once and the client is told the wait; a
+ * failed check takes a token from each, a correct password none. The account
+ * and source buckets live in count-min sketches under conservative update
+ * (several cells per key, the key's value the least of them, a cell only ever
+ * raised): collisions can only overstate a key, and no flood of other keys
+ * makes it forget a failure. A pair lives in the account's known-source mark
+ * (a slot in the account's own window of the mark table), earned by a login
+ * from that source and kept --known-source-days; each account keeps at most
+ * THROTTLE_MARKS_PER_ACCOUNT marks, so other accounts' logins cannot evict them.
+ * Every key is a SipHash-2-4 of the kind, the name and/or the source, with a
+ * secret from the file's header: no name or address is stored in clear.
  */
 #ifndef POP3D_THROTTLE_H
 #define POP3D_THROTTLE_H
@@ -20,32 +31,42 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <time.h>
 
-enum throttle_kind { TK_ACCOUNT = 1, TK_SOURCE, TK_KNOWN };
+/* One bucket's rate: burst failures at once, then one per period seconds. */
+struct throttle_rate {
+	unsigned burst;       /* 0: no limit */
+	unsigned period;      /* seconds */
+};
 
 struct throttle_params {
-	unsigned base;        /* seconds of delay after one failure (0: no delay) */
-	unsigned cap;         /* seconds: the most a delay grows to */
-	unsigned decay;       /* seconds of quiet that forget one failure */
-	unsigned known_days;  /* a source stays known this long after a login (0: never known) */
+	struct throttle_rate account;   /* --throttle-account */
+	struct throttle_rate known;     /* --throttle-known: one account from one known source */
+	struct throttle_rate source;    /* --throttle-source */
+	unsigned known_days;            /* a source stays known this long after a login (0: never) */
 };
 
 struct throttle {
 	int fd;               /* -1: no cross-session accounting */
-	uint32_t nslots;
 	uint8_t secret[16];
 	struct throttle_params p;
 	char path[4096];
 };
 
-struct throttle_slot {
-	uint64_t key;         /* 0: empty */
-	int64_t stamp;        /* ms since the epoch: last failure, or login (TK_KNOWN) */
-	uint32_t kind;
-	uint32_t level;
+/* The two sketches, and the mark table. */
+enum throttle_sketch { TS_ACCOUNT = 0, TS_SOURCE = 1 };
+
+/* A known-source mark: the account's bucket for one source it logged in from. */
+struct throttle_mark {
+	uint64_t key;         /* keyed hash of account and source prefix; 0: empty */
+	int64_t login;        /* ms since the epoch: the last login from the source */
+	int64_t tat;          /* ms: the pair's bucket (its theoretical arrival time) */
+	uint32_t account;     /* keyed tag of the account: an account's marks are counted */
+	uint32_t spare;
 	uint64_t check;       /* keyed hash of the fields above: a bad one is never trusted */
 };
+
+/* "N/SECS" or "0" (no limit) into *r. 0, or -1 (the text is not one). */
+int throttle_parse_rate(const char *text, struct throttle_rate *r);
 
 /* Now, in ms since the epoch (the stamps' unit). */
 int64_t throttle_now(void);
@@ -60,49 +81,53 @@ uint64_t throttle_siphash(const uint8_t key[16], const void *data, size_t len);
 int throttle_open(struct throttle *t, const char *dir, const struct throttle_params *p);
 void throttle_close(struct throttle *t);
 
-/* The key of kind for name and/or source (either may be NULL as the kind needs). 0: none. */
-uint64_t throttle_key(const struct throttle *t, enum throttle_kind kind, const char *name,
-		      const char *source);
+/* ---- the buckets (exposed for the unit tests) ---- */
 
-/* The slot of key into *s (zeroed when absent). 0, or -1. */
-int throttle_get(struct throttle *t, uint64_t key, struct throttle_slot *s);
-/* A failure for key at now: the level goes up by one (after decay). 0, or -1. */
-int throttle_fail(struct throttle *t, uint64_t key, enum throttle_kind kind, int64_t now);
-/* key's level to 0 (TK_KNOWN: stamped now). 0, or -1. */
-int throttle_set(struct throttle *t, uint64_t key, enum throttle_kind kind, int64_t now);
+/* Milliseconds until a bucket at tat has a token at now (0: it has one). */
+uint64_t throttle_rate_wait(const struct throttle_rate *r, int64_t tat, int64_t now);
+/* The bucket's tat after one failure at now. */
+int64_t throttle_rate_charge(const struct throttle_rate *r, int64_t tat, int64_t now);
 
-/* The level left of s at now, after decay. */
-unsigned throttle_level(const struct throttle_params *p, const struct throttle_slot *s, int64_t now);
-/* Milliseconds still to wait at now before an attempt that slot s slows. */
-uint64_t throttle_wait(const struct throttle_params *p, const struct throttle_slot *s, int64_t now);
-/* Whether a TK_KNOWN slot s still makes its source known at now. */
-bool throttle_known(const struct throttle_params *p, const struct throttle_slot *s, int64_t now);
+/* Keys: an account by name, a source by its prefix, a pair by both. 0: none. */
+uint64_t throttle_account_key(const struct throttle *t, const char *name);
+uint64_t throttle_source_key(const struct throttle *t, const char *source);
+uint64_t throttle_pair_key(const struct throttle *t, const char *name, const char *source);
 
-/* The per-account lock: bucket of key, waiting until deadline (CLOCK_MONOTONIC). */
-enum throttle_lock { TL_LOCKED, TL_TIMEOUT, TL_ERROR };
-enum throttle_lock throttle_lock_account(struct throttle *t, uint64_t key,
-					 const struct timespec *deadline);
-void throttle_unlock_account(struct throttle *t, uint64_t key);
+/* A key's value in a sketch (the least of its cells), and one failure added. 0, or -1. */
+int throttle_sketch_get(struct throttle *t, enum throttle_sketch s, uint64_t key, int64_t *tat);
+int throttle_sketch_fail(struct throttle *t, enum throttle_sketch s, uint64_t key,
+			 const struct throttle_rate *r, int64_t now);
+
+/* The account's mark for pair (zeroed when it has none). 0, or -1. */
+int throttle_mark_get(struct throttle *t, const char *name, uint64_t pair, struct throttle_mark *m);
+/* A login from the pair's source: its mark made or stamped. 0, or -1. */
+int throttle_mark_login(struct throttle *t, const char *name, uint64_t pair, int64_t now);
+/* A failed check from the pair's known source: its bucket charged. 0, or -1. */
+int throttle_mark_fail(struct throttle *t, const char *name, uint64_t pair, int64_t now);
+/* Whether mark m makes its source known at now. */
+bool throttle_mark_known(const struct throttle_params *p, const struct throttle_mark *m, int64_t now);
 
 /* ---- one login attempt ---- */
 
 struct throttle_attempt {
-	uint64_t account, source, known;   /* keys; source and known 0 without a source */
-	bool is_known;                     /* the source is known for the account */
-	bool locked;                       /* the account's lock is held */
-	unsigned delayed;                  /* seconds the attempt was held back */
+	uint64_t account, source, pair;   /* keys; source and pair 0 without a source */
+	bool known;                       /* the source is known for the account */
+	unsigned nlocks;
+	off_t locks[2];                   /* the bucket locks held while the password is checked */
+	unsigned wait;                    /* refused: seconds until a check is allowed */
+	const char *user;                 /* the caller's, kept until throttle_end */
 };
 
 /*
- * Before the password is checked: the account's lock (unless the source is
- * known for it) and the delays of the account (likewise) and of the source,
- * waited out here, never past deadline. source is NULL for a session without
- * an address. 0: check the password now; 1: the deadline came first (no
- * check, the lock not held). A broken table only logs: 0.
+ * Before the password is checked: 0, check it now (the buckets' locks are
+ * held, so no other attempt on them is checked at the same time); 1, refuse
+ * it without a check, a->wait seconds to go. Never waits more than
+ * THROTTLE_HOLD_MSEC. source is NULL for a session without an address. A
+ * broken table only logs: 0.
  */
 int throttle_begin(struct throttle *t, const char *user, const char *source,
-		   const struct timespec *deadline, struct throttle_attempt *a);
-/* After the check: record its outcome and release the lock. */
+		   struct throttle_attempt *a);
+/* After the check: a failure takes a token from each bucket; the locks go. */
 void throttle_end(struct throttle *t, struct throttle_attempt *a, bool success);
 
 #endif

@@ -120,9 +120,9 @@ static void test_check_codes_in_range(void **state)
 	assert_int_equal(check(&p, n, ALL, &m), 0);
 	p.h.code = LOG_DEBUG + 1;
 	assert_int_equal(check(&p, n, ALL, &m), -1);
-	n = make(&p, PS_ANSWER, LOGIN_HANDOFF, "", 0, "", 0);
+	n = make(&p, PS_ANSWER, LOGIN_DELAY, "", 0, "", 0);
 	assert_int_equal(check(&p, n, ALL, &m), 0);
-	p.h.code = LOGIN_HANDOFF + 1;
+	p.h.code = LOGIN_DELAY + 1;
 	assert_int_equal(check(&p, n, ALL, &m), -1);
 }
 

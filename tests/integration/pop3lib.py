@@ -33,13 +33,13 @@ def root_args():
 def state_args():
     """A state directory of its own (--state-dir) for one pop3d invocation: the
     failed logins of one test never slow another, nor reach /var/lib/pop3d.
-    Failures are still counted there, but without the cross-session delay
-    (--throttle-base 0), as --login-delay 0 does for the in-session one; the
-    throttle's own tests set their delays (later options win)."""
+    Failures are still counted there, but no attempt is refused for them
+    (every --throttle-* limit 0), as --login-delay 0 does for the in-session
+    delay; the throttle's own tests set their limits (later options win)."""
     import tempfile
     os.makedirs(os.path.join(ROOT, "tests", "tmp"), exist_ok=True)
     return ["--state-dir", tempfile.mkdtemp(prefix="state-", dir=os.path.join(ROOT, "tests", "tmp")),
-            "--throttle-base", "0"]
+            "--throttle-account", "0", "--throttle-known", "0", "--throttle-source", "0"]
 
 
 def give_to_server(path):
