@@ -56,8 +56,8 @@ tests/lock-nfs.o: lock.c $(HEADERS) $(FLAGS_STAMP)
 tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
-tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o proxy.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
-tests/test_proxy:   tests/test_proxy.o proxy.o
+tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_proxy:   tests/test_proxy.o proxy.o peer.o
 tests/test_throttle: tests/test_throttle.o throttle.o log.o fileio.o
 tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o fileio.o update.o
 # test_mbox again on mbox.c without its AVX2 paths: the SSE2 loops run wherever AVX2 does not.
@@ -200,8 +200,8 @@ $(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o proxy.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,proxy,proxy.o))
+$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,proxy,proxy.o peer.o))
 
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----
 lint:
