@@ -26,7 +26,8 @@ HEADERS  := $(wildcard *.h)
 
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
             tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2 \
-            tests/test_privsep tests/test_proxy tests/test_throttle tests/test_lock_nfs
+            tests/test_privsep tests/test_proxy tests/test_peer tests/test_throttle \
+            tests/test_lock_nfs
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -58,6 +59,8 @@ tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_proxy:   tests/test_proxy.o proxy.o peer.o
+# test_peer also parses PROXY headers: the third way an address arrives.
+tests/test_peer:    tests/test_peer.o peer.o proxy.o
 tests/test_throttle: tests/test_throttle.o throttle.o log.o fileio.o
 tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o fileio.o update.o
 # test_mbox again on mbox.c without its AVX2 paths: the SSE2 loops run wherever AVX2 does not.
