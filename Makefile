@@ -20,13 +20,14 @@ endif
 
 # Everything but main(): shared by the binary and the unit tests.
 LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c \
-            privsep.c sandbox.c proxy.c throttle.c
+            privsep.c sandbox.c proxy.c peer.c throttle.c
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 HEADERS  := $(wildcard *.h)
 
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
             tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2 \
-            tests/test_privsep tests/test_proxy tests/test_throttle tests/test_lock_nfs
+            tests/test_privsep tests/test_proxy tests/test_peer tests/test_throttle \
+            tests/test_lock_nfs
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -56,8 +57,10 @@ tests/lock-nfs.o: lock.c $(HEADERS) $(FLAGS_STAMP)
 tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
-tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o proxy.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
-tests/test_proxy:   tests/test_proxy.o proxy.o
+tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_proxy:   tests/test_proxy.o proxy.o peer.o
+# test_peer also parses PROXY headers: the third way an address arrives.
+tests/test_peer:    tests/test_peer.o peer.o proxy.o
 tests/test_throttle: tests/test_throttle.o throttle.o log.o fileio.o
 tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o fileio.o update.o
 # test_mbox again on mbox.c without its AVX2 paths: the SSE2 loops run wherever AVX2 does not.
@@ -200,8 +203,8 @@ $(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o proxy.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,proxy,proxy.o))
+$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,proxy,proxy.o peer.o))
 
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----
 lint:

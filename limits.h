@@ -30,6 +30,9 @@
 #define PREAUTH_FALLBACK_USER "nobody"           /* when that account does not exist */
 #define PREAUTH_EMPTY_DIR     "/run/pop3d/empty" /* the greeter's root directory, as root */
 
+/* The client's address (peer.c). */
+#define MAX_PEER_TEXT         64     /* octets of peer= as logged, NUL included: an address or a front end's text */
+
 /* PROXY protocol (proxy.c), from --trusted-proxy peers only. */
 #define MAX_TRUSTED_PROXIES   16     /* networks in --trusted-proxy */
 #define PROXY_V1_MAX          107    /* octets of a v1 line, CRLF included (the specification's) */

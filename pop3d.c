@@ -1,11 +1,9 @@
 /* pop3d: one POP3 session on stdin/stdout. Options, start-up, privileges. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -27,6 +25,7 @@
 #include "log.h"
 #include "mbox.h"
 #include "outbuf.h"
+#include "peer.h"
 #include "privsep.h"
 #include "proxy.h"
 #include "sandbox.h"
@@ -65,14 +64,6 @@ struct config {
 	struct proxy_trust trusted_proxies;  /* --trusted-proxy: may send a PROXY header */
 	const char *state_dir;   /* --state-dir, NULL: none ("none") */
 	struct throttle_params throttle; /* --throttle-account, -known, -source, --known-source-days */
-};
-
-/* What we know of the client's end of the connection. */
-struct peer {
-	char addr[64];
-	bool tcp;        /* stdin is a TCP socket (inetd, xinetd, systemd, tcpserver) */
-	bool loopback;   /* ... from this host */
-	bool encrypted;  /* stunnel exec, or loopback (stunnel connecting locally) */
 };
 
 /* Everything the session backend needs at login. */
@@ -465,110 +456,6 @@ static int run_hash(void)
 	}
 	printf("%s\n", hash);
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_CONFIG;
-}
-
-/* ---- peer address ---- */
-
-/* Keep only characters an address can have, so the log can't be forged. */
-static void copy_address(char *out, size_t size, const char *in)
-{
-	size_t o = 0;
-	for (; *in && o + 1 < size; in++) {
-		char c = *in;
-		if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    c == '.' || c == ':' || c == '-' || c == '_' || c == '[' || c == ']')
-			out[o++] = c;
-	}
-	out[o] = '\0';
-	if (!o)
-		snprintf(out, size, "unknown");
-}
-
-static void find_env_peer(char *out, size_t size);
-static void canonical_address(char *addr, size_t size);
-
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-	const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-	if (IN6_IS_ADDR_V4MAPPED(a))
-		return a->s6_addr[12] == 127;
-	return IN6_IS_ADDR_LOOPBACK(a);
-}
-
-/* The TCP peer of stdin, if stdin is a TCP socket. */
-static bool tcp_peer(struct peer *p)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char host[INET6_ADDRSTRLEN] = "";
-	if (getpeername(STDIN_FILENO, (struct sockaddr *)&ss, &len) < 0)
-		return false;
-	if (ss.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
-	else if (ss.ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
-	if (!host[0])
-		return false;
-	copy_address(p->addr, sizeof(p->addr), host);
-	canonical_address(p->addr, sizeof(p->addr));  /* xinetd's IPv6 sockets: ::ffff:a.b.c.d */
-	p->tcp = true;
-	p->loopback = is_loopback(&ss);
-	return true;
-}
-
-/* From the socket on stdin, else from what the front end put in the environment. */
-static void find_peer(struct peer *p)
-{
-	memset(p, 0, sizeof(*p));
-	if (tcp_peer(p)) {
-		p->encrypted = p->loopback;
-		return;
-	}
-	/* stunnel's exec gives a socketpair and sets REMOTE_HOST: TLS ends in stunnel. */
-	p->encrypted = getenv("REMOTE_HOST") != NULL;
-	find_env_peer(p->addr, sizeof(p->addr));
-}
-/* "[0000:...:0001]" (socat) or "::ffff:1.2.3.4" in the short form a log reader expects. */
-static void canonical_address(char *addr, size_t size)
-{
-	char bare[INET6_ADDRSTRLEN + 2];
-	size_t len = strlen(addr);
-	bool bracketed = len >= 2 && addr[0] == '[' && addr[len - 1] == ']';
-	const char *from = bracketed ? addr + 1 : addr;
-	size_t n = bracketed ? len - 2 : len;
-	if (n >= sizeof(bare))
-		return;  /* too long to be an address */
-	memcpy(bare, from, n);
-	bare[n] = '\0';
-	struct in6_addr a6;
-	if (inet_pton(AF_INET6, bare, &a6) != 1)
-		return;
-	if (IN6_IS_ADDR_V4MAPPED(&a6))
-		inet_ntop(AF_INET, &a6.s6_addr[12], addr, (socklen_t)size);
-	else
-		inet_ntop(AF_INET6, &a6, addr, (socklen_t)size);
-}
-
-/* The address a front end put in the environment. */
-static void find_env_peer(char *out, size_t size)
-{
-	static const char *const vars[] = {
-		"REMOTE_HOST",     /* stunnel exec */
-		"REMOTE_ADDR",     /* systemd Accept=yes */
-		"TCPREMOTEIP",     /* tcpserver */
-		"SOCAT_PEERADDR",  /* socat */
-	};
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-		const char *v = getenv(vars[i]);
-		if (v && *v) {
-			copy_address(out, size, v);
-			canonical_address(out, size);
-			return;
-		}
-	}
-	snprintf(out, size, "local");
 }
 
 /* ---- privileges ---- */
@@ -1128,24 +1015,15 @@ static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
 
 /* ---- the PROXY header, from a --trusted-proxy peer ---- */
 
-/* An address (text) of this host. */
-static bool loopback_text(const char *addr)
-{
-	unsigned char a[16];
-	if (inet_pton(AF_INET, addr, a) == 1)
-		return a[0] == 127;
-	struct in6_addr a6;
-	return inet_pton(AF_INET6, addr, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
-}
-
 /* The client's address for everything that uses the peer: logs, --tls-only, the delays. */
 static int take_proxied_peer(struct server *srv, const char *addr, bool tls)
 {
-	unsigned char a[16];
-	if (inet_pton(AF_INET, addr, a) != 1 && inet_pton(AF_INET6, addr, a) != 1)
+	char canonical[MAX_PEER_TEXT];
+	/* proxy.c's text already, but it comes from the greeter: an address or nothing. */
+	if (!peer_canonical_text(addr, canonical, sizeof(canonical)))
 		return -1;
-	snprintf(srv->peer.addr, sizeof(srv->peer.addr), "%s", addr);
-	srv->peer.loopback = loopback_text(addr);
+	snprintf(srv->peer.addr, sizeof(srv->peer.addr), "%s", canonical);
+	srv->peer.loopback = peer_is_loopback_text(canonical);
 	srv->peer.encrypted = srv->peer.loopback || tls;
 	srv->scfg.plaintext_ok = !srv->cfg->tls_only || srv->peer.encrypted;
 	return 0;
@@ -1413,7 +1291,7 @@ int main(int argc, char **argv)
 		return run_recover(&srv);
 	if (check_config(&srv) < 0)
 		return EXIT_CONFIG;
-	find_peer(&srv.peer);
+	peer_find(&srv.peer);
 	srv.expect_proxy = cfg.trusted_proxies.count > 0 &&
 			   proxy_trusted(&cfg.trusted_proxies, srv.peer.addr);
 	if (install_signals() < 0) {

@@ -1,5 +1,6 @@
 /* The PROXY protocol v1 and v2 (HAProxy's proxy-protocol.txt) and --trusted-proxy. */
 #include "proxy.h"
+#include "peer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +94,7 @@ static enum proxy_status v1_parse(const unsigned char *buf, size_t len, size_t *
 		return bad(why, whylen, "v1 address does not match its protocol");
 	if (!v1_port(w[4]) || !v1_port(w[5]))
 		return bad(why, whylen, "v1 port is not a number from 0 to 65535");
-	pi->have_addr = inet_ntop(family, a, pi->addr, sizeof(pi->addr)) != NULL;
+	pi->have_addr = peer_canonical(family, a, pi->addr, sizeof(pi->addr));
 	return PROXY_OK;
 }
 
@@ -152,8 +153,8 @@ static enum proxy_status v2_parse(const unsigned char *buf, size_t len, size_t *
 		return bad(why, whylen, "v2 TLV running past the header");
 	if (family != V2_TCP4 && family != V2_TCP6)
 		return PROXY_OK;   /* UNSPEC, UDP, UNIX: no TCP client address to take */
-	pi->have_addr = inet_ntop(family == V2_TCP4 ? AF_INET : AF_INET6, a, pi->addr,
-				  sizeof(pi->addr)) != NULL;
+	pi->have_addr = peer_canonical(family == V2_TCP4 ? AF_INET : AF_INET6, a, pi->addr,
+				       sizeof(pi->addr));
 	return PROXY_OK;
 }
 

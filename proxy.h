@@ -21,7 +21,7 @@ enum proxy_status {
 
 struct proxy_info {
 	bool have_addr;             /* false: LOCAL (v2), UNKNOWN (v1), or not TCP: keep the proxy's */
-	char addr[INET6_ADDRSTRLEN];   /* the client's address, canonical text */
+	char addr[INET6_ADDRSTRLEN];   /* the client's address, peer_canonical()'s text */
 	bool tls;                   /* v2 said the client connected over TLS (PP2_CLIENT_SSL) */
 };
 

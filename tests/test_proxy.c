@@ -45,6 +45,18 @@ static void test_v1_tcp6_canonical(void **state)
 	assert_string_equal(pi.addr, "2001:db8::1");
 }
 
+/* A dual-stack HAProxy's IPv4 client: the IPv4 address, as the socket path gives it. */
+static void test_v1_tcp6_v4_mapped(void **state)
+{
+	(void)state;
+	size_t used;
+	struct proxy_info pi;
+	assert_int_equal(parse_str("PROXY TCP6 ::ffff:192.0.2.55 ::ffff:10.0.0.1 1234 110\r\n",
+				   &used, &pi), PROXY_OK);
+	assert_true(pi.have_addr);
+	assert_string_equal(pi.addr, "192.0.2.55");
+}
+
 static void test_v1_unknown_keeps_the_proxy(void **state)
 {
 	(void)state;
@@ -145,6 +157,21 @@ static void test_v2_tcp4_tcp6(void **state)
 	assert_string_equal(pi.addr, "2001:db8::1");
 	for (size_t k = 0; k < n; k++)   /* every prefix of it: more */
 		assert_int_equal(parse(buf, k, &used, &pi), PROXY_MORE);
+}
+
+static void test_v2_tcp6_v4_mapped(void **state)
+{
+	(void)state;
+	unsigned char buf[64], body[36];
+	memset(body, 0, sizeof(body));
+	const unsigned char src[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 55};
+	memcpy(body, src, sizeof(src));
+	size_t n = v2(buf, 1, 0x21, body, sizeof(body));
+	size_t used;
+	struct proxy_info pi;
+	assert_int_equal(parse(buf, n, &used, &pi), PROXY_OK);
+	assert_true(pi.have_addr);
+	assert_string_equal(pi.addr, "192.0.2.55");
 }
 
 static void test_v2_local_unspec_keep_the_proxy(void **state)
@@ -251,10 +278,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_v1_tcp4_and_what_follows),
 		cmocka_unit_test(test_v1_tcp6_canonical),
+		cmocka_unit_test(test_v1_tcp6_v4_mapped),
 		cmocka_unit_test(test_v1_unknown_keeps_the_proxy),
 		cmocka_unit_test(test_v1_prefixes_want_more),
 		cmocka_unit_test(test_v1_malformed),
 		cmocka_unit_test(test_v2_tcp4_tcp6),
+		cmocka_unit_test(test_v2_tcp6_v4_mapped),
 		cmocka_unit_test(test_v2_local_unspec_keep_the_proxy),
 		cmocka_unit_test(test_v2_ssl_tlv),
 		cmocka_unit_test(test_v2_malformed),

@@ -80,6 +80,18 @@ check("login: user=alice peer=203.0.113.7 " in text and "peer=127.0.0.5" not in 
       "v1: the client's address in every log line")
 rc, out, text = session(V2_TCP6 + LOGIN)
 check(rc == 0 and "login: user=alice peer=2001:db8::7 " in text, "v2 TCP6: the client's address")
+# A dual-stack proxy's IPv4 client (v4-mapped) is that IPv4 address, as from the socket.
+rc, out, text = session(b"PROXY TCP6 ::ffff:203.0.113.8 ::ffff:127.0.0.1 40000 110\r\n" + LOGIN)
+check(rc == 0 and "login: user=alice peer=203.0.113.8 " in text and "::ffff" not in text,
+      "v1 TCP6 v4-mapped: the IPv4 address")
+rc, out, text = session(v2(1, 0x21, socket.inet_pton(socket.AF_INET6, "::ffff:203.0.113.9") +
+                           socket.inet_pton(socket.AF_INET6, "::1") + b"\x9c\x40\x00\x6e") + LOGIN)
+check(rc == 0 and "login: user=alice peer=203.0.113.9 " in text and "::ffff" not in text,
+      "v2 TCP6 v4-mapped: the IPv4 address")
+rc, out, text = session(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 110\r\n" + LOGIN,
+                        peer="[0000:0000:0000:0000:0000:ffff:7f00:0005]")
+check(rc == 0 and "login: user=alice peer=203.0.113.7 " in text,
+      "socat's bracketed v4-mapped proxy address is trusted as 127.0.0.5")
 rc, out, text = session(v2(0, 0x00, b""))
 check(rc == 1 and out == b"+OK pop3d ready\r\n" and "peer=127.0.0.5" in text,
       "v2 LOCAL (a health check): greeted, the proxy's own address")
