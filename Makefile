@@ -61,7 +61,7 @@ tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o proxy.o peer.o thro
 tests/test_proxy:   tests/test_proxy.o proxy.o peer.o
 # test_peer also parses PROXY headers: the third way an address arrives.
 tests/test_peer:    tests/test_peer.o peer.o proxy.o
-tests/test_throttle: tests/test_throttle.o throttle.o log.o fileio.o
+tests/test_throttle: tests/test_throttle.o throttle.o peer.o log.o fileio.o
 tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o fileio.o update.o
 # test_mbox again on mbox.c without its AVX2 paths: the SSE2 loops run wherever AVX2 does not.
 tests/test_mbox_sse2: tests/test_mbox.o  tests/mbox_sse2.o index.o lock.o outbuf.o log.o fileio.o

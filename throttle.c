@@ -2,10 +2,8 @@
 #define _GNU_SOURCE
 #include "throttle.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +15,7 @@
 #include "fileio.h"
 #include "limits.h"
 #include "log.h"
+#include "peer.h"
 
 #define MAGIC        "POP3DTB2"
 #define VERSION      2u
@@ -345,26 +344,23 @@ void throttle_close(struct throttle *t)
 
 /* ---- keys ---- */
 
-/* The source's prefix: 4 octets of IPv4 (v4-mapped included), 8 of IPv6, else the text. */
+/* The source's prefix: IPv4 /32 (v4-mapped included), IPv6 /64, else the text itself. */
 static size_t source_prefix(const char *source, uint8_t *out, size_t size)
 {
-	struct in_addr a4;
-	struct in6_addr a6;
-	if (inet_pton(AF_INET, source, &a4) == 1) {
-		memcpy(out, &a4, 4);
+	unsigned char a[16];
+	switch (peer_address_bytes(source, a)) {   /* the one canonical form (peer.h) */
+	case 4:
+		memcpy(out, a, 4);
 		return 4;
-	}
-	if (inet_pton(AF_INET6, source, &a6) == 1) {
-		if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-			memcpy(out, &a6.s6_addr[12], 4);
-			return 4;
-		}
-		memcpy(out, &a6, 8);
+	case 16:
+		memcpy(out, a, 8);
 		return 8;
+	default: {
+		size_t n = strnlen(source, size);
+		memcpy(out, source, n);
+		return n;
 	}
-	size_t n = strnlen(source, size);
-	memcpy(out, source, n);
-	return n;
+	}
 }
 
 /* kind, prefix length, prefix, name: no two inputs encode alike. */
