@@ -174,6 +174,25 @@ enum proxy_status proxy_parse(const unsigned char *buf, size_t len, size_t *used
 
 /* ---- --trusted-proxy ---- */
 
+/*
+ * A v4-mapped network (::ffff:a.b.c.d/96 or longer) as the IPv4 network it
+ * is: addresses are matched in their canonical form (peer.h), where a
+ * v4-mapped address is IPv4. A shorter prefix spans more than IPv4: refused.
+ */
+static int unmap_net(struct proxy_net *net)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (net->family != AF_INET6 || memcmp(net->addr, mapped, sizeof(mapped)) != 0)
+		return 0;
+	if (net->prefix < 96)
+		return -1;
+	net->family = AF_INET;
+	memmove(net->addr, net->addr + 12, 4);
+	memset(net->addr + 4, 0, 12);
+	net->prefix -= 96;
+	return 0;
+}
+
 static int parse_net(const char *s, struct proxy_net *net)
 {
 	char text[INET6_ADDRSTRLEN + 8];
@@ -196,7 +215,7 @@ static int parse_net(const char *s, struct proxy_net *net)
 			return -1;
 		net->prefix = (unsigned)p;
 	}
-	return 0;
+	return unmap_net(net);
 }
 
 int proxy_trust_parse(const char *list, struct proxy_trust *t, char *why, size_t whylen)
@@ -240,13 +259,12 @@ static bool in_net(const struct proxy_net *n, const unsigned char *a)
 
 bool proxy_trusted(const struct proxy_trust *t, const char *addr)
 {
-	unsigned char a4[4], a6[16];
-	bool v4 = inet_pton(AF_INET, addr, a4) == 1;
-	bool v6 = !v4 && inet_pton(AF_INET6, addr, a6) == 1;
+	unsigned char a[16];
+	int len = peer_address_bytes(addr, a);   /* canonical: v4-mapped is IPv4 */
 	for (size_t i = 0; i < t->count; i++) {
 		const struct proxy_net *n = &t->nets[i];
-		if ((v4 && n->family == AF_INET && in_net(n, a4)) ||
-		    (v6 && n->family == AF_INET6 && in_net(n, a6)))
+		if ((len == 4 && n->family == AF_INET && in_net(n, a)) ||
+		    (len == 16 && n->family == AF_INET6 && in_net(n, a)))
 			return true;
 	}
 	return false;

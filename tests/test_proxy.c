@@ -263,6 +263,14 @@ static void test_trust_lists(void **state)
 	assert_int_equal(proxy_trust_parse("0.0.0.0/0", &t, why, sizeof(why)), 0);
 	assert_true(proxy_trusted(&t, "203.0.113.7"));
 	assert_false(proxy_trusted(&t, "::1"));   /* a v4 network never matches v6 */
+	/* Addresses and networks compare in the canonical form: v4-mapped is IPv4. */
+	assert_int_equal(proxy_trust_parse("::ffff:10.0.0.0/104", &t, why, sizeof(why)), 0);
+	assert_true(proxy_trusted(&t, "10.0.0.9"));
+	assert_true(proxy_trusted(&t, "::ffff:10.0.0.9"));
+	assert_false(proxy_trusted(&t, "11.0.0.9"));
+	assert_int_equal(proxy_trust_parse("10.0.0.0/8", &t, why, sizeof(why)), 0);
+	assert_true(proxy_trusted(&t, "::ffff:10.1.2.3"));
+	assert_int_equal(proxy_trust_parse("::ffff:0:0/95", &t, why, sizeof(why)), -1);
 	static const char *const bad[] = {"", ",", "10.0.0.0/33", "::/129", "10.0.0.0/",
 					  "10.0.0.0/x", "host.example", "10.0.0.0/8,"
 					  "1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5,6.6.6.6,7.7.7.7,"
