@@ -102,7 +102,9 @@ class Server:
     session started with it. Its processes are found by the state directory's
     unique path in /proc/PID/cmdline (and a marker in the environment)."""
 
-    def __init__(self, name, throttle=(), login_delay=0, extra=(), timeout=60):
+    def __init__(self, name, throttle=(), login_delay=0, extra=(), timeout=60, passwd_extra=None):
+        """login_delay, timeout: None leaves pop3d's default. passwd_extra: a
+        function writing more passwd lines to the open file."""
         self.name = name
         self.dir = os.path.join(P.ROOT, "tests", "tmp", "guessing", name)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -117,6 +119,8 @@ class Server:
         with open(self.passwd, "w") as f:
             for user, password in PASSWORDS.items():
                 f.write(f"{user}:{hashed(password)}\n")
+            if passwd_extra:
+                passwd_extra(f)
         for user in PASSWORDS:
             open(os.path.join(self.dir, "mail", f"{user}.mbox"), "wb").close()
         P.give_to_server(os.path.join(self.dir, "mail"))
@@ -124,7 +128,8 @@ class Server:
         self.args = [P.POP3D, "--passwd", self.passwd,
                      "--mailbox", os.path.join(self.dir, "mail", "%u.mbox"),
                      "--log", self.log, "--state-dir", self.state,
-                     "--login-delay", str(login_delay), "--timeout", str(timeout),
+                     *([] if login_delay is None else ["--login-delay", str(login_delay)]),
+                     *([] if timeout is None else ["--timeout", str(timeout)]),
                      *P.root_args(), *throttle, *extra]
         self.lock = threading.Lock()
         self.live = set()        # Popen objects of sessions still running
