@@ -67,20 +67,9 @@ def proxy_v2(src, dst, sport=40000, dport=110):
     return V2_SIG + bytes([0x21, fam]) + struct.pack(">H", len(body)) + body
 
 
-# ---- legacy mode: today's options, to see an attack's figure on the old model ----
-
-def legacy():
-    """GUESSING_LEGACY=1 maps the new throttle options to today's
-    (--throttle-base 1 --throttle-cap 4), so that the attacks can be watched
-    against the old model; the assertions stay those of the new contract."""
-    return os.environ.get("GUESSING_LEGACY") == "1"
-
+# ---- throttle options ----
 
 def throttle_args(account=None, known=None, source=None):
-    if os.environ.get("GUESSING_LEGACY") == "off":
-        return ["--throttle-base", "0"]
-    if legacy():
-        return ["--throttle-base", "1", "--throttle-cap", "4"]
     args = []
     for name, value in (("account", account), ("known", known), ("source", source)):
         if value is not None:
