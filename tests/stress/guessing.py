@@ -7,6 +7,8 @@ options), for minutes each, with figures; root, not run by make check.
 Attacks (each against a pop3d configuration of its own: passwd, state dir, log):
   v4mapped    8 parallel guessers on alice, each session from a fresh
               ::ffff:203.0.113.X (PROXY v1 TCP6, v2 TCP6, REMOTE_HOST)
+  ipv6        8 parallel guessers on alice, each session from another /64 of
+              one IPv6 /48 (2001:db8:ab::/48)
   nat         12 parallel guessers on alice from 198.51.100.7, where alice logs in
   own         4 pairs alternating a wrong password for alice with the right one
               for mallory (the attacker's own account), from one address
@@ -17,19 +19,22 @@ Attacks (each against a pop3d configuration of its own: passwd, state dir, log):
   spraying    4 parallel sessions from 198.51.100.99 trying 40 account names
               (most nonexistent; alice logged in from there)
   flood       logins to FLOOD-SIZE account names from as many sources (IPv4
-              and IPv6 /64s), as fast as 8 parallel sessions go, while 4
-              guessers attack alice from fresh addresses
+              and IPv6 /64s; every other one with a wrong password), as fast as
+              32 parallel sessions go, while 4 guessers attack alice from fresh
+              addresses
 
 Meanwhile, every 5 s, the owner (alice, from 198.51.100.7 where she logged in
 before, or from the NAT itself in "nat") and a bystander log in with their
 correct passwords. Per attack: sessions, password checks counted in the log
 (against alice; for spraying, the failed checks from the spraying source),
-checks per hour, the owner's and the bystander's login times (median/max, and
+checks per hour projected from the run (the first bucket's worth, then the
+rate measured after it), the owner's and the bystander's login times (median/max, and
 how many were not +OK), processes of the attack alive 10 s after it stopped.
 The table at the end is plain text for the README.
 """
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -42,6 +47,12 @@ import guesslib as G  # noqa: E402
 PW = G.PASSWORDS
 OWNER_HOME = "198.51.100.7"
 FLOOD_PASSWORD = "flood"
+
+
+def default_burst(which):
+    """N of the shipped DEFAULT_THROTTLE_<which> "N/SECS" (limits.h)."""
+    text = open(os.path.join(G.P.ROOT, "limits.h")).read()
+    return int(re.search(rf'#define DEFAULT_THROTTLE_{which}\s+"(\d+)/', text).group(1))
 
 
 class Times:
@@ -107,8 +118,8 @@ def run_attack(name, seconds, extra, flood_size):
     bystander = ("bob", "192.0.2.55", b"")   # user, source, PROXY header
     count = "login failed for alice:"
     parallel = 8
-    n_threads = {"v4mapped": 8, "nat": 12, "own": 4, "abandoned": 12, "bystanders": 4,
-                 "spraying": 4, "flood": 12}[name]
+    n_threads = {"v4mapped": 8, "ipv6": 8, "nat": 12, "own": 4, "abandoned": 12, "bystanders": 4,
+                 "spraying": 4, "flood": 36}[name]
 
     if name == "v4mapped":
         bystander = ("bob", "127.0.0.1", G.proxy_v1("::ffff:192.0.2.55", "::ffff:10.0.0.1"))
@@ -124,6 +135,9 @@ def run_attack(name, seconds, extra, flood_size):
                           header=G.proxy_v2(addr, "::ffff:10.0.0.1", 40000 + i % 20000))
             else:
                 srv.login("alice", f"guess{i}", addr)
+    elif name == "ipv6":
+        def body(k, i):
+            srv.login("alice", f"guess{i}", f"2001:db8:ab:{i % 65536:x}::{k + 1:x}")
     elif name == "nat":
         owner_src = OWNER_HOME          # the NAT is the owner's own address
         bystander = ("bob", OWNER_HOME, b"")   # new behind the NAT
@@ -150,7 +164,7 @@ def run_attack(name, seconds, extra, flood_size):
         src = "198.51.100.99"
         owner_src = src
         srv.login("alice", PW["alice"], src)      # alice uses the sprayed address too
-        names = ["bob", "carol", "dave", "frank", "mallory"] + [f"user{n:02d}" for n in range(35)]
+        names = ["carol", "dave", "frank", "mallory"] + [f"user{n:02d}" for n in range(36)]
         count = None
 
         def body(k, i):
@@ -164,7 +178,8 @@ def run_attack(name, seconds, extra, flood_size):
             else:       # the flood: a login per account name, per source
                 j = flooded[0]
                 flooded[0] += 1
-                srv.login(f"flood{j % flood_size}", FLOOD_PASSWORD, flood_source(j))
+                srv.login(f"flood{j % flood_size}", FLOOD_PASSWORD if j % 2 == 0 else "wrong",
+                          flood_source(j))
     else:
         raise SystemExit(f"unknown attack {name}")
 
@@ -194,8 +209,11 @@ def run_attack(name, seconds, extra, flood_size):
     else:
         checks = srv.count_re(r"authentication failed: user=\S+ peer=198\.51\.100\.99 ")
         what = "from the source"
+    # The bucket's N at once, then the rate measured after them, over an hour.
+    burst = default_burst({"nat": "KNOWN", "spraying": "SOURCE"}.get(name, "ACCOUNT"))
+    per_hour = burst + (checks - burst) * 3600 / elapsed if checks > burst else checks
     fig = {"attack": name, "sessions": srv.sessions, "checks": checks, "what": what,
-           "per_hour": checks * 3600 / elapsed, "seconds": elapsed,
+           "per_hour": per_hour, "seconds": elapsed,
            "owner": owner.cell(), "bystander": other.cell(), "left": left,
            "bystander_who": f"{bystander[0]}@{bystander[1] if not bystander[2] else 'proxy'}"}
     if name == "flood":
@@ -205,7 +223,7 @@ def run_attack(name, seconds, extra, flood_size):
 
 
 def table(rows):
-    head = ["attack", "sessions", "checks", "checks/hour", "owner s med/max",
+    head = ["attack", "sessions", "checks", "projected/hour", "owner s med/max",
             "bystander s med/max", "left after 10 s"]
     body = [[r["attack"], str(r["sessions"]),
              f"{r['checks']}" + (" (source)" if r["what"] != "alice" else ""),
@@ -220,7 +238,8 @@ def table(rows):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10, help="per attack")
-    ap.add_argument("--attacks", default="v4mapped,nat,own,abandoned,bystanders,spraying,flood")
+    ap.add_argument("--attacks",
+                    default="v4mapped,ipv6,nat,own,abandoned,bystanders,spraying,flood")
     ap.add_argument("--flood-size", type=int, default=20000)
     ap.add_argument("pop3d_args", nargs="*", help="extra pop3d options (after --)")
     args = ap.parse_args()
@@ -243,7 +262,8 @@ def main():
     print(table(rows))
     print()
     print("checks: failed password checks against alice (spraying: from the spraying source, "
-          "across all accounts);\nowner: alice's correct password from an address she used "
+          "across all accounts);\nprojected/hour: the bucket's N at once, then the measured "
+          "rate after them, for an hour;\nowner: alice's correct password from an address she used "
           "before (nat: the NAT itself);\nbystander: bob new (v4mapped: ::ffff:192.0.2.55 via "
           "PROXY; nat: behind the NAT; others: 192.0.2.55),\nfrank known at the shared address "
           "(bystanders); times in seconds from PASS to the answer,\nin parentheses the answers "
