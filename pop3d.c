@@ -47,23 +47,23 @@ struct config {
 	const char *passwd_file;
 	const char *mailbox_template;
 	const char *virtual_user;
-	unsigned timeout;
 	const char *log_dest;
-	unsigned login_delay;
-	unsigned lock_methods;
-	bool hash_mode;
 	const char *recover_path;
-	bool tls_only;        /* refuse logins on connections not known to be encrypted */
 	size_t max_messages;
 	off_t max_mailbox_size;
-	unsigned max_session_time;
 	const char *index_dir;   /* --index-dir template, NULL: no index files */
 	const char *journal_dir; /* --journal-dir template, NULL: journal beside the mailbox */
 	const char *preauth_user; /* --preauth-user: the greeter's account, as root */
-	bool sandbox_strict;     /* --sandbox=strict: refuse to serve without every layer */
-	struct proxy_trust trusted_proxies;  /* --trusted-proxy: may send a PROXY header */
 	const char *state_dir;   /* --state-dir, NULL: none ("none") */
+	struct proxy_trust trusted_proxies;  /* --trusted-proxy: may send a PROXY header */
+	unsigned timeout;
+	unsigned login_delay;
+	unsigned lock_methods;
+	unsigned max_session_time;
 	struct throttle_params throttle; /* --throttle-account, -known, -source, --known-source-days */
+	bool hash_mode;
+	bool tls_only;        /* refuse logins on connections not known to be encrypted */
+	bool sandbox_strict;     /* --sandbox=strict: refuse to serve without every layer */
 };
 
 /* Everything the session backend needs at login. */
