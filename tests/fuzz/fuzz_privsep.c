@@ -59,7 +59,7 @@ static bool ref_accepts(const struct ps_packet *p, size_t n, unsigned accept)
 		return false;
 	if (p->h.type == PS_LOG && p->h.code > 7)
 		return false;
-	if (p->h.type == PS_ANSWER && p->h.code > LOGIN_HANDOFF)
+	if (p->h.type == PS_ANSWER && p->h.code > LOGIN_DELAY)
 		return false;
 	if (p->h.type == PS_PEER && p->h.code > 1)
 		return false;
