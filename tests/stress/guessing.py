@@ -194,8 +194,9 @@ def run_attack(name, seconds, extra, flood_size):
     time.sleep(min(5, seconds / 4))
     while any(t.is_alive() for t in threads):
         owner.add(*srv.login("alice", PW["alice"], owner_src, wait=120))
-        user, src, hdr = bystander
-        other.add(*srv.login(user, PW[user], src, header=hdr, wait=120))
+        # Names of their own: the attack's body reads `src` of this function.
+        b_user, b_src, b_hdr = bystander
+        other.add(*srv.login(b_user, PW[b_user], b_src, header=b_hdr, wait=120))
         time.sleep(5 if seconds > 60 else 1)
     elapsed, ended = G.join(threads, t0, timeout=300)
     stopped = time.monotonic()
