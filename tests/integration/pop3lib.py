@@ -136,6 +136,7 @@ class Pop3Pipe:
              "--login-delay", "0", *root_args(),
              *([] if "--state-dir" in extra else state_args()), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        client_of(self.p.pid)   # before any handoff
         self.greeting = self.line()
 
     def line(self):
@@ -239,8 +240,9 @@ def deepest(pids):
 def reader_of(pid, timeout=5.0):
     """The process below pid (a pop3d on pipes) that reads the client now."""
     deadline = time.monotonic() + timeout
+    client = client_of(pid)
     while True:
-        below = [p for p in descendants(pid) if _holds_stdin_of(p, pid)]
+        below = [p for p in descendants(pid) if _holds(p, client)]
         if below:
             return deepest(below + [pid])
         if time.monotonic() > deadline:
@@ -248,9 +250,20 @@ def reader_of(pid, timeout=5.0):
         time.sleep(0.02)
 
 
-def _holds_stdin_of(p, pid):
+_clients = {}
+
+
+def client_of(pid):
+    """The client's end as pid's stdin was first seen: the authenticator
+    replaces its own by /dev/null at the handoff (Pop3Pipe looks first)."""
+    if pid not in _clients:
+        _clients[pid] = os.readlink(f"/proc/{pid}/fd/0")
+    return _clients[pid]
+
+
+def _holds(p, client):
     try:
-        return os.readlink(f"/proc/{p}/fd/0") == os.readlink(f"/proc/{pid}/fd/0")
+        return os.readlink(f"/proc/{p}/fd/0") == client
     except OSError:
         return False
 
