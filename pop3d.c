@@ -658,6 +658,7 @@ static enum login_result role_take_maildrop(void *ctx, const struct account *acc
 	enum login_result lr = become_account(srv, acct, why, whylen);
 	if (lr != LOGIN_OK)
 		return lr;
+	privsep_die_with_parent();   /* the drop cleared it */
 	struct mbox_options opt;
 	mailbox_options(srv, &opt);
 	char index_dir[MAX_PATH_LEN];
@@ -1238,6 +1239,7 @@ static int setup_process_model(struct server *srv)
 		.state_dir = cfg->state_dir,
 		.throttle = cfg->throttle,
 		.peer = srv->scfg.peer,
+		.log_on_stderr = strcmp(cfg->log_dest, "stderr") == 0,
 		/* A session without an address has no source to count or to know. */
 		.source = strcmp(srv->scfg.peer, "local") == 0 ||
 			  strcmp(srv->scfg.peer, "unknown") == 0 ? NULL : srv->scfg.peer,

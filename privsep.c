@@ -4,12 +4,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -251,6 +253,36 @@ void privsep_release(int keeper)
 		read_full(keeper, &h, sizeof(h));   /* the keeper has closed the mailbox */
 }
 
+/* ---- one unit: no process of a session outlives the one that forked it ---- */
+
+static pid_t parent;   /* in a child: its parent, as recorded before the fork */
+
+static bool parent_alive(void)
+{
+	return getppid() == parent;
+}
+
+void privsep_die_with_parent(void)
+{
+	/* SIGKILL: nothing of the child runs once its parent has gone, not even a handler. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(EXIT_SESSION);
+	if (!parent_alive())
+		_exit(EXIT_SESSION);   /* the parent died before prctl took effect */
+}
+
+/* fork(2), the child bound to the parent's life (privsep.h: set again after a drop). */
+static pid_t fork_bound(void)
+{
+	pid_t self = getpid();
+	pid_t pid = fork();
+	if (pid == 0) {
+		parent = self;
+		privsep_die_with_parent();
+	}
+	return pid;
+}
+
 /* ---- children and their ends ---- */
 
 /* How a child ended, in the log; its exit status, or EXIT_SESSION after a signal. */
@@ -334,6 +366,7 @@ static int greeter_main(const struct privsep_config *cfg, const struct privsep_r
 		log_msg(LOG_ERR, "greeter: %s", why);
 		return EXIT_CONFIG;
 	}
+	privsep_die_with_parent();   /* the drop cleared it; the allowlist has no prctl */
 	sandbox_report_to(chan);
 	if (sandbox_seccomp_greeter(STDIN_FILENO, STDOUT_FILENO, chan, why, sizeof(why)) < 0) {
 		log_msg(LOG_ERR, "greeter: %s", why);
@@ -357,7 +390,9 @@ static void keep_maildrop(const struct privsep_roles *roles, struct mbox *mb, in
 		} else if (h.type == PS_UPDATE && h.code == mbox_count(mb) &&
 			   h.len1 == (h.code + 7u) / 8 && h.len2 == 0) {
 			unsigned char *map = malloc(h.len1 ? h.len1 : 1);
-			if (!map || read_full(fd, map, h.len1) < 0) {
+			/* Its death kills us, but it may be dying now: a session that was
+			 * killed applies no deletion. */
+			if (!map || read_full(fd, map, h.len1) < 0 || !parent_alive()) {
 				free(map);
 				break;
 			}
@@ -437,7 +472,7 @@ static int keeper_main(const struct privsep_roles *roles, const struct account *
 		free(ho);
 		return EXIT_SESSION;
 	}
-	pid_t pid = fork();
+	pid_t pid = fork_bound();
 	if (pid == 0) {
 		close(sv[0]);
 		_exit(session_main(roles, mb, ho, sv[1]));
@@ -489,6 +524,42 @@ static bool client_left_during(unsigned secs)
 	return n > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLRDHUP | POLLNVAL));
 }
 
+static bool same_file(int a, int b)
+{
+	struct stat sa, sb;
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/*
+ * At the handoff the client becomes the session process's alone: our stdin
+ * and stdout, and stderr when it is the client too and not the log (inetd),
+ * become /dev/null, so that their numbers are not reused.
+ */
+static void let_go_of_client(bool log_on_stderr)
+{
+	bool err_is_client = !log_on_stderr && (same_file(STDERR_FILENO, STDIN_FILENO) ||
+						same_file(STDERR_FILENO, STDOUT_FILENO));
+	int last = err_is_client ? STDERR_FILENO : STDOUT_FILENO;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		log_msg(LOG_ERR, "cannot open /dev/null (%s): closing the client's descriptors",
+			strerror(errno));
+	for (int fd = STDIN_FILENO; fd <= last; fd++) {
+		int rc;
+		if (null < 0)
+			rc = close(fd) < 0 && errno != EINTR ? -1 : 0;   /* closed even on EINTR */
+		else
+			while ((rc = dup2(null, fd)) < 0 && errno == EINTR)
+				;
+		if (rc < 0)
+			log_msg(LOG_ERR, "letting go of the client's descriptor %d: %s", fd,
+				strerror(errno));
+	}
+	if (null > last)
+		close(null);
+}
+
 /* Log lines and violations from the worker until its answer (or its end). */
 static int worker_answer(struct monitor *m, int chan, struct ps_msg *msg, struct ps_packet *p)
 {
@@ -526,7 +597,7 @@ static enum login_result start_worker(struct monitor *m, const struct account *a
 		log_msg(LOG_ERR, "socketpair: %s", strerror(errno));
 		return LOGIN_SYS_TEMP;
 	}
-	pid_t pid = fork();
+	pid_t pid = fork_bound();
 	if (pid == 0) {
 		close(sv[0]);
 		close(m->greeter_chan);
@@ -710,6 +781,7 @@ static int serve_greeter(struct monitor *m)
 				return 0;   /* closing the channel ends the greeter */
 			break;
 		case PS_HANDOFF:   /* checked: relayed as it came */
+			let_go_of_client(m->cfg->log_on_stderr);
 			if (write_all(m->worker_chan, &p, (size_t)n) < 0)
 				return -1;
 			return 1;
@@ -752,7 +824,7 @@ int privsep_run(const struct privsep_config *cfg, const struct privsep_roles *ro
 		log_msg(LOG_ERR, "socketpair: %s", strerror(errno));
 		return EXIT_CONFIG;
 	}
-	pid_t pid = fork();
+	pid_t pid = fork_bound();
 	if (pid == 0) {
 		close(sv[0]);
 		_exit(greeter_main(cfg, roles, sv[1]));

@@ -123,6 +123,7 @@ struct privsep_config {
 	struct throttle_params throttle;
 	const char *source;        /* the peer address, NULL when unknown ("local") */
 	const char *peer;          /* the peer as the log shows it */
+	bool log_on_stderr;        /* --log=stderr: fd 2 stays, even when it is the client */
 };
 
 /* The bodies of the roles, in pop3d.c. */
@@ -133,7 +134,8 @@ struct privsep_roles {
 	/* The authenticator: verify a password. */
 	enum auth_result (*authenticate)(void *ctx, const char *user, const char *password,
 					 struct account *acct);
-	/* The keeper: become the account, enter its sandbox, take the maildrop. */
+	/* The keeper: become the account (then privsep_die_with_parent(): the drop
+	 * cleared it), enter its sandbox, take the maildrop. */
 	enum login_result (*take_maildrop)(void *ctx, const struct account *acct,
 					   struct mbox **mb, char *why, size_t whylen);
 	/* The session process: TRANSACTION and UPDATE from the handoff. Its exit status. */
@@ -146,6 +148,14 @@ struct privsep_roles {
 
 /* The authenticator: run one session through its three roles. The exit status. */
 int privsep_run(const struct privsep_config *cfg, const struct privsep_roles *roles);
+
+/*
+ * In a child: SIGKILL when the parent dies, so that no process outlives the
+ * session; the process ends at once if the parent is already gone. Each
+ * child is forked with it; a change of credentials clears it, so a child
+ * calls this again after its privilege drop.
+ */
+void privsep_die_with_parent(void);
 
 /* In a child: every log line goes to the authenticator over chan. */
 void privsep_forward_logs(int chan);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "limits.h"
@@ -320,6 +321,16 @@ static const struct privsep_roles fake_roles = {
 	.update = fake_update,
 };
 
+static bool is_dev_null(int fd)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && stat("/dev/null", &b) == 0 && S_ISCHR(a.st_mode) &&
+	       a.st_rdev == b.st_rdev;
+}
+
+/* After the last run: the authenticator had let go of its stdin and stdout (the client). */
+static bool let_go;
+
 static int run_script(enum script sc)
 {
 	struct privsep_config cfg = {.root = false, .login_delay = 0,
@@ -327,7 +338,18 @@ static int run_script(enum script sc)
 	current = sc;
 	capture_reset(&logs);
 	log_set_hook(capture_log, &logs);
+	/* This process is the authenticator: its stdio (cmocka's) is the "client". */
+	fflush(stdout);
+	fflush(stderr);
+	int saved[3];
+	for (int fd = 0; fd < 3; fd++)
+		assert_true((saved[fd] = dup(fd)) > 2);
 	int status = privsep_run(&cfg, &fake_roles);
+	let_go = is_dev_null(STDIN_FILENO) && is_dev_null(STDOUT_FILENO);
+	for (int fd = 0; fd < 3; fd++) {
+		assert_int_equal(dup2(saved[fd], fd), fd);
+		close(saved[fd]);
+	}
 	log_set_hook(NULL, NULL);
 	return status;
 }
@@ -337,6 +359,7 @@ static void test_login_after_failure_hands_over(void **state)
 	(void)state;
 	/* The session process's status comes back: the handoff reached it whole. */
 	assert_int_equal(run_script(SCRIPT_WRONG_THEN_RIGHT), 42);
+	assert_true(let_go);   /* the client is the session process's alone */
 }
 
 static void test_login_without_the_delay_is_refused(void **state)
