@@ -29,6 +29,7 @@
 #define PREAUTH_USER          "pop3d"            /* default --preauth-user */
 #define PREAUTH_FALLBACK_USER "nobody"           /* when that account does not exist */
 #define PREAUTH_EMPTY_DIR     "/run/pop3d/empty" /* the greeter's root directory, as root */
+#define MAX_CLOSE_FALLBACK    65536  /* descriptors closed one by one at start without close_range or /proc */
 
 /* The client's address (peer.c). */
 #define MAX_PEER_TEXT         64     /* octets of peer= as logged, NUL included: an address or a front end's text */

@@ -1,5 +1,6 @@
 /* pop3d: one POP3 session on stdin/stdout. Options, start-up, privileges. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1263,8 +1265,46 @@ static int setup_process_model(struct server *srv)
 	return 0;
 }
 
+/* Without close_range(2) (Linux < 5.9, or a filter refusing it): what /proc lists. */
+static int close_listed_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	if (!dir)
+		return -1;
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end == '\0' && fd > STDERR_FILENO && fd != dirfd(dir))
+			close((int)fd);   /* closed even when it says EINTR */
+	}
+	closedir(dir);
+	return 0;
+}
+
+/*
+ * Descriptors the front end left open (socat leaves 3, 4, 10, 251) are no
+ * business of any process of the session: closed before anything is opened
+ * or read, and so before log_open.
+ */
+static void close_inherited_fds(void)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned)STDERR_FILENO + 1, ~0U, 0U) == 0)
+		return;
+#endif
+	if (close_listed_fds() == 0)
+		return;
+	struct rlimit rl;   /* no /proc either: every number up to the limit */
+	int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < MAX_CLOSE_FALLBACK ?
+		  (int)rl.rlim_cur : MAX_CLOSE_FALLBACK;
+	for (int fd = STDERR_FILENO + 1; fd < max; fd++)
+		close(fd);
+}
+
 int main(int argc, char **argv)
 {
+	close_inherited_fds();
 	struct config cfg = {
 		.mailbox_template = "/var/mail/%u",
 		.timeout = DEFAULT_TIMEOUT,
