@@ -21,6 +21,7 @@
 #define MAX_LOGIN_DELAY       10   /* seconds; cap for the growing delay */
 #define MAX_PREAUTH_INPUT     (64 * 1024)  /* octets a client may send before logging in */
 #define DEFAULT_SESSION_TIME  (24 * 3600)  /* seconds a session may last at most */
+#define DEFAULT_LOGIN_TIMEOUT 180  /* seconds a session may take to log in (Dovecot's 3 minutes) */
 #define CLIENT_READ_SIZE      4096 /* octets read from the client at a time (the most a handoff carries) */
 #define MAX_REASON_LEN        256  /* octets of a reason given to the client in an -ERR */
 #define MAX_LOG_LINE          900  /* octets of one log message */

@@ -62,6 +62,7 @@ struct config {
 	unsigned login_delay;
 	unsigned lock_methods;
 	unsigned max_session_time;
+	unsigned login_timeout;  /* --login-timeout: seconds to log in */
 	struct throttle_params throttle; /* --throttle-account, -known, -source, --known-source-days */
 	bool hash_mode;
 	bool tls_only;        /* refuse logins on connections not known to be encrypted */
@@ -157,6 +158,8 @@ static void usage(FILE *f)
 "      --max-mailbox-size=SIZE  refuse a mailbox larger than SIZE octets at login;\n"
 "                          K, M, G, T suffixes (default 1T)\n"
 "      --max-session-time=SECONDS  end any session after this long (default %d)\n"
+"      --login-timeout=SECONDS  close a session not logged in after this long\n"
+"                          (default %d)\n"
 "      --index-dir=TEMPLATE  keep an index file per mailbox in this directory, so a\n"
 "                          login rescans only mail added since (%%u, %%h, %%%% as for\n"
 "                          --mailbox; off by default); made 0700 if missing\n"
@@ -191,7 +194,7 @@ static void usage(FILE *f)
 "Exit status: 0 after QUIT (and a successful update), %d for a usage error,\n"
 "%d for a configuration error, %d when the update failed, %d otherwise.\n",
 		DEFAULT_TIMEOUT, DEFAULT_LOGIN_DELAY, MAX_MESSAGES, DEFAULT_SESSION_TIME,
-		DEFAULT_KNOWN_DAYS,
+		DEFAULT_LOGIN_TIMEOUT, DEFAULT_KNOWN_DAYS,
 		EXIT_USAGE, EXIT_CONFIG, EXIT_UPDATE, EXIT_SESSION);
 }
 
@@ -212,7 +215,8 @@ static int parse_seconds(const char *arg, bool allow_zero, unsigned *out)
 /* Options without a short form. */
 enum { OPT_MAX_MESSAGES = 256, OPT_MAX_SIZE, OPT_MAX_SESSION_TIME, OPT_INDEX_DIR,
        OPT_JOURNAL_DIR, OPT_PREAUTH_USER, OPT_SANDBOX, OPT_TRUSTED_PROXY, OPT_STATE_DIR,
-       OPT_THROTTLE_ACCOUNT, OPT_THROTTLE_KNOWN, OPT_THROTTLE_SOURCE, OPT_KNOWN_DAYS };
+       OPT_THROTTLE_ACCOUNT, OPT_THROTTLE_KNOWN, OPT_THROTTLE_SOURCE, OPT_KNOWN_DAYS,
+       OPT_LOGIN_TIMEOUT };
 
 /* A throttle option's number: 0 (where allowed) to max. */
 static int parse_throttle(const char *name, const char *arg, bool allow_zero, unsigned max,
@@ -290,6 +294,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		{"max-messages", required_argument, NULL, OPT_MAX_MESSAGES},
 		{"max-mailbox-size", required_argument, NULL, OPT_MAX_SIZE},
 		{"max-session-time", required_argument, NULL, OPT_MAX_SESSION_TIME},
+		{"login-timeout", required_argument, NULL, OPT_LOGIN_TIMEOUT},
 		{"index-dir", required_argument, NULL, OPT_INDEX_DIR},
 		{"journal-dir", required_argument, NULL, OPT_JOURNAL_DIR},
 		{"preauth-user", required_argument, NULL, OPT_PREAUTH_USER},
@@ -374,6 +379,12 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		case OPT_MAX_SESSION_TIME:
 			if (parse_seconds(optarg, false, &cfg->max_session_time) < 0) {
 				fprintf(stderr, "pop3d: --max-session-time needs a positive number of seconds\n");
+				return -1;
+			}
+			break;
+		case OPT_LOGIN_TIMEOUT:
+			if (parse_seconds(optarg, false, &cfg->login_timeout) < 0) {
+				fprintf(stderr, "pop3d: --login-timeout needs a positive number of seconds\n");
 				return -1;
 			}
 			break;
@@ -854,6 +865,25 @@ static ssize_t client_read(char *buf, size_t size, unsigned timeout)
 	}
 }
 
+/* How long one half of the session may last, counted from the session's start. */
+struct time_limit {
+	unsigned seconds;
+	const char *what;   /* "session" or "login": the log line and the -ERR say which */
+};
+
+static struct time_limit session_limit(const struct config *cfg)
+{
+	return (struct time_limit){.seconds = cfg->max_session_time, .what = "session"};
+}
+
+/* The greeter's: the login deadline, unless the session's lifetime ends first. */
+static struct time_limit greeter_limit(const struct config *cfg)
+{
+	if (cfg->login_timeout < cfg->max_session_time)
+		return (struct time_limit){.seconds = cfg->login_timeout, .what = "login"};
+	return session_limit(cfg);
+}
+
 /* Seconds until the session's lifetime ends (at least 1 while it lasts). */
 static unsigned lifetime_left(const struct session *s, unsigned max_time)
 {
@@ -868,8 +898,8 @@ static unsigned lifetime_left(const struct session *s, unsigned max_time)
  * octets to feed first; when the session is handed over, the octets it left
  * unread are moved to the start of buf and *pending is their count.
  */
-static void serve(struct session *s, struct outbuf *ob, struct client_out *co, unsigned max_time,
-		  char *buf, size_t *pending)
+static void serve(struct session *s, struct outbuf *ob, struct client_out *co,
+		  const struct time_limit *limit, char *buf, size_t *pending)
 {
 	unsigned timeout = co->timeout;
 	if (*pending)
@@ -880,11 +910,11 @@ static void serve(struct session *s, struct outbuf *ob, struct client_out *co, u
 			session_abort(s, END_IO_ERROR);
 			break;
 		}
-		unsigned left = lifetime_left(s, max_time);
+		unsigned left = lifetime_left(s, limit->seconds);
 		if (left == 0) {
-			log_msg(LOG_NOTICE, "session time limit of %u s reached: peer=%s",
-				max_time, s->cfg->peer);
-			outbuf_puts(ob, "-ERR session time limit reached, closing\r\n");
+			log_msg(LOG_NOTICE, "%s time limit of %u s reached: peer=%s", limit->what,
+				limit->seconds, s->cfg->peer);
+			outbuf_printf(ob, "-ERR %s time limit reached, closing\r\n", limit->what);
 			session_abort(s, END_TIMEOUT);
 			break;
 		}
@@ -1116,7 +1146,8 @@ static int role_greet(void *ctx, int chan)
 	}
 	session_init(&s, &srv->scfg, &be, &ob);
 	session_greeting(&s);
-	serve(&s, &ob, &co, srv->cfg->max_session_time, buf, &pending);
+	struct time_limit limit = greeter_limit(srv->cfg);
+	serve(&s, &ob, &co, &limit, buf, &pending);
 	int status = exit_status(s.end);
 	if (s.end == END_HANDOFF) {
 		status = privsep_handoff(chan, &s, buf, pending) == 0 ? EXIT_OK : EXIT_SESSION;
@@ -1153,7 +1184,8 @@ static int role_transact(void *ctx, struct mbox *mb, const struct handoff *h, in
 	memcpy(buf, h->pending, pending);
 	session_init(&s, &srv->scfg, &be, &ob);
 	session_resume(&s, h->user, h->bad_commands, h->started, mb);
-	serve(&s, &ob, &co, srv->cfg->max_session_time, buf, &pending);
+	struct time_limit limit = session_limit(srv->cfg);
+	serve(&s, &ob, &co, &limit, buf, &pending);
 	session_log_summary(&s);
 	int status = exit_status(s.end);
 	session_free(&s);
@@ -1314,6 +1346,7 @@ int main(int argc, char **argv)
 		.max_messages = MAX_MESSAGES,
 		.max_mailbox_size = MAX_MAILBOX_SIZE,
 		.max_session_time = DEFAULT_SESSION_TIME,
+		.login_timeout = DEFAULT_LOGIN_TIMEOUT,
 		.state_dir = DEFAULT_STATE_DIR,
 		.throttle = {.known_days = DEFAULT_KNOWN_DAYS},
 	};
