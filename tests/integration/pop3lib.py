@@ -257,7 +257,10 @@ def client_of(pid):
     """The client's end as pid's stdin was first seen: the authenticator
     replaces its own by /dev/null at the handoff (Pop3Pipe looks first)."""
     if pid not in _clients:
-        _clients[pid] = os.readlink(f"/proc/{pid}/fd/0")
+        try:
+            _clients[pid] = os.readlink(f"/proc/{pid}/fd/0")
+        except OSError:
+            return None   # it has already ended
     return _clients[pid]
 
 
