@@ -64,6 +64,7 @@ struct config {
 	bool hash_mode;
 	bool tls_only;        /* refuse logins on connections not known to be encrypted */
 	bool sandbox_strict;     /* --sandbox=strict: refuse to serve without every layer */
+	bool sandbox_no_landlock; /* --sandbox=no-landlock: virtual users under --user without it */
 };
 
 /* Everything the session backend needs at login. */
@@ -169,6 +170,9 @@ static void usage(FILE *f)
 "                          the client's address is taken from it\n"
 "      --sandbox=strict    refuse to serve where a sandbox layer (seccomp, Landlock)\n"
 "                          is unavailable (default: log it once and serve)\n"
+"      --sandbox=no-landlock  serve virtual users of one --user account (as root)\n"
+"                          on a kernel without Landlock, kept apart by seccomp\n"
+"                          alone (default: refuse to serve them there)\n"
 "      --state-dir=DIR     failed logins across sessions are counted in DIR/" THROTTLE_FILE "\n"
 "                          (default " DEFAULT_STATE_DIR ", made 0700 if missing; 'none': off)\n"
 "      --throttle-account=N/SECS  failed logins to one account from addresses not\n"
@@ -191,6 +195,25 @@ static void usage(FILE *f)
 		DEFAULT_TIMEOUT, DEFAULT_LOGIN_DELAY, MAX_MESSAGES, DEFAULT_SESSION_TIME,
 		DEFAULT_KNOWN_DAYS,
 		EXIT_USAGE, EXIT_CONFIG, EXIT_UPDATE, EXIT_SESSION);
+}
+
+/* --sandbox=strict or no-landlock: the two contradict each other. */
+static int parse_sandbox(const char *arg, struct config *cfg)
+{
+	if (strcmp(arg, "strict") == 0)
+		cfg->sandbox_strict = true;
+	else if (strcmp(arg, "no-landlock") == 0)
+		cfg->sandbox_no_landlock = true;
+	else {
+		fprintf(stderr, "pop3d: --sandbox takes 'strict' or 'no-landlock'\n");
+		return -1;
+	}
+	if (cfg->sandbox_strict && cfg->sandbox_no_landlock) {
+		fprintf(stderr, "pop3d: --sandbox=strict and --sandbox=no-landlock contradict "
+			"each other\n");
+		return -1;
+	}
+	return 0;
 }
 
 /* A positive decimal number of seconds; 0 or junk is a usage error. */
@@ -348,11 +371,8 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 				return -1;
 			break;
 		case OPT_SANDBOX:
-			if (strcmp(optarg, "strict") != 0) {
-				fprintf(stderr, "pop3d: --sandbox takes only 'strict'\n");
+			if (parse_sandbox(optarg, cfg) < 0)
 				return -1;
-			}
-			cfg->sandbox_strict = true;
 			break;
 		case OPT_MAX_MESSAGES:
 			if (parse_count(optarg, &cfg->max_messages) < 0) {
@@ -629,6 +649,19 @@ static enum auth_result role_authenticate(void *ctx, const char *user, const cha
 	return auth_login(&srv->auth, user, password, acct);
 }
 
+/*
+ * Virtual users sharing the --user account's uid, whom only the sandbox
+ * keeps apart: Landlock is required (SANDBOX_SHARED_UID_LANDLOCK_ABI)
+ * unless --sandbox=no-landlock. valgrind, which can load no sandbox at
+ * all, was logged at start.
+ */
+static bool needs_landlock(const struct server *srv, int ll)
+{
+	return srv->root && srv->cfg->virtual_user && srv->cfg->passwd_file &&
+	       !srv->cfg->sandbox_no_landlock && !sandbox_seccomp_skipped() &&
+	       ll < SANDBOX_SHARED_UID_LANDLOCK_ABI;
+}
+
 /* The keeper's sandbox: Landlock to the maildrop's directories, then seccomp. */
 static int enter_worker_sandbox(const struct server *srv, const struct sandbox_paths *paths,
 				char *why, size_t whylen)
@@ -639,6 +672,14 @@ static int enter_worker_sandbox(const struct server *srv, const struct sandbox_p
 	int ll = sandbox_landlock(paths, err, sizeof(err));
 	if (ll < 0 || (ll == 0 && srv->cfg->sandbox_strict))
 		goto refuse;
+	if (needs_landlock(srv, ll)) {
+		log_msg(LOG_ERR, "refusing to serve: virtual users share the uid of --user %s "
+			"and need the kernel's Landlock (ABI %d or later) to be kept apart: %s; "
+			"--sandbox=no-landlock serves them with seccomp alone",
+			srv->cfg->virtual_user, SANDBOX_SHARED_UID_LANDLOCK_ABI, err);
+		snprintf(why, whylen, "%s", temp_reason);
+		return -1;
+	}
 	if (ll == 0)
 		log_msg(LOG_WARNING, "serving without Landlock: %s", err);
 	if (sandbox_seccomp_worker(err, sizeof(err)) < 0)
