@@ -86,10 +86,16 @@ tests/pop3d-fault: tests/pop3d-fault.o tests/session-fault.o $(filter-out sessio
 tests/pop3d-nfslock: pop3d.o tests/lock-nfs.o $(filter-out lock.o,$(LIB_OBJS))
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+# An LD_PRELOAD shim that shows pop3d an older Landlock ABI, or none
+# (tests/security/isolation.py): never the sanitizer flags, never installed.
+tests/landlock-shim.so: tests/landlock_shim.c
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
+
 # The README's test command: unit tests, then the real binary through pipes.
 check:
 	@sh tests/deps.sh check
-	@$(MAKE) --no-print-directory pop3d unit tests/pop3d-fault tests/pop3d-nfslock
+	@$(MAKE) --no-print-directory pop3d unit tests/pop3d-fault tests/pop3d-nfslock \
+		tests/landlock-shim.so
 	@sh tests/run.sh
 
 demo:
@@ -134,7 +140,7 @@ uninstall:
 		examples/systemd examples 2>/dev/null; rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null; true
 
 clean:
-	rm -f pop3d *.o tests/*.o $(TESTS) tests/pop3d-fault tests/pop3d-nfslock
+	rm -f pop3d *.o tests/*.o $(TESTS) tests/pop3d-fault tests/pop3d-nfslock tests/landlock-shim.so
 	rm -rf tests/tmp build
 
 # ---- Build flags: changing them (SANITIZE=1, CC=clang ...) rebuilds every object ----

@@ -67,6 +67,7 @@ struct config {
 	bool hash_mode;
 	bool tls_only;        /* refuse logins on connections not known to be encrypted */
 	bool sandbox_strict;     /* --sandbox=strict: refuse to serve without every layer */
+	bool sandbox_no_landlock; /* --sandbox=no-landlock: virtual users under --user without it */
 };
 
 /* Everything the session backend needs at login. */
@@ -174,6 +175,9 @@ static void usage(FILE *f)
 "                          the client's address is taken from it\n"
 "      --sandbox=strict    refuse to serve where a sandbox layer (seccomp, Landlock)\n"
 "                          is unavailable (default: log it once and serve)\n"
+"      --sandbox=no-landlock  serve virtual users of one --user account (as root)\n"
+"                          on a kernel without Landlock, kept apart by seccomp\n"
+"                          alone (default: refuse to serve them there)\n"
 "      --state-dir=DIR     failed logins across sessions are counted in DIR/" THROTTLE_FILE "\n"
 "                          (default " DEFAULT_STATE_DIR ", made 0700 if missing; 'none': off)\n"
 "      --throttle-account=N/SECS  failed logins to one account from addresses not\n"
@@ -196,6 +200,25 @@ static void usage(FILE *f)
 		DEFAULT_TIMEOUT, DEFAULT_LOGIN_DELAY, MAX_MESSAGES, DEFAULT_SESSION_TIME,
 		DEFAULT_LOGIN_TIMEOUT, DEFAULT_KNOWN_DAYS,
 		EXIT_USAGE, EXIT_CONFIG, EXIT_UPDATE, EXIT_SESSION);
+}
+
+/* --sandbox=strict or no-landlock: the two contradict each other. */
+static int parse_sandbox(const char *arg, struct config *cfg)
+{
+	if (strcmp(arg, "strict") == 0)
+		cfg->sandbox_strict = true;
+	else if (strcmp(arg, "no-landlock") == 0)
+		cfg->sandbox_no_landlock = true;
+	else {
+		fprintf(stderr, "pop3d: --sandbox takes 'strict' or 'no-landlock'\n");
+		return -1;
+	}
+	if (cfg->sandbox_strict && cfg->sandbox_no_landlock) {
+		fprintf(stderr, "pop3d: --sandbox=strict and --sandbox=no-landlock contradict "
+			"each other\n");
+		return -1;
+	}
+	return 0;
 }
 
 /* A positive decimal number of seconds; 0 or junk is a usage error. */
@@ -355,11 +378,8 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 				return -1;
 			break;
 		case OPT_SANDBOX:
-			if (strcmp(optarg, "strict") != 0) {
-				fprintf(stderr, "pop3d: --sandbox takes only 'strict'\n");
+			if (parse_sandbox(optarg, cfg) < 0)
 				return -1;
-			}
-			cfg->sandbox_strict = true;
 			break;
 		case OPT_MAX_MESSAGES:
 			if (parse_count(optarg, &cfg->max_messages) < 0) {
@@ -642,6 +662,19 @@ static enum auth_result role_authenticate(void *ctx, const char *user, const cha
 	return auth_login(&srv->auth, user, password, acct);
 }
 
+/*
+ * Virtual users sharing the --user account's uid, whom only the sandbox
+ * keeps apart: Landlock is required (SANDBOX_SHARED_UID_LANDLOCK_ABI)
+ * unless --sandbox=no-landlock. valgrind, which can load no sandbox at
+ * all, was logged at start.
+ */
+static bool needs_landlock(const struct server *srv, int ll)
+{
+	return srv->root && srv->cfg->virtual_user && srv->cfg->passwd_file &&
+	       !srv->cfg->sandbox_no_landlock && !sandbox_seccomp_skipped() &&
+	       ll < SANDBOX_SHARED_UID_LANDLOCK_ABI;
+}
+
 /* The keeper's sandbox: Landlock to the maildrop's directories, then seccomp. */
 static int enter_worker_sandbox(const struct server *srv, const struct sandbox_paths *paths,
 				char *why, size_t whylen)
@@ -652,6 +685,14 @@ static int enter_worker_sandbox(const struct server *srv, const struct sandbox_p
 	int ll = sandbox_landlock(paths, err, sizeof(err));
 	if (ll < 0 || (ll == 0 && srv->cfg->sandbox_strict))
 		goto refuse;
+	if (needs_landlock(srv, ll)) {
+		log_msg(LOG_ERR, "refusing to serve: virtual users share the uid of --user %s "
+			"and need the kernel's Landlock (ABI %d or later) to be kept apart: %s; "
+			"--sandbox=no-landlock serves them with seccomp alone",
+			srv->cfg->virtual_user, SANDBOX_SHARED_UID_LANDLOCK_ABI, err);
+		snprintf(why, whylen, "%s", temp_reason);
+		return -1;
+	}
 	if (ll == 0)
 		log_msg(LOG_WARNING, "serving without Landlock: %s", err);
 	if (sandbox_seccomp_worker(err, sizeof(err)) < 0)
@@ -991,8 +1032,14 @@ static int run_recover(const struct server *srv)
  * Test build only: XTEST probes the sandbox from inside. In the greeter,
  * "XTEST SYSCALL" makes a forbidden system call and "XTEST GARBAGE kind"
  * sends the authenticator a malformed message; after login, "XTEST OPEN
- * path" tries to open path and answers the errno.
+ * path" tries to open path and answers the errno; the probes below try
+ * one attack each (CHMOD path, SIGNAL pid ...).
  */
+#include <linux/landlock.h>
+#include <sys/resource.h>
+#include <sys/un.h>
+#include <sys/xattr.h>
+
 static void garbage_message(int chan, const char *kind, struct outbuf *out)
 {
 	struct ps_packet p;
@@ -1017,6 +1064,139 @@ static void garbage_message(int chan, const char *kind, struct outbuf *out)
 	outbuf_puts(out, write(chan, &p, n) == (ssize_t)n ? "+OK sent\r\n" : "-ERR not sent\r\n");
 }
 
+/*
+ * The attacks of one virtual user's session on another's files and
+ * processes (tests/security/isolation.py): each makes the one call it names
+ * and returns its result; the sandbox must refuse it or stop the process.
+ */
+static int probe_chmod(char **a) { return chmod(a[0], 0); }
+static int probe_truncate(char **a) { return truncate(a[0], 0); }
+static int probe_chown(char **a) { return chown(a[0], getuid(), getgid()); }
+
+/* A second name for path: path.stolen (XTEST takes one argument). */
+static int probe_link(char **a)
+{
+	char to[MAX_PATH_LEN];
+	snprintf(to, sizeof(to), "%s.stolen", a[0]);
+	return link(a[0], to);
+}
+
+static int probe_rename(char **a)
+{
+	char to[MAX_PATH_LEN];
+	snprintf(to, sizeof(to), "%s.stolen", a[0]);
+	return rename(a[0], to);
+}
+static int probe_unlink(char **a) { return unlink(a[0]); }
+static int probe_setxattr(char **a) { return setxattr(a[0], "user.pop3d", "x", 1, 0); }
+
+static int probe_stat(char **a)
+{
+	struct stat st;
+	return stat(a[0], &st);
+}
+
+static int probe_utime(char **a)
+{
+	const struct timespec epoch[2] = {{.tv_sec = 0}, {.tv_sec = 0}};
+	return utimensat(AT_FDCWD, a[0], epoch, 0);
+}
+
+static int probe_signal(char **a)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	si.si_signo = SIGKILL;
+	si.si_code = SI_QUEUE;
+	si.si_pid = getpid();
+	si.si_uid = getuid();
+	return (int)syscall(SYS_rt_sigqueueinfo, atoi(a[0]), si.si_signo, &si);
+}
+
+static int probe_kill(char **a) { return kill(atoi(a[0]), SIGKILL); }
+
+static int probe_pidfd(char **a)
+{
+	int fd = (int)syscall(SYS_pidfd_open, atoi(a[0]), 0);
+	if (fd < 0)
+		return -1;
+	int rc = (int)syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
+	close(fd);
+	return rc;
+}
+
+/* Writes to a file make bob's process die of SIGXFSZ. */
+static int probe_prlimit(char **a)
+{
+	const struct rlimit none = {0, 0};
+	return prlimit(atoi(a[0]), RLIMIT_FSIZE, &none, NULL);
+}
+
+static int probe_nice(char **a) { return setpriority(PRIO_PROCESS, (id_t)atoi(a[0]), 19); }
+
+/* SIGKILL to pid when the client's next line arrives. */
+static int probe_setown(char **a)
+{
+	int fl = fcntl(STDIN_FILENO, F_GETFL);
+	if (fl < 0 || fcntl(STDIN_FILENO, F_SETOWN, atoi(a[0])) < 0 ||
+	    fcntl(STDIN_FILENO, F_SETSIG, SIGKILL) < 0)
+		return -1;
+	return fcntl(STDIN_FILENO, F_SETFL, fl | O_ASYNC);
+}
+
+/* The abstract name on a socket it already has: no new socket needed. */
+static int probe_bind(const struct server *srv, char **a)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = strnlen(a[0], sizeof(sa.sun_path) - 1);
+	memcpy(sa.sun_path + 1, a[0], n);
+	int fd = srv->keeper >= 0 ? srv->keeper : srv->chan;
+	return bind(fd, (struct sockaddr *)&sa,
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n));
+}
+
+/* Which Landlock ABI this process is told of (the tests' LD_PRELOAD shim may lie). */
+static int probe_landlock(char **a)
+{
+	(void)a;
+	return (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+}
+
+static const struct probe {
+	const char *name;
+	int argc;
+	int (*fn)(char **args);
+} probes[] = {
+	{"STAT", 1, probe_stat}, {"CHMOD", 1, probe_chmod}, {"TRUNCATE", 1, probe_truncate},
+	{"UTIME", 1, probe_utime}, {"CHOWN", 1, probe_chown},
+	{"LINK", 1, probe_link}, {"RENAME", 1, probe_rename}, {"UNLINK", 1, probe_unlink},
+	{"SETXATTR", 1, probe_setxattr}, {"SIGNAL", 1, probe_signal}, {"KILL", 1, probe_kill},
+	{"PIDFD", 1, probe_pidfd}, {"PRLIMIT", 1, probe_prlimit}, {"NICE", 1, probe_nice},
+	{"SETOWN", 1, probe_setown}, {"LANDLOCK", 0, probe_landlock},
+};
+
+/* "+OK done N" (the call's result) or "-ERR ENAME". */
+static void probe_answer(struct outbuf *out, int rc)
+{
+	if (rc >= 0)
+		outbuf_printf(out, "+OK done %d\r\n", rc);
+	else
+		outbuf_printf(out, "-ERR %s\r\n", strerrorname_np(errno));
+}
+
+/* One of the probes above, when args name one. */
+static bool run_probe(int argc, char **args, struct outbuf *out)
+{
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		if (strcmp(args[0], probes[i].name) != 0 || argc != probes[i].argc + 1)
+			continue;
+		outbuf_flush(out);   /* answered before a trap ends the process */
+		probe_answer(out, probes[i].fn(args + 1));
+		return true;
+	}
+	return false;
+}
+
 static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
 {
 	const struct server *srv = ctx;
@@ -1038,8 +1218,11 @@ static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
 		} else {
 			outbuf_printf(out, "-ERR %s\r\n", strerrorname_np(errno));
 		}
-	} else {
-		outbuf_puts(out, "-ERR XTEST SYSCALL | DGRAM | GARBAGE kind | OPEN path\r\n");
+	} else if (argc == 2 && strcmp(args[0], "BIND") == 0) {
+		outbuf_flush(out);
+		probe_answer(out, probe_bind(srv, args + 1));
+	} else if (argc < 1 || !run_probe(argc, args, out)) {
+		outbuf_puts(out, "-ERR XTEST SYSCALL | DGRAM | GARBAGE kind | OPEN path | probe args\r\n");
 	}
 }
 #define TEST_COMMAND test_command

@@ -418,7 +418,8 @@ static int session_main(const struct privsep_roles *roles, struct mbox *mb,
 {
 	char why[MAX_REASON_LEN];
 	/* Reads the client: may open no path at all. The keeper logged a missing Landlock. */
-	if (sandbox_landlock(NULL, why, sizeof(why)) < 0) {
+	if (sandbox_landlock(NULL, why, sizeof(why)) < 0 ||
+	    sandbox_seccomp_session(why, sizeof(why)) < 0) {
 		log_msg(LOG_ERR, "session: %s", why);
 		return EXIT_CONFIG;
 	}

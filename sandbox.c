@@ -8,16 +8,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/ioprio.h>
 #include <linux/landlock.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -70,11 +75,14 @@ int sandbox_no_privileges(char *why, size_t whylen)
 #endif
 #define LL_NET_BIND_TCP    (1ULL << 0)              /* ABI 4 */
 #define LL_NET_CONNECT_TCP (1ULL << 1)
+#define LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)   /* ABI 6 */
+#define LL_SCOPE_SIGNAL               (1ULL << 1)
 
-/* The ruleset attribute as ABI 4 knows it; older kernels are given its first member. */
+/* The ruleset attribute as ABI 6 knows it; older kernels are given the members they know. */
 struct ll_ruleset_attr {
 	uint64_t handled_access_fs;
-	uint64_t handled_access_net;
+	uint64_t handled_access_net;   /* ABI 4 */
+	uint64_t scoped;               /* ABI 6 */
 };
 
 static int ll_abi(void)
@@ -178,9 +186,20 @@ int sandbox_landlock(const struct sandbox_paths *paths, char *why, size_t whylen
 		return 0;
 	}
 	struct ll_ruleset_attr attr = {.handled_access_fs = ll_handled_fs(abi)};
-	size_t size = sizeof(attr.handled_access_fs);
+	size_t size = offsetof(struct ll_ruleset_attr, handled_access_net);
 	if (abi >= 4) {   /* no TCP bind or connect either: the worker has no business on the network */
 		attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+		size = offsetof(struct ll_ruleset_attr, scoped);
+	}
+	if (abi >= 6) {
+		/*
+		 * No signal to a process outside its domain (kill, sigqueue, pidfd,
+		 * F_SETOWN's SIGIO): not to another user's keeper under the same
+		 * uid. kill(pid, 0) of a dotlock's pid still tells a dead one
+		 * (ESRCH) from a live one (EPERM). No connection to an abstract
+		 * socket bound outside (seccomp denies connect(2) as well).
+		 */
+		attr.scoped = LL_SCOPE_SIGNAL | LL_SCOPE_ABSTRACT_UNIX_SOCKET;
 		size = sizeof(attr);
 	}
 	int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
@@ -194,7 +213,7 @@ int sandbox_landlock(const struct sandbox_paths *paths, char *why, size_t whylen
 		rc = -1;
 	}
 	close(ruleset);
-	return rc < 0 ? -1 : 1;
+	return rc < 0 ? -1 : abi;
 }
 
 /* ---- seccomp ---- */
@@ -327,6 +346,57 @@ static int deny(scmp_filter_ctx ctx, const char *name)
 	return rule(ctx, SCMP_ACT_TRAP, name, 0, NULL);
 }
 
+/* name trapped when argument arg compares with op to a. */
+static int deny_if(scmp_filter_ctx ctx, const char *name, unsigned arg, enum scmp_compare op,
+		   scmp_datum_t a)
+{
+	struct scmp_arg_cmp c = arg_is(arg, op, a, 0);
+	return rule(ctx, SCMP_ACT_TRAP, name, 1, &c);
+}
+
+/* name trapped when its 32-bit argument arg (a command: int in the kernel) is value. */
+static int deny_cmd(scmp_filter_ctx ctx, const char *name, unsigned arg, uint32_t value)
+{
+	struct scmp_arg_cmp c = arg_is(arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, value);
+	return rule(ctx, SCMP_ACT_TRAP, name, 1, &c);
+}
+
+/*
+ * A call newer than the libseccomp this was built with may not resolve by
+ * name: then its number, which every architecture shares since Linux 5.1
+ * (424 and up), is used where the numbering is that shared one.
+ */
+struct named_call {
+	const char *name;
+	int nr;            /* the shared number, or 0 */
+};
+
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__) || \
+	defined(__riscv) || defined(__powerpc__) || defined(__s390x__)
+#define SHARED_NUMBERS 1
+#else
+#define SHARED_NUMBERS 0
+#endif
+
+static int call_rule(scmp_filter_ctx ctx, uint32_t action, const struct named_call *c)
+{
+	int nr = seccomp_syscall_resolve_name(c->name);
+	if (nr == __NR_SCMP_ERROR || nr < 0)
+		nr = SHARED_NUMBERS && c->nr ? c->nr : -1;
+	return nr < 0 ? 0 : seccomp_rule_add_array(ctx, action, nr, 0, NULL);
+}
+
+static int call_rules(scmp_filter_ctx ctx, uint32_t action, const struct named_call *calls,
+		      size_t n)
+{
+	int rc = 0;
+	for (size_t i = 0; i < n; i++)
+		rc |= call_rule(ctx, action, &calls[i]);
+	return rc;
+}
+#define CALL_RULES(ctx, action, calls) \
+	call_rules(ctx, action, calls, sizeof(calls) / sizeof(calls[0]))
+
 /*
  * The worker (keeper and session): a denylist, since the mailbox code uses
  * much of the file API. What it must never do after login:
@@ -350,8 +420,64 @@ static const char *const worker_denied[] = {
 	"settimeofday", "clock_settime", "adjtimex", "clock_adjtime",
 	"sethostname", "setdomainname", "mknod", "mknodat",
 	"open_by_handle_at", "name_to_handle_at", "fanotify_init", "lookup_dcookie",
-	"seccomp",                                     /* no filter of its own replacing ours */
+	/*
+	 * Signals by other means than kill(2), which is ruled below: every
+	 * virtual user's keeper runs as the same uid, so the kernel's own check
+	 * lets any of them signal any other. The worker sends none.
+	 */
+	"rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal",
+	"process_madvise", "process_mrelease",         /* another process's memory */
 };
+
+/*
+ * Changes to a file's mode, owner, times, extended attributes or size by
+ * path: neither worker process makes one (the keeper truncates and writes
+ * through the descriptors it opens, update.c), and Landlock does not handle
+ * them (chmod, chown, utime, xattrs in no ABI; truncate only from ABI 3).
+ * Under one shared uid they would reach another user's mailbox.
+ */
+static const struct named_call path_changes[] = {
+	{"truncate", 0}, {"truncate64", 0},
+	{"chmod", 0}, {"fchmodat", 0}, {"fchmodat2", 452},
+	{"chown", 0}, {"lchown", 0}, {"fchownat", 0}, {"chown32", 0}, {"lchown32", 0},
+	{"utime", 0}, {"utimes", 0}, {"futimesat", 0},
+	{"setxattr", 0}, {"lsetxattr", 0}, {"removexattr", 0}, {"lremovexattr", 0},
+	{"setxattrat", 463}, {"removexattrat", 466}, {"file_setattr", 469},
+	{"symlink", 0}, {"symlinkat", 0},              /* and no symlink to plant */
+};
+
+/*
+ * Calls that act on another process given its pid: only on itself (pid 0,
+ * which is how libc makes them). Under one shared uid the kernel would let
+ * alice's worker lower bob's limits (prlimit: RLIMIT_FSIZE kills his keeper
+ * at its next write), renice him or move his memory.
+ */
+static const char *const own_pid_only[] = {
+	"prlimit64", "sched_setaffinity", "sched_setparam", "sched_setscheduler",
+	"sched_setattr", "migrate_pages", "move_pages",
+};
+
+static int rules_on_other_processes(scmp_filter_ctx ctx)
+{
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(own_pid_only) / sizeof(own_pid_only[0]); i++)
+		rc |= deny_if(ctx, own_pid_only[i], 0, SCMP_CMP_NE, 0);
+	/* setpriority(2)/ioprio_set(2): PRIO_PROCESS / IOPRIO_WHO_PROCESS of pid 0 only (not a uid: all users). */
+	rc |= deny_if(ctx, "setpriority", 0, SCMP_CMP_NE, PRIO_PROCESS);
+	rc |= deny_if(ctx, "setpriority", 1, SCMP_CMP_NE, 0);
+	rc |= deny_if(ctx, "ioprio_set", 0, SCMP_CMP_NE, IOPRIO_WHO_PROCESS);
+	rc |= deny_if(ctx, "ioprio_set", 1, SCMP_CMP_NE, 0);
+	/* No owner for a descriptor's SIGIO (F_SETSIG makes it any signal, SIGKILL too). */
+	static const char *const fcntls[] = {"fcntl", "fcntl64"};
+	for (size_t i = 0; i < 2; i++) {
+		rc |= deny_cmd(ctx, fcntls[i], 1, F_SETOWN);
+		rc |= deny_cmd(ctx, fcntls[i], 1, F_SETOWN_EX);
+		rc |= deny_cmd(ctx, fcntls[i], 1, F_SETSIG);
+	}
+	rc |= deny_cmd(ctx, "ioctl", 1, FIOSETOWN);
+	rc |= deny_cmd(ctx, "ioctl", 1, SIOCSPGRP);
+	return rc;
+}
 
 int sandbox_seccomp_worker(char *why, size_t whylen)
 {
@@ -365,6 +491,17 @@ int sandbox_seccomp_worker(char *why, size_t whylen)
 	int rc = 0;
 	for (size_t i = 0; i < sizeof(worker_denied) / sizeof(worker_denied[0]); i++)
 		rc |= deny(ctx, worker_denied[i]);
+	rc |= CALL_RULES(ctx, SCMP_ACT_TRAP, path_changes);
+	/* utimensat(2) with a path; futimens(3), its descriptor form (NULL path), stays allowed. */
+	rc |= deny_if(ctx, "utimensat", 1, SCMP_CMP_NE, 0);
+	rc |= deny_if(ctx, "utimensat_time64", 1, SCMP_CMP_NE, 0);
+	rc |= rules_on_other_processes(ctx);
+	/*
+	 * seccomp(2) only to add a filter (the session process's, below): a
+	 * filter can only take rights away, never give back what ours denies.
+	 */
+	rc |= deny_if(ctx, "seccomp", 0, SCMP_CMP_NE, SECCOMP_SET_MODE_FILTER);
+	rc |= deny_if(ctx, "seccomp", 1, SCMP_CMP_NE, 0);
 	/* fork(2) for the session process, as glibc does it: clone, never with a namespace flag. */
 	static const unsigned long ns_flags[] = {CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID,
 		CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP};
@@ -377,6 +514,7 @@ int sandbox_seccomp_worker(char *why, size_t whylen)
 	 * --lock=...,flock is an abstract socket's name (lock.c). connect(2)
 	 * stays denied and a stream cannot send unconnected, so no daemon can be
 	 * reached (a datagram socket could sendto /dev/log); TCP is Landlock's too.
+	 * The session process may not even do that (its filter below).
 	 */
 	struct scmp_arg_cmp not_unix = arg_is(0, SCMP_CMP_NE, AF_UNIX, 0);
 	rc |= rule(ctx, SCMP_ACT_TRAP, "socket", 1, &not_unix);
@@ -393,6 +531,62 @@ int sandbox_seccomp_worker(char *why, size_t whylen)
 	rc |= deny(ctx, "tkill");
 	rc |= deny(ctx, "tgkill");
 	return load(ctx, rc, "worker", why, whylen);
+}
+
+/*
+ * The session process, on top of the worker's filter: it reads the client
+ * and needs no path and no new socket at all, so what Landlock does not
+ * cover on every kernel (or at all, where there is none) is denied here.
+ *
+ * Opening or looking up any path fails with EACCES, as under Landlock.
+ */
+static const struct named_call session_no_lookup[] = {
+	{"open", 0}, {"openat", 0}, {"openat2", 437}, {"creat", 0},
+	{"stat", 0}, {"lstat", 0}, {"newfstatat", 0}, {"fstatat64", 0}, {"statx", 0},
+	{"stat64", 0}, {"lstat64", 0}, {"access", 0}, {"faccessat", 0}, {"faccessat2", 439},
+	{"readlink", 0}, {"readlinkat", 0}, {"statfs", 0}, {"statfs64", 0},
+	{"getxattr", 0}, {"lgetxattr", 0}, {"listxattr", 0}, {"llistxattr", 0},
+	{"getxattrat", 464}, {"listxattrat", 465}, {"file_getattr", 468},
+	{"chdir", 0}, {"inotify_add_watch", 0}, {"uselib", 0},
+};
+
+/* Anything else that changes a file or makes a name is a violation. */
+static const struct named_call session_denied[] = {
+	{"link", 0}, {"linkat", 0}, {"rename", 0}, {"renameat", 0}, {"renameat2", 0},
+	{"unlink", 0}, {"unlinkat", 0}, {"mkdir", 0}, {"mkdirat", 0}, {"rmdir", 0},
+	{"utimensat", 0}, {"utimensat_time64", 0}, {"fanotify_mark", 0}, {"quotactl_fd", 443},
+	{"open_tree_attr", 467},
+	/* Its own descriptors: the mailbox is the keeper's to change. */
+	{"ftruncate", 0}, {"ftruncate64", 0}, {"fallocate", 0}, {"fchmod", 0}, {"fchown", 0},
+	{"fchown32", 0}, {"fsetxattr", 0}, {"fremovexattr", 0},
+	/*
+	 * No socket, and no name for one it has: bind(2) of the keeper's channel
+	 * to another user's abstract session-lock name (lock.c) would lock him out.
+	 */
+	{"socket", 0}, {"bind", 0},
+};
+
+/* System calls newer than this filter (Linux 6.17's file_setattr is 469): none is needed. */
+#define NEWEST_KNOWN_SYSCALL 469
+#define UNKNOWN_SYSCALLS 64
+
+int sandbox_seccomp_session(char *why, size_t whylen)
+{
+	if (sandbox_seccomp_skipped())
+		return 0;
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (!ctx) {
+		snprintf(why, whylen, "seccomp_init failed");
+		return -1;
+	}
+	int rc = CALL_RULES(ctx, SCMP_ACT_ERRNO(EACCES), session_no_lookup);
+	rc |= CALL_RULES(ctx, SCMP_ACT_TRAP, session_denied);
+	/* kill(2): not even signal 0; the worker's filter already denies the rest. */
+	rc |= deny_if(ctx, "kill", 0, SCMP_CMP_NE, (scmp_datum_t)getpid());
+	for (int nr = NEWEST_KNOWN_SYSCALL + 1; SHARED_NUMBERS &&
+	     nr <= NEWEST_KNOWN_SYSCALL + UNKNOWN_SYSCALLS; nr++)
+		rc |= seccomp_rule_add_array(ctx, SCMP_ACT_TRAP, nr, 0, NULL);
+	return load(ctx, rc, "session process", why, whylen);
 }
 
 void sandbox_syscall_name(int nr, char *out, size_t size)

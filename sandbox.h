@@ -10,14 +10,21 @@
  *             poll, the write timer, exit). It opens nothing.
  *   keeper    the worker's first process: the mailbox's account, NO_NEW_PRIVS,
  *             no capabilities, the worker's seccomp denylist (no exec, no
- *             socket but AF_UNIX, no connect, no ptrace ...), Landlock: only
- *             the mailbox's directory, --journal-dir and --index-dir. It takes
- *             the maildrop and applies the deletions at QUIT; it never reads a
- *             client byte.
+ *             socket but AF_UNIX, no connect, no ptrace; no chmod, chown,
+ *             utime, xattr or truncate by path; no signal but kill(pid, 0)
+ *             and to itself; prlimit, setpriority, sched_set* only on
+ *             itself; no F_SETOWN ...), Landlock: only the mailbox's
+ *             directory, --journal-dir and --index-dir, and from ABI 6 no
+ *             signal out of its domain. It takes the maildrop and applies the
+ *             deletions at QUIT; it never reads a client byte.
  *   session   the worker's second process, which reads the client after
  *             login: all the keeper has, less every path: Landlock lets it
- *             open nothing at all. It reads the mailbox through the
- *             descriptor the keeper opened and asks the keeper to update.
+ *             open nothing at all, and its own seccomp filter (on top of the
+ *             worker's) makes every open or lookup fail (EACCES) and traps
+ *             every link, rename, unlink, mkdir, change to a descriptor's file,
+ *             socket, bind and kill: it holds only the descriptors the keeper
+ *             gave it. It reads the mailbox through the descriptor the keeper
+ *             opened and asks the keeper to update.
  *   authenticator  the process started by the front end (root when started
  *             as root): it never reads a client byte, only the fixed-format
  *             messages of its children (privsep.c).
@@ -42,10 +49,20 @@ struct sandbox_paths {
 int sandbox_no_privileges(char *why, size_t whylen);
 
 /*
- * Landlock: paths NULL denies every path. Returns 1 when enforced, 0 when
- * the kernel has no Landlock (why says so), -1 on failure (why).
+ * Landlock: paths NULL denies every path. Returns the ABI enforced (1 or
+ * more), 0 when the kernel has no Landlock (why says so), -1 on failure (why).
  */
 int sandbox_landlock(const struct sandbox_paths *paths, char *why, size_t whylen);
+
+/*
+ * The oldest Landlock ABI that keeps virtual users sharing one uid (--user)
+ * apart, with the seccomp filters below: 1. What later ABIs add for it
+ * (TRUNCATE in 3, IOCTL_DEV in 5, signal and abstract-socket scoping in 6)
+ * the filters deny on every kernel; what only Landlock can do is confine the
+ * keeper, which parses the mail, to its directories. So Debian 12's ABI 2 is
+ * served, and a kernel without Landlock is not (--sandbox=no-landlock).
+ */
+#define SANDBOX_SHARED_UID_LANDLOCK_ABI 1
 
 /*
  * A forbidden system call traps into a handler that sends the number of the
@@ -59,6 +76,9 @@ int sandbox_seccomp_greeter(int in_fd, int out_fd, int chan_fd, char *why, size_
 
 /* The worker's denylist: no exec, sockets, ptrace, mounts, id changes ... */
 int sandbox_seccomp_worker(char *why, size_t whylen);
+
+/* The session process's, on top of the worker's: no path, no socket, no signal. */
+int sandbox_seccomp_session(char *why, size_t whylen);
 
 /* True under valgrind, where the seccomp filters are not loaded. */
 bool sandbox_seccomp_skipped(void);
