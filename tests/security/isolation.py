@@ -96,6 +96,7 @@ class Session:
             [FAULT, "--passwd", P.PASSWD, "--mailbox", os.path.join(d, "%u.mbox"), "--log", log,
              "--login-delay", "0", *P.root_args(), *P.state_args(), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        P.client_of(self.p.pid)   # before the handoff: the authenticator lets go of it then
         self.line()
         self.cmd(f"USER {user}")
         self.login = self.cmd("PASS " + PASSWORDS[user])
