@@ -924,11 +924,13 @@ static int move_aside(int dfd, const char *dir, const char *name, const char *wh
  */
 static int root_account_dir(int dfd, const char *dir, const char *name, uid_t uid, gid_t gid)
 {
+	bool made = false;
 	for (int attempt = 0; attempt < 3; attempt++) {
 		int fd = open_dir_at(dfd, name);
 		if (fd < 0 && errno == ENOENT) {
 			if (mkdirat(dfd, name, JOURNAL_DIR_MODE) < 0 && errno != EEXIST)
 				break;
+			made = errno != EEXIST;
 			continue;
 		}
 		struct stat st;
@@ -937,13 +939,15 @@ static int root_account_dir(int dfd, const char *dir, const char *name, uid_t ui
 			break;
 		}
 		/* Root's (just made, or an administrator's) or the account's: fix it up. */
-		if (fd >= 0 && (st.st_uid == uid || st.st_uid == 0)) {
-			if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0) {
+		if (fd >= 0 && (st.st_uid == uid || st.st_uid == 0 || made)) {
+			if (((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0) ||
+			    ((st.st_mode & 07777) != JOURNAL_DIR_MODE &&
+			     fchmod(fd, JOURNAL_DIR_MODE) < 0)) {
+				int err = errno;
 				close(fd);
-				break;
-			}
-			if ((st.st_mode & 07777) != JOURNAL_DIR_MODE && fchmod(fd, JOURNAL_DIR_MODE) < 0) {
-				close(fd);
+				if (made)   /* ours, empty: not left half made (NFS root_squash) */
+					unlinkat(dfd, name, AT_REMOVEDIR);
+				errno = err;
 				break;
 			}
 			return fd;
@@ -1027,24 +1031,19 @@ int journal_dir_prepare(const char *dir, const char *mailbox, uid_t uid, gid_t g
 		log_msg(LOG_WARNING, "--journal-dir %s: %s", dir, strerror(errno));
 		return 0;
 	}
-	int sub;
-	if (geteuid() == 0)
-		sub = root_account_dir(dfd, dir, name, uid, gid);
-	else if ((sub = own_account_dir(dfd, name)) < 0) {
+	int sub = geteuid() == 0 ? root_account_dir(dfd, dir, name, uid, gid) :
+		  own_account_dir(dfd, name);
+	if (sub < 0) {
+		/* Root cannot (NFS root_squash), or not root: the flat layout of old, which a
+		 * planted file cannot block either (it is never taken for a journal). */
 		log_msg(LOG_WARNING, "--journal-dir %s: no directory %s of uid %ju (%s): journals "
 			"go to %s itself", dir, name, (uintmax_t)uid, strerror(errno), dir);
 		snprintf(out, outlen, "%s", dir);
-		close(dfd);
-		return 0;
-	}
-	if (sub >= 0)
+	} else {
 		adopt_flat_journal(dfd, sub, dir, mailbox, uid);
-	close(dfd);
-	if (sub < 0) {
-		set_why(why, whylen, "cannot prepare the journal directory");
-		return -1;
+		close(sub);
 	}
-	close(sub);
+	close(dfd);
 	return 0;
 }
 

@@ -38,11 +38,12 @@ enum mbox_status mbox_update(struct mbox *mb, char *why, size_t whylen);
  * root (before the switch to uid): made, or its owner and mode repaired,
  * through a descriptor opened without following symbolic links; anything
  * else in its place (a file, a link, another account's directory) is moved
- * aside to DIR/UID.planted.N with a log line; then a journal of mailbox left
- * in DIR itself by an older version (the flat layout) is moved in, if it is
- * uid's, to be recovered. Not as root: DIR/UID if it is ours (made if DIR
- * lets us), else DIR itself, with a log line. out gets the directory to
- * use. 0, or -1 (logged, *why set).
+ * aside to DIR/UID.planted.N with a log line. Not as root: DIR/UID if it is
+ * ours (made if DIR lets us). Then a journal of mailbox left in DIR itself
+ * by an older version (the flat layout) is moved in, if it is uid's, to be
+ * recovered. Where DIR/UID cannot be had (not root, or root squashed on
+ * NFS): DIR itself, with a log line. out gets the directory to use. 0, or
+ * -1 when the path is too long (logged, *why set).
  */
 int journal_dir_prepare(const char *dir, const char *mailbox, uid_t uid, gid_t gid,
 			char *out, size_t outlen, char *why, size_t whylen);
