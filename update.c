@@ -808,7 +808,7 @@ static int drop_interrupted_rewrite(struct op *op)
 /* Recovery with the mailbox lock held; mfd is the mailbox or -1 if missing. */
 static int recover_locked(struct op *op, int mfd)
 {
-	int jfd;
+	int jfd = -1;
 	int rc = drop_interrupted_rewrite(op);
 	if (rc == RC_OK)
 		rc = open_found_journal(op, op->jpath, &jfd);
