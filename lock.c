@@ -267,8 +267,10 @@ static enum lock_look dotlock_read(const char *lockpath, const struct stat *seen
 static enum lock_look dotlock_inspect(const char *lockpath, struct stat *st, long *pid)
 {
 	*pid = 0;
-	if (lstat(lockpath, st) < 0)
+	if (lstat(lockpath, st) < 0) {
+		memset(st, 0, sizeof(*st));   /* st_mode 0: "cannot be examined" */
 		return errno == ENOENT ? LOOK_GONE : LOOK_OTHER;
+	}
 	if (S_ISLNK(st->st_mode))
 		return LOOK_LOCK;
 	if (!S_ISREG(st->st_mode) || st->st_size > DOTLOCK_MAX_SIZE)
@@ -322,7 +324,10 @@ static bool dotlock_break_stale(const char *lockpath, bool *told)
 	if (look == LOOK_GONE)
 		return true;
 	if (look == LOOK_OTHER) {
-		if (!*told)
+		if (!*told && st.st_mode == 0)
+			log_msg(LOG_WARNING, "%s cannot be examined (%s), never removed", lockpath,
+				strerror(errno));
+		else if (!*told)
 			log_msg(LOG_WARNING, "%s is not a lock (a %s of %jd octets, owner uid %ju), "
 				"never removed: the mailbox stays locked while it is there", lockpath,
 				S_ISREG(st.st_mode) ? "file" : "non-regular file",
