@@ -968,35 +968,38 @@ static int root_account_dir(int dfd, const char *dir, const char *name, uid_t ui
 /*
  * An older version kept journals in DIR itself. A journal of this mailbox
  * there, if it is uid's, moves into DIR/UID (same file system) for recovery.
+ * -1 (logged) when one is there but cannot be moved: the mailbox may be
+ * half updated, and only that journal can finish it.
  */
-static void adopt_flat_journal(int dfd, int sub, const char *dir, const char *mailbox, uid_t uid)
+static int adopt_flat_journal(int dfd, int sub, const char *dir, const char *mailbox, uid_t uid)
 {
 	char flat[MAX_PATH_LEN + 64];
 	if (mbox_journal_path(mailbox, dir, flat, sizeof(flat)) < 0)
-		return;
+		return 0;
 	const char *base = strrchr(flat, '/') + 1;
 	int fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT)
 			log_msg(LOG_WARNING, "%s: not a journal, ignored: %s", flat, strerror(errno));
-		return;
+		return 0;
 	}
 	int ours = is_file_of_format(fd, uid, JOURNAL_MAGIC, JOURNAL_MAGIC_LEN, JOURNAL_HEADER_SIZE);
 	close(fd);
-	if (ours <= 0) {
+	if (ours == 0) {
 		log_msg(LOG_WARNING, "%s is not a journal of uid %ju: ignored and left alone", flat,
 			(uintmax_t)uid);
-		return;
+		return 0;
 	}
-	if (renameat2(dfd, base, sub, base, RENAME_NOREPLACE) < 0) {
+	if (ours < 0 || renameat2(dfd, base, sub, base, RENAME_NOREPLACE) < 0) {
 		log_msg(LOG_ERR, "cannot move journal %s into %s/%ju: %s", flat, dir, (uintmax_t)uid,
 			strerror(errno));
-		return;
+		return -1;
 	}
 	if (fsync_retry(sub) < 0 || fsync_retry(dfd) < 0)
 		log_msg(LOG_WARNING, "cannot sync %s after moving a journal: %s", dir, strerror(errno));
 	log_msg(LOG_NOTICE, "journal %s (older layout) moved into %s/%ju, to be recovered", flat,
 		dir, (uintmax_t)uid);
+	return 0;
 }
 
 /* Not root: DIR/UID when it is ours (made when DIR lets us); else -1 (errno). */
@@ -1039,12 +1042,15 @@ int journal_dir_prepare(const char *dir, const char *mailbox, uid_t uid, gid_t g
 		log_msg(LOG_WARNING, "--journal-dir %s: no directory %s of uid %ju (%s): journals "
 			"go to %s itself", dir, name, (uintmax_t)uid, strerror(errno), dir);
 		snprintf(out, outlen, "%s", dir);
-	} else {
-		adopt_flat_journal(dfd, sub, dir, mailbox, uid);
-		close(sub);
+		close(dfd);
+		return 0;
 	}
+	int rc = adopt_flat_journal(dfd, sub, dir, mailbox, uid);
+	close(sub);
 	close(dfd);
-	return 0;
+	if (rc < 0)
+		set_why(why, whylen, "a journal of the older layout cannot be moved");
+	return rc;
 }
 
 /* ---- the update ------------------------------------------------------------------ */

@@ -43,7 +43,8 @@ enum mbox_status mbox_update(struct mbox *mb, char *why, size_t whylen);
  * by an older version (the flat layout) is moved in, if it is uid's, to be
  * recovered. Where DIR/UID cannot be had (not root, or root squashed on
  * NFS): DIR itself, with a log line. out gets the directory to use. 0, or
- * -1 when the path is too long (logged, *why set).
+ * -1 (logged, *why set) when the path is too long or an older layout's
+ * journal cannot be moved in (the mailbox may be half updated: no login).
  */
 int journal_dir_prepare(const char *dir, const char *mailbox, uid_t uid, gid_t gid,
 			char *out, size_t outlen, char *why, size_t whylen);

@@ -362,7 +362,9 @@ try:
     # ---- again, with a group and the directories there before: a journal
     # directory with a file in it, and /var/lib/pop3d made 1733 as the README
     # once suggested for journals ----
-    if any(state().values()):
+    # (/run/pop3d does not count: any pop3d run as root makes it, e.g. a
+    # test running meanwhile, and purge_and_check allows for it)
+    if any(v for k, v in state().items() if k != "/run/pop3d"):
         print("not repeated with a group and journal directory made beforehand: "
               f"some were there before the test ({state()})")
         sys.exit(0)
