@@ -73,13 +73,20 @@
 #define LOCK_TIMEOUT         30    /* seconds to wait for the mailbox lock */
 #define DOTLOCK_STALE_AGE    300   /* seconds after which a dotlock is stale */
 #define LOCK_RETRY_USEC      100000 /* pause between lock attempts */
+#define DOTLOCK_SUFFIX       ".lock"  /* MAILBOX.lock, the MDAs' name */
+#define DOTLOCK_TEMP_PREFIX  ".lk"    /* temporary lock files: ours (".lk.pop3d.") and liblockfile's */
+#define DOTLOCK_MAX_SIZE     64       /* octets a dotlock may hold to be broken: empty or a pid line */
 
-/* Files. */
+/* Files. Every name pop3d makes for a mailbox carries SIDE_FILE_MARK (mbox_is_side_file). */
+#define SIDE_FILE_MARK     ".pop3d-"          /* in every suffix below */
 #define JOURNAL_SUFFIX     ".pop3d-journal"  /* update journal beside the mailbox */
 #define SESSION_LOCK_SUFFIX ".pop3d-session" /* session lock file where flock is emulated (NFS) */
 #define SESSION_LOCK_ATTEMPTS 3           /* tries when the lock file is replaced under us */
 #define JOURNAL_TEMP_SUFFIX ".new"          /* journal being rewritten by recovery */
 #define JOURNAL_WITNESS_SIZE 4096         /* octets at the old end of file that tell "not yet truncated" */
+#define JOURNAL_DIR_MODE   0700           /* --journal-dir/UID, one per account */
+#define JOURNAL_ASIDE_INFIX ".planted."   /* --journal-dir/UID.planted.N: what was in its place */
+#define JOURNAL_ASIDE_ATTEMPTS 100        /* names tried for it */
 #define INDEX_SUFFIX       ".pop3d-index"  /* index file in --index-dir: <mailbox name><suffix> */
 #define INDEX_TAIL_SIZE    4096   /* octets before an index's end whose checksum it keeps */
 #define INDEX_SAMPLES      64     /* message starts checked for "From " when loading an index */

@@ -29,7 +29,6 @@
 #include "limits.h"
 #include "log.h"
 
-#define DOTLOCK_SUFFIX     ".lock"
 #define TEMP_NAME_ATTEMPTS 100   /* unique temp names tried before giving up */
 #define HOST_PART_MAX      64    /* octets of the host name in a temp name */
 
@@ -154,7 +153,8 @@ static char *create_temp_lock(const char *path)
 
 	for (unsigned attempt = 0; attempt < TEMP_NAME_ATTEMPTS; attempt++) {
 		char name[128];
-		snprintf(name, sizeof(name), ".lk.pop3d.%ld.%u.%s", (long)getpid(), attempt, host);
+		snprintf(name, sizeof(name), DOTLOCK_TEMP_PREFIX ".pop3d.%ld.%u.%s", (long)getpid(),
+			 attempt, host);
 		char *tmp = concat(path, dirlen, name);
 		if (!tmp)
 			return NULL;
@@ -174,6 +174,9 @@ static char *create_temp_lock(const char *path)
 		while ((w = write(fd, pid, (size_t)len)) < 0 && errno == EINTR)
 			;
 		int err = w == len ? 0 : (w < 0 ? errno : ENOSPC);
+		/* Durable before the link: after a power cut the lock names a pid, never nothing. */
+		if (err == 0 && fsync_retry(fd) < 0)
+			err = errno;
 		if (close(fd) < 0 && err == 0)
 			err = errno;
 		if (err) {
@@ -210,58 +213,138 @@ static int dotlock_attempt(const char *tmp, const char *lockpath, struct mail_lo
 	return -1;
 }
 
-/*
- * Remove lockpath when it is older than DOTLOCK_STALE_AGE (its holder died).
- * true when it is gone (broken, or vanished by itself), so retry at once.
- */
-/*
- * The pid a dotlock holds (written by us, liblockfile and procmail-style
- * lockers), or 0. Only a lock that is still the inode we looked at counts.
- */
-static long dotlock_holder(const char *lockpath, const struct stat *seen)
+/* What is found at a dotlock's name. */
+enum lock_look {
+	LOOK_GONE,    /* nothing there (or it changed while we looked): look again */
+	LOOK_LOCK,    /* a lock: empty, a pid line, or a symbolic link; none holds mail */
+	LOOK_OTHER,   /* anything else (a mailbox, say): never broken */
+};
+
+/* Empty, or a pid line as lockers write it ("1234\n"); *pid its pid, 0 if none. */
+static bool parse_pid_line(const char *buf, size_t n, long *pid)
 {
-	char buf[32];
-	int fd = open(lockpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	size_t i = 0;
+	long v = 0;
+	while (i < n && (buf[i] == ' ' || buf[i] == '\t'))
+		i++;
+	for (; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+		if (v < 100000000L)   /* no pid is that large: stays non-zero, never overflows */
+			v = v * 10 + (buf[i] - '0');
+	while (i < n && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+		i++;
+	*pid = v;
+	return i == n;
+}
+
+/* Read what lockpath holds, if it is still the file lstat saw. LOOK_* */
+static enum lock_look dotlock_read(const char *lockpath, const struct stat *seen, long *pid)
+{
+	char buf[DOTLOCK_MAX_SIZE + 1];
+	int fd;
+	while ((fd = open(lockpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0 &&
+	       errno == EINTR)
+		;
 	if (fd < 0)
-		return 0;
+		return errno == ENOENT ? LOOK_GONE : LOOK_OTHER;
 	struct stat st;
 	ssize_t n = -1;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == seen->st_ino &&
-	    st.st_dev == seen->st_dev)
-		n = read(fd, buf, sizeof(buf) - 1);
+	bool same = fstat(fd, &st) == 0 && st.st_ino == seen->st_ino && st.st_dev == seen->st_dev;
+	if (same)
+		n = pread_full(fd, buf, sizeof(buf), 0);
 	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	char *end;
-	long pid = strtol(buf, &end, 10);
-	if (pid <= 0 || end == buf || (*end != '\n' && *end != '\0'))
-		return 0;
-	return pid;
+	if (!same)
+		return LOOK_GONE;
+	if (n < 0 || n > DOTLOCK_MAX_SIZE)
+		return LOOK_OTHER;
+	return parse_pid_line(buf, (size_t)n, pid) ? LOOK_LOCK : LOOK_OTHER;
 }
 
-/* A dotlock whose holder is a process that no longer exists on this host. */
-static bool dotlock_holder_dead(const char *lockpath, const struct stat *st)
+/*
+ * Does lockpath look like a lock? Only a small file that is empty or holds a
+ * pid line, or a symbolic link (a lock style that holds no mail either), may
+ * be broken: never a file that holds mail (a mailbox whose name ends in .lock).
+ */
+static enum lock_look dotlock_inspect(const char *lockpath, struct stat *st, long *pid)
 {
-	long pid = dotlock_holder(lockpath, st);
-	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+	*pid = 0;
+	if (lstat(lockpath, st) < 0) {
+		memset(st, 0, sizeof(*st));   /* st_mode 0: "cannot be examined" */
+		return errno == ENOENT ? LOOK_GONE : LOOK_OTHER;
+	}
+	if (S_ISLNK(st->st_mode))
+		return LOOK_LOCK;
+	if (!S_ISREG(st->st_mode) || st->st_size > DOTLOCK_MAX_SIZE)
+		return LOOK_OTHER;
+	return dotlock_read(lockpath, st, pid);
 }
 
-static bool dotlock_break_stale(const char *lockpath)
+/*
+ * When this system booted, on the CLOCK_REALTIME scale (the keeper cannot
+ * read /proc under Landlock); 0 if unknown. Rounded down a second, so a lock
+ * made just after boot is never taken for older.
+ */
+static time_t boot_time(void)
+{
+	struct timespec now, up;
+	if (clock_gettime(CLOCK_REALTIME, &now) < 0 || clock_gettime(CLOCK_BOOTTIME, &up) < 0)
+		return 0;
+	return now.tv_sec - up.tv_sec - 1;
+}
+
+/* Why the lock (which looks like one) is stale, or NULL while it may be held. */
+static const char *stale_reason(const struct stat *st, long pid)
+{
+	/* A lock from before this boot has no holder: a power cut or crash left it. */
+	if (st->st_mtime < boot_time())
+		return "made before this boot";
+	if (time(NULL) - st->st_mtime > DOTLOCK_STALE_AGE)
+		return "too old";
+	if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+		return "its process is gone";
+	return NULL;
+}
+
+/* The name still leads to the inode we judged (nobody replaced it meanwhile). */
+static bool still_named(const char *path, const struct stat *seen)
 {
 	struct stat st;
-	if (lstat(lockpath, &st) < 0)
-		return errno == ENOENT;
-	time_t now = time(NULL);
-	bool dead = dotlock_holder_dead(lockpath, &st);
-	if (!dead && now - st.st_mtime <= DOTLOCK_STALE_AGE)
+	return lstat(path, &st) == 0 && st.st_dev == seen->st_dev && st.st_ino == seen->st_ino;
+}
+
+/*
+ * Remove lockpath when it is a stale lock (see stale_reason). true when it
+ * is gone (broken, or vanished by itself), so retry at once. Something at
+ * that name that is no lock is logged once (*told) and never removed.
+ */
+static bool dotlock_break_stale(const char *lockpath, bool *told)
+{
+	struct stat st;
+	long pid;
+	enum lock_look look = dotlock_inspect(lockpath, &st, &pid);
+	if (look == LOOK_GONE)
+		return true;
+	if (look == LOOK_OTHER) {
+		if (!*told && st.st_mode == 0)
+			log_msg(LOG_WARNING, "%s cannot be examined (%s), never removed", lockpath,
+				strerror(errno));
+		else if (!*told)
+			log_msg(LOG_WARNING, "%s is not a lock (a %s of %jd octets, owner uid %ju), "
+				"never removed: the mailbox stays locked while it is there", lockpath,
+				S_ISREG(st.st_mode) ? "file" : "non-regular file",
+				(intmax_t)st.st_size, (uintmax_t)st.st_uid);
+		*told = true;
 		return false;
+	}
+	const char *why = stale_reason(&st, pid);
+	if (!why)
+		return false;
+	if (!still_named(lockpath, &st))
+		return true;
 	if (unlink(lockpath) < 0 && errno != ENOENT) {
 		log_msg(LOG_WARNING, "cannot remove stale dotlock %s: %s", lockpath, strerror(errno));
 		return false;
 	}
-	log_msg(LOG_NOTICE, "removed stale dotlock %s (%s)", lockpath,
-		dead ? "its process is gone" : "too old");
+	log_msg(LOG_NOTICE, "removed stale dotlock %s (%s)", lockpath, why);
 	return true;
 }
 
@@ -297,12 +380,13 @@ static int dotlock_take(const char *path, const struct timespec *deadline,
 	}
 
 	int rc;
+	bool told = false;
 	for (;;) {
 		rc = dotlock_attempt(tmp, lockpath, lk);
 		if (rc != 0)
 			break;
 		/* Retry at once after breaking a stale lock, but never past the deadline. */
-		if (dotlock_break_stale(lockpath) && !deadline_passed(deadline))
+		if (dotlock_break_stale(lockpath, &told) && !deadline_passed(deadline))
 			continue;
 		if (!pause_before_retry(deadline)) {
 			rc = -1;
@@ -360,6 +444,10 @@ static void dotlock_release(struct mail_lock *lk)
 			lk->dotlock);
 	} else if (unlink(lk->dotlock) < 0 && errno != ENOENT) {
 		log_msg(LOG_ERR, "cannot remove dotlock %s: %s", lk->dotlock, strerror(errno));
+	} else if (fsync_parent_dir(lk->dotlock) < 0) {
+		/* A journal's directory sync may have made the lock durable: so must its removal be. */
+		log_msg(LOG_WARNING, "cannot sync the directory of dotlock %s: %s", lk->dotlock,
+			strerror(errno));
 	}
 	free(lk->dotlock);
 	lk->dotlock = NULL;

@@ -28,6 +28,7 @@
 #include "index.h"
 #include "lock.h"
 #include "log.h"
+#include "update.h"
 
 /*
  * Octets of a line start that are examined whole ("From ", an empty line, the
@@ -1199,6 +1200,30 @@ static enum mbox_status scan_mailbox(struct mbox *mb, struct scan_result *res,
 	return MBOX_OK;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+bool mbox_is_side_file(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	return strncmp(base, DOTLOCK_TEMP_PREFIX, strlen(DOTLOCK_TEMP_PREFIX)) == 0 ||
+	       ends_with(base, DOTLOCK_SUFFIX) || strstr(base, SIDE_FILE_MARK) != NULL;
+}
+
+enum mbox_status mbox_check_name(const char *path, char *why, size_t whylen)
+{
+	if (!mbox_is_side_file(path))
+		return MBOX_OK;
+	log_msg(LOG_ERR, "%s: refused: the name of a lock, journal or other side file of "
+		"another mailbox, never served as a mailbox", path);
+	set_why(why, whylen, "this mailbox name is reserved");
+	return MBOX_PERM;
+}
+
 static enum mbox_status open_error(int err, char *why, size_t whylen)
 {
 	switch (err) {
@@ -1220,38 +1245,53 @@ static enum mbox_status open_error(int err, char *why, size_t whylen)
 	}
 }
 
-/* Record what fd is; only regular files are mailboxes. */
-static enum mbox_status check_regular(struct mbox *mb, char *why, size_t whylen)
+/* "a regular file with 2 links owned by uid 1000": what was found, for the log. */
+static void describe_file(const struct stat *st, char *out, size_t outlen)
 {
-	struct stat st;
-	if (fstat(mb->fd, &st) < 0) {
-		set_why(why, whylen, "cannot stat mailbox: %s", strerror(errno));
-		return MBOX_TEMP;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		set_why(why, whylen, "mailbox is not a regular file");
-		return MBOX_PERM;
-	}
-	mb->dev = st.st_dev;
-	mb->ino = st.st_ino;
-	return MBOX_OK;
+	const char *kind = S_ISREG(st->st_mode) ? "a regular file" : S_ISDIR(st->st_mode) ?
+		"a directory" : S_ISFIFO(st->st_mode) ? "a FIFO" : S_ISCHR(st->st_mode) ||
+		S_ISBLK(st->st_mode) ? "a device" : S_ISSOCK(st->st_mode) ? "a socket" :
+		"a special file";
+	snprintf(out, outlen, "%s with %ju link%s owned by uid %ju", kind, (uintmax_t)st->st_nlink,
+		 st->st_nlink == 1 ? "" : "s", (uintmax_t)st->st_uid);
 }
 
 /*
- * The mailbox must belong to the user it is served as: in a shared spool
- * directory another user could have created it first, to read what arrives.
+ * Only a regular file with one name, owned by the user it is served as, is a
+ * mailbox: in a shared spool another user could have created it first (to
+ * read what arrives), and a second name (a hard link) is another mailbox's
+ * file, or a way to it. why_short names no path (the client sees it).
  */
-static enum mbox_status check_owner(const struct mbox *mb, char *why, size_t whylen)
+static enum mbox_status check_file(const struct mbox *mb, const struct stat *st,
+				   char *why, size_t whylen)
 {
-	struct stat st;
-	if (fstat(mb->fd, &st) < 0) {
+	const char *why_short = !S_ISREG(st->st_mode) ? "mailbox is not a regular file" :
+		st->st_uid != geteuid() ? "mailbox is not owned by the user it is served as" :
+		st->st_nlink != 1 ? "mailbox has more than one name (a hard link)" : NULL;
+	if (!why_short)
+		return MBOX_OK;
+	char found[128];
+	describe_file(st, found, sizeof(found));
+	log_msg(LOG_ERR, "mailbox %s refused: found %s, expected a regular file with 1 link "
+		"owned by uid %ju", mb->path ? mb->path : "(descriptor)", found,
+		(uintmax_t)geteuid());
+	set_why(why, whylen, "%s", why_short);
+	return MBOX_PERM;
+}
+
+/* Record what fd is; only regular files are mailboxes. */
+static enum mbox_status check_regular(struct mbox *mb, struct stat *st, char *why, size_t whylen)
+{
+	if (fstat(mb->fd, st) < 0) {
 		set_why(why, whylen, "cannot stat mailbox: %s", strerror(errno));
 		return MBOX_TEMP;
 	}
-	if (st.st_uid != geteuid()) {
-		set_why(why, whylen, "mailbox is not owned by the user it is served as");
+	if (!S_ISREG(st->st_mode)) {
+		set_why(why, whylen, "mailbox is not a regular file");
 		return MBOX_PERM;
 	}
+	mb->dev = st->st_dev;
+	mb->ino = st->st_ino;
 	return MBOX_OK;
 }
 
@@ -1270,8 +1310,15 @@ static enum mbox_status open_file(struct mbox *mb, const char *path, char *why, 
 		set_why(why, whylen, "cannot set up mailbox: %s", strerror(errno));
 		return MBOX_TEMP;
 	}
-	enum mbox_status st = check_regular(mb, why, whylen);
-	return st == MBOX_OK ? check_owner(mb, why, whylen) : st;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		set_why(why, whylen, "cannot stat mailbox: %s", strerror(errno));
+		return MBOX_TEMP;
+	}
+	enum mbox_status rc = check_file(mb, &st, why, whylen);
+	if (rc == MBOX_OK)
+		rc = check_regular(mb, &st, why, whylen);
+	return rc;
 }
 
 /* The path must still name the file we opened (not renamed away before we locked it). */
@@ -1290,22 +1337,27 @@ static enum mbox_status check_no_journal_in(const struct mbox *mb, const char *d
 					    char *why, size_t whylen)
 {
 	char journal[2 * MAX_PATH_LEN + 64];
-	struct stat st;
 	if (mbox_journal_path(mb->path, dir, journal, sizeof(journal)) < 0) {
 		set_why(why, whylen, "mailbox path is too long");
 		return MBOX_PERM;
 	}
-	if (lstat(journal, &st) == 0) {
-		set_why(why, whylen, "mailbox needs recovery");
-		log_msg(LOG_ERR, "%s: an interrupted update left %s; run pop3d --recover",
-			mb->path, journal);
+	int fd = open(journal, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENXIO))
+		return MBOX_OK;   /* none, or a symbolic link or socket: no journal of ours */
+	int ours = fd < 0 ? -1 : journal_is_ours(fd);
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (ours < 0) {
+		set_why(why, whylen, "cannot check for a journal: %s", strerror(err));
 		return MBOX_TEMP;
 	}
-	if (errno != ENOENT) {
-		set_why(why, whylen, "cannot check for a journal: %s", strerror(errno));
-		return MBOX_TEMP;
-	}
-	return MBOX_OK;
+	if (ours == 0)
+		return MBOX_OK;   /* someone else's file: recovery logged it, it blocks nothing */
+	set_why(why, whylen, "mailbox needs recovery");
+	log_msg(LOG_ERR, "%s: an interrupted update left %s; run pop3d --recover", mb->path,
+		journal);
+	return MBOX_TEMP;
 }
 
 static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_t whylen)
@@ -1361,7 +1413,9 @@ enum mbox_status mbox_open(struct mbox **out, const char *path,
 		return MBOX_TEMP;
 	}
 	struct scan_result res = { .save_index = false };
-	enum mbox_status st = open_file(mb, path, why, whylen);
+	enum mbox_status st = mbox_check_name(path, why, whylen);
+	if (st == MBOX_OK)
+		st = open_file(mb, path, why, whylen);
 	if (st == MBOX_OK && mb->fd >= 0)
 		st = lock_and_scan(mb, &res, why, whylen);
 	if (st != MBOX_OK) {
@@ -1389,7 +1443,8 @@ enum mbox_status mbox_open_fd(struct mbox **out, int fd,
 	}
 	mb->fd = fd;
 	struct scan_result res;
-	enum mbox_status st = check_regular(mb, why, whylen);
+	struct stat fst;
+	enum mbox_status st = check_regular(mb, &fst, why, whylen);
 	if (st == MBOX_OK)
 		st = scan_mailbox(mb, &res, why, whylen);
 	if (st != MBOX_OK) {

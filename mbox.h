@@ -133,4 +133,18 @@ int mbox_sidecar_path(const char *mailbox, const char *journal_dir, const char *
 		      char *buf, size_t buflen);
 int mbox_journal_path(const char *mailbox, const char *journal_dir, char *buf, size_t buflen);
 
+/*
+ * Is path's last component the name of a side file of some other mailbox:
+ * a dotlock (NAME.lock), a temporary lock file (.lk...), or any name pop3d
+ * makes (it carries SIDE_FILE_MARK: journal, its rewrite, session lock,
+ * index)? The one place that knows every such name.
+ */
+bool mbox_is_side_file(const char *path);
+
+/*
+ * Such a path is never a mailbox: side files then cannot collide with any
+ * mailbox a template produces. MBOX_PERM (logged, *why set) or MBOX_OK.
+ */
+enum mbox_status mbox_check_name(const char *path, char *why, size_t whylen);
+
 #endif

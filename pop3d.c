@@ -166,7 +166,8 @@ static void usage(FILE *f)
 "                          --mailbox; off by default); made 0700 if missing\n"
 "      --journal-dir=TEMPLATE  write update journals in this directory instead of\n"
 "                          beside the mailbox, for spools the user cannot write in\n"
-"                          (%%u, %%h, %%%%; e.g. a 1777 /var/lib/pop3d-journal)\n"
+"                          (%%u, %%h, %%%%; e.g. /var/lib/pop3d-journal: as root,\n"
+"                          a directory UID/ of each account's own in it)\n"
 "      --preauth-user=ACCOUNT  as root, the unprivileged account that reads the\n"
 "                          client before login, chrooted in " PREAUTH_EMPTY_DIR "\n"
 "                          (default " PREAUTH_USER ", else " PREAUTH_FALLBACK_USER ")\n"
@@ -563,19 +564,28 @@ static int drop_to_uid(uid_t uid, gid_t gid)
  * --user for virtual users, or without --user the mailbox file's owner. The
  * worker of each login attempt is a process of its own.
  */
-static enum login_result become_account(const struct server *srv, const struct account *acct,
-					char *why, size_t whylen)
+static enum login_result become_account(struct server *srv, const struct account *acct,
+					const char *journal_dir, char *why, size_t whylen)
 {
-	if (!srv->root)
-		return LOGIN_OK;  /* an ordinary user serves mailboxes as itself */
-	uid_t uid = acct->system ? acct->uid : srv->virt_uid;
-	gid_t gid = acct->system ? acct->gid : srv->virt_gid;
-	bool by_owner = !acct->system && !srv->cfg->virtual_user;
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	if (srv->root) {
+		uid = acct->system ? acct->uid : srv->virt_uid;
+		gid = acct->system ? acct->gid : srv->virt_gid;
+	}
+	bool by_owner = srv->root && !acct->system && !srv->cfg->virtual_user;
 	if (by_owner && mailbox_owner(acct->mailbox, &uid, &gid, why, whylen) < 0) {
 		log_msg(LOG_ERR, "no account to serve %s for %s as: %s", acct->mailbox,
 			acct->name, why);
 		return LOGIN_SYS_PERM;
 	}
+	/* The account's own journal directory, made by root while it still can. */
+	if (journal_dir && journal_dir_prepare(journal_dir, acct->mailbox, uid, gid,
+					       srv->journal_dir, sizeof(srv->journal_dir),
+					       why, whylen) < 0)
+		return LOGIN_SYS_TEMP;
+	if (!srv->root)
+		return LOGIN_OK;  /* an ordinary user serves mailboxes as itself */
 	int rc = by_owner ? drop_to_uid(uid, gid)
 			  : drop_privileges(acct->system ? acct->name : srv->cfg->virtual_user,
 					    uid, gid);
@@ -709,22 +719,30 @@ static enum login_result role_take_maildrop(void *ctx, const struct account *acc
 					    struct mbox **mb, char *why, size_t whylen)
 {
 	struct server *srv = ctx;
-	enum login_result lr = become_account(srv, acct, why, whylen);
-	if (lr != LOGIN_OK)
+	/* A name of another mailbox's side file is never served (nor recovered). */
+	enum mbox_status named = mbox_check_name(acct->mailbox, why, whylen);
+	if (named != MBOX_OK)
+		return map_status(named);
+	/* Where an interrupted update's journal would be is not optional. */
+	char journal_dir[MAX_PATH_LEN];
+	const char *jdir = expand_dir("--journal-dir", srv->cfg->journal_dir, acct, journal_dir);
+	if (srv->cfg->journal_dir && !jdir) {
+		snprintf(why, whylen, "%s", temp_reason);
+		return LOGIN_SYS_TEMP;
+	}
+	enum login_result lr = become_account(srv, acct, jdir, why, whylen);
+	if (lr != LOGIN_OK) {
+		if (lr == LOGIN_SYS_TEMP)
+			snprintf(why, whylen, "%s", temp_reason);
 		return lr;
+	}
 	privsep_die_with_parent();   /* the drop cleared it */
 	struct mbox_options opt;
 	mailbox_options(srv, &opt);
 	char index_dir[MAX_PATH_LEN];
 	/* Without a usable index directory the login goes on, unindexed. */
 	opt.index_dir = expand_dir("--index-dir", srv->cfg->index_dir, acct, index_dir);
-	/* Where an interrupted update's journal would be is not optional. */
-	opt.journal_dir = expand_dir("--journal-dir", srv->cfg->journal_dir, acct,
-				     srv->journal_dir);
-	if (srv->cfg->journal_dir && !opt.journal_dir) {
-		snprintf(why, whylen, "%s", temp_reason);
-		return LOGIN_SYS_TEMP;
-	}
+	opt.journal_dir = jdir ? srv->journal_dir : NULL;   /* DIR/UID (journal_dir_prepare) */
 	struct sandbox_paths paths = {.mailbox = acct->mailbox, .journal_dir = opt.journal_dir,
 				      .index_dir = opt.index_dir};
 	if (enter_worker_sandbox(srv, &paths, why, whylen) < 0)
@@ -997,27 +1015,38 @@ static int exit_status(enum session_end end)
 static int run_recover(const struct server *srv)
 {
 	char why[256] = "";
-	uid_t uid;
-	gid_t gid;
-	if (srv->root && (mailbox_owner(srv->cfg->recover_path, &uid, &gid, why, sizeof(why)) < 0 ||
-			  drop_to_uid(uid, gid) < 0)) {
-		fprintf(stderr, "pop3d: %s: %s\n", srv->cfg->recover_path,
-			why[0] ? why : "cannot switch to its owner");
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	if (srv->root && mailbox_owner(srv->cfg->recover_path, &uid, &gid, why, sizeof(why)) < 0) {
+		fprintf(stderr, "pop3d: %s: %s\n", srv->cfg->recover_path, why);
 		return EXIT_CONFIG;
 	}
 	struct mbox_options opt;
 	mailbox_options(srv, &opt);
-	/* %u and %h of --journal-dir are those of the account we now run as. */
+	/* %u and %h of --journal-dir are those of the account the mailbox is recovered as. */
 	struct account self = { .name = "" };
-	struct passwd *pw = getpwuid(geteuid());
+	struct passwd *pw = getpwuid(uid);
 	if (pw) {
 		snprintf(self.name, sizeof(self.name), "%s", pw->pw_name);
 		snprintf(self.home, sizeof(self.home), "%s", pw->pw_dir ? pw->pw_dir : "");
 	}
-	char journal_dir[MAX_PATH_LEN];
+	char journal_dir[MAX_PATH_LEN], account_dir[MAX_PATH_LEN];
 	opt.journal_dir = expand_dir("--journal-dir", srv->cfg->journal_dir, &self, journal_dir);
 	if (srv->cfg->journal_dir && !opt.journal_dir) {
 		fprintf(stderr, "pop3d: cannot expand --journal-dir %s\n", srv->cfg->journal_dir);
+		return EXIT_CONFIG;
+	}
+	/* DIR/UID, made by root while it still can (an older layout's journal moved in). */
+	if (opt.journal_dir) {
+		if (journal_dir_prepare(opt.journal_dir, srv->cfg->recover_path, uid, gid, account_dir,
+					sizeof(account_dir), why, sizeof(why)) < 0) {
+			fprintf(stderr, "pop3d: --journal-dir %s: %s\n", opt.journal_dir, why);
+			return EXIT_CONFIG;
+		}
+		opt.journal_dir = account_dir;
+	}
+	if (srv->root && drop_to_uid(uid, gid) < 0) {
+		fprintf(stderr, "pop3d: %s: cannot switch to its owner\n", srv->cfg->recover_path);
 		return EXIT_CONFIG;
 	}
 	if (mbox_recover_hooked(srv->cfg->recover_path, &opt, RECOVER_HOOKS, why, sizeof(why)) < 0) {

@@ -8,6 +8,7 @@
  * finished from the journal (mbox_recover), also when new mail was appended
  * after the crash. When nothing is kept after X, a truncate alone does it.
  */
+#define _GNU_SOURCE   /* renameat2 */
 #include "update.h"
 
 #include "fileio.h"
@@ -37,11 +38,11 @@
  * It is valid only when its size is exactly header + L + trailer and both
  * sums match; anything else is a journal whose writing was interrupted.
  */
-#define JNL_MAGIC      "P3DJRNL\n"
+#define JNL_MAGIC      JOURNAL_MAGIC
 #define JNL_END_MAGIC  "P3DJEND\n"
-#define JNL_MAGIC_LEN  8
+#define JNL_MAGIC_LEN  JOURNAL_MAGIC_LEN
 #define JNL_VERSION    1u
-#define JNL_HDR_SIZE   64
+#define JNL_HDR_SIZE   JOURNAL_HEADER_SIZE
 #define JNL_TRL_SIZE   16
 
 /* What the internal steps return. */
@@ -262,14 +263,6 @@ static int pread_exact(int fd, void *buf, size_t len, off_t off)
 		return -1;
 	}
 	return 0;
-}
-
-static int fsync_retry(int fd)
-{
-	int r;
-	while ((r = fsync(fd)) < 0 && errno == EINTR)
-		;
-	return r;
 }
 
 static int fdatasync_retry(int fd)
@@ -636,14 +629,6 @@ static int replay(struct op *op, int mfd, int jfd, const struct jhdr *h)
 
 /* ---- recovery ------------------------------------------------------------------ */
 
-/* An interrupted journal never reached the mailbox: drop it. */
-static int drop_journal(struct op *op, const char *jpath)
-{
-	if (unlink(jpath) < 0 && errno != ENOENT)
-		return fail(op, "cannot remove journal %s", jpath);
-	return fsync_dir(op);
-}
-
 /* Whether [s - wlen, s) still holds the original octets: no truncate yet. */
 static int not_yet_truncated(struct op *op, int mfd, off_t size, const struct jhdr *h,
 			     bool *yes)
@@ -761,24 +746,80 @@ static int apply_journal(struct op *op, int mfd, int *jfd, struct jhdr *h)
 	return rc;
 }
 
+/*
+ * Open a file found at a journal's name, if it is ours (journal_is_ours).
+ * *fd is -1 when there is none, or when it is someone else's: that is logged
+ * and left alone (never read as a journal, never removed, never in the way of
+ * the login). RC_OK or RC_FAIL.
+ */
+static int open_found_journal(struct op *op, const char *path, int *fd)
+{
+	/* Non-blocking: a FIFO planted there must not hang us. */
+	*fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (*fd < 0 && errno == ENOENT)
+		return RC_OK;
+	if (*fd < 0 && errno != ELOOP && errno != ENXIO)
+		return fail(op, "cannot open %s", path);
+	int ours = *fd < 0 ? 0 : journal_is_ours(*fd);
+	if (ours < 0) {
+		fail(op, "cannot read %s", path);
+		close_keep_errno(*fd);
+		*fd = -1;
+		return RC_FAIL;
+	}
+	if (ours == 0) {
+		struct stat st;
+		if (lstat(path, &st) == 0)
+			log_msg(LOG_WARNING, "recover %s: %s is not a journal of pop3d's (type %o, "
+				"%jd octets, uid %ju, %ju links; expected a file of uid %ju with 1 link "
+				"in pop3d's format): ignored and left alone", op->path, path,
+				(unsigned)(st.st_mode & S_IFMT), (intmax_t)st.st_size,
+				(uintmax_t)st.st_uid, (uintmax_t)st.st_nlink, (uintmax_t)geteuid());
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+	}
+	return RC_OK;
+}
+
+/* Remove a file of ours found at path (fd open on it), with a log line. */
+static int remove_found(struct op *op, const char *path, int fd, const char *what)
+{
+	if (!path_names_fd(path, fd))
+		return RC_OK;   /* gone or replaced meanwhile: not the file we judged */
+	if (unlink(path) < 0 && errno != ENOENT)
+		return fail(op, "cannot remove %s", path);
+	log_msg(LOG_NOTICE, "recover %s: %s removed (%s)", op->path, path, what);
+	return fsync_dir(op);
+}
+
+/* A half-written rewrite by an earlier recovery (the real journal is intact): ours goes. */
+static int drop_interrupted_rewrite(struct op *op)
+{
+	int fd;
+	int rc = open_found_journal(op, op->tpath, &fd);
+	if (rc != RC_OK || fd < 0)
+		return rc;
+	rc = remove_found(op, op->tpath, fd, "an interrupted rewrite of the journal");
+	close_keep_errno(fd);
+	return rc;
+}
+
 /* Recovery with the mailbox lock held; mfd is the mailbox or -1 if missing. */
 static int recover_locked(struct op *op, int mfd)
 {
-	/* A half-written rewrite by an earlier recovery; the real journal is intact. */
-	if (unlink(op->tpath) < 0 && errno != ENOENT)
-		return fail(op, "cannot remove %s", op->tpath);
-	int jfd = open(op->jpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (jfd < 0 && errno == ENOENT)
-		return RC_OK;
-	if (jfd < 0)
-		return fail(op, "cannot open journal %s", op->jpath);
+	int jfd = -1;
+	int rc = drop_interrupted_rewrite(op);
+	if (rc == RC_OK)
+		rc = open_found_journal(op, op->jpath, &jfd);
+	if (rc != RC_OK || jfd < 0)
+		return rc;
 	struct jhdr h;
-	int rc = journal_read(op, jfd, &h);
+	rc = journal_read(op, jfd, &h);
 	if (rc == RC_INVALID) {
-		close(jfd);
-		log_msg(LOG_NOTICE, "recover %s: incomplete journal %s removed, mailbox untouched",
-			op->path, op->jpath);
-		return drop_journal(op, op->jpath);
+		rc = remove_found(op, op->jpath, jfd, "an incomplete journal; the mailbox untouched");
+		close_keep_errno(jfd);
+		return rc;
 	}
 	if (rc == RC_OK)
 		rc = apply_journal(op, mfd, &jfd, &h);
@@ -795,9 +836,10 @@ static int open_mailbox(struct op *op, int *mfd)
 	struct stat st;
 	if (fstat(*mfd, &st) < 0)
 		return fail(op, "cannot stat %s", op->path);
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		return fail(op, "%s is not a regular file", op->path);
+	if (!is_own_plain_file(&st)) {
+		errno = EPERM;
+		return fail(op, "%s is not a regular file of uid %ju with one link, not touched",
+			    op->path, (uintmax_t)geteuid());
 	}
 	return RC_OK;
 }
@@ -805,6 +847,10 @@ static int open_mailbox(struct op *op, int *mfd)
 int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
 			const struct update_hooks *hooks, char *why, size_t whylen)
 {
+	if (mbox_check_name(path, why, whylen) != MBOX_OK) {
+		errno = EPERM;
+		return -1;   /* a side file's name is never a mailbox: nothing to recover */
+	}
 	struct op op;
 	if (op_init(&op, path, opt->journal_dir, hooks, why, whylen) != RC_OK)
 		return -1;
@@ -838,6 +884,173 @@ int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
 int mbox_recover(const char *path, const struct mbox_options *opt, char *why, size_t whylen)
 {
 	return mbox_recover_hooked(path, opt, NULL, why, whylen);
+}
+
+/* ---- the journal directory of an account ------------------------------------------ */
+
+static int open_dir_at(int dfd, const char *name)
+{
+	int fd;
+	while ((fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+	       errno == EINTR)
+		;
+	return fd;
+}
+
+/* Root moves whatever is at DIR/name aside to DIR/name.planted.N: nothing is removed. */
+static int move_aside(int dfd, const char *dir, const char *name, const char *what)
+{
+	for (unsigned n = 1; n <= JOURNAL_ASIDE_ATTEMPTS; n++) {
+		char aside[64];
+		snprintf(aside, sizeof(aside), "%s" JOURNAL_ASIDE_INFIX "%u", name, n);
+		if (renameat2(dfd, name, dfd, aside, RENAME_NOREPLACE) == 0) {
+			log_msg(LOG_WARNING, "journal directory %s/%s was %s: moved aside to %s/%s",
+				dir, name, what, dir, aside);
+			return 0;
+		}
+		if (errno == ENOENT)
+			return 0;   /* gone by itself */
+		if (errno != EEXIST)
+			break;
+	}
+	log_msg(LOG_ERR, "journal directory %s/%s is %s and cannot be moved aside: %s", dir, name,
+		what, strerror(errno));
+	return -1;
+}
+
+/*
+ * As root: DIR/name made or repaired for uid, 0700; the descriptor open on
+ * it, or -1 (logged). A few tries: what is in the way is moved aside first.
+ */
+static int root_account_dir(int dfd, const char *dir, const char *name, uid_t uid, gid_t gid)
+{
+	bool made = false;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int fd = open_dir_at(dfd, name);
+		if (fd < 0 && errno == ENOENT) {
+			if (mkdirat(dfd, name, JOURNAL_DIR_MODE) < 0 && errno != EEXIST)
+				break;
+			made = errno != EEXIST;
+			continue;
+		}
+		struct stat st;
+		if (fd >= 0 && fstat(fd, &st) < 0) {
+			close(fd);
+			break;
+		}
+		/* Root's (just made, or an administrator's) or the account's: fix it up. */
+		if (fd >= 0 && (st.st_uid == uid || st.st_uid == 0 || made)) {
+			if (((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0) ||
+			    ((st.st_mode & 07777) != JOURNAL_DIR_MODE &&
+			     fchmod(fd, JOURNAL_DIR_MODE) < 0)) {
+				int err = errno;
+				close(fd);
+				if (made)   /* ours, empty: not left half made (NFS root_squash) */
+					unlinkat(dfd, name, AT_REMOVEDIR);
+				errno = err;
+				break;
+			}
+			return fd;
+		}
+		if (fd >= 0)
+			close(fd);
+		else if (errno != ELOOP && errno != ENOTDIR)
+			break;
+		if (move_aside(dfd, dir, name, fd >= 0 ? "a directory of another account" :
+			       "not a directory") < 0)
+			return -1;
+	}
+	log_msg(LOG_ERR, "journal directory %s/%s cannot be made for uid %ju: %s", dir, name,
+		(uintmax_t)uid, strerror(errno));
+	return -1;
+}
+
+/*
+ * An older version kept journals in DIR itself. A journal of this mailbox
+ * there, if it is uid's, moves into DIR/UID (same file system) for recovery.
+ * -1 (logged) when one is there but cannot be moved: the mailbox may be
+ * half updated, and only that journal can finish it.
+ */
+static int adopt_flat_journal(int dfd, int sub, const char *dir, const char *mailbox, uid_t uid)
+{
+	char flat[MAX_PATH_LEN + 64];
+	if (mbox_journal_path(mailbox, dir, flat, sizeof(flat)) < 0)
+		return 0;
+	const char *base = strrchr(flat, '/') + 1;
+	int fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_msg(LOG_WARNING, "%s: not a journal, ignored: %s", flat, strerror(errno));
+		return 0;
+	}
+	int ours = is_file_of_format(fd, uid, JOURNAL_MAGIC, JOURNAL_MAGIC_LEN, JOURNAL_HEADER_SIZE);
+	close(fd);
+	if (ours == 0) {
+		log_msg(LOG_WARNING, "%s is not a journal of uid %ju: ignored and left alone", flat,
+			(uintmax_t)uid);
+		return 0;
+	}
+	if (ours < 0 || renameat2(dfd, base, sub, base, RENAME_NOREPLACE) < 0) {
+		log_msg(LOG_ERR, "cannot move journal %s into %s/%ju: %s", flat, dir, (uintmax_t)uid,
+			strerror(errno));
+		return -1;
+	}
+	if (fsync_retry(sub) < 0 || fsync_retry(dfd) < 0)
+		log_msg(LOG_WARNING, "cannot sync %s after moving a journal: %s", dir, strerror(errno));
+	log_msg(LOG_NOTICE, "journal %s (older layout) moved into %s/%ju, to be recovered", flat,
+		dir, (uintmax_t)uid);
+	return 0;
+}
+
+/* Not root: DIR/UID when it is ours (made when DIR lets us); else -1 (errno). */
+static int own_account_dir(int dfd, const char *name)
+{
+	if (mkdirat(dfd, name, JOURNAL_DIR_MODE) < 0 && errno != EEXIST)
+		return -1;
+	int fd = open_dir_at(dfd, name);
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_uid != geteuid())) {
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
+int journal_dir_prepare(const char *dir, const char *mailbox, uid_t uid, gid_t gid,
+			char *out, size_t outlen, char *why, size_t whylen)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%ju", (uintmax_t)uid);
+	int n = snprintf(out, outlen, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= outlen) {
+		log_msg(LOG_ERR, "--journal-dir %s: path too long", dir);
+		set_why(why, whylen, "journal directory path too long");
+		return -1;
+	}
+	int dfd = open_dir_at(AT_FDCWD, dir);
+	if (dfd < 0) {
+		/* As before: the journal cannot be written there, an update that needs one fails. */
+		log_msg(LOG_WARNING, "--journal-dir %s: %s", dir, strerror(errno));
+		return 0;
+	}
+	int sub = geteuid() == 0 ? root_account_dir(dfd, dir, name, uid, gid) :
+		  own_account_dir(dfd, name);
+	if (sub < 0) {
+		/* Root cannot (NFS root_squash), or not root: the flat layout of old, which a
+		 * planted file cannot block either (it is never taken for a journal). */
+		log_msg(LOG_WARNING, "--journal-dir %s: no directory %s of uid %ju (%s): journals "
+			"go to %s itself", dir, name, (uintmax_t)uid, strerror(errno), dir);
+		snprintf(out, outlen, "%s", dir);
+		close(dfd);
+		return 0;
+	}
+	int rc = adopt_flat_journal(dfd, sub, dir, mailbox, uid);
+	close(sub);
+	close(dfd);
+	if (rc < 0)
+		set_why(why, whylen, "a journal of the older layout cannot be moved");
+	return rc;
 }
 
 /* ---- the update ------------------------------------------------------------------ */
@@ -897,6 +1110,8 @@ static int verify_unchanged(struct op *op, const struct mbox *mb, off_t *size)
 	if (now.st_dev != mb->dev || now.st_ino != mb->ino || st.st_dev != mb->dev ||
 	    st.st_ino != mb->ino)
 		return changed(op, "it was replaced by another file");
+	if (st.st_nlink != 1)
+		return changed(op, "it has %ju names now (a hard link)", (uintmax_t)st.st_nlink);
 	if (st.st_size < mb->scanned)
 		return changed(op, "it shrank from %jd to %jd octets", (intmax_t)mb->scanned,
 			       (intmax_t)st.st_size);
@@ -988,8 +1203,8 @@ static int write_update_journal(struct op *op, const struct mbox *mb, const stru
 		return rc;
 	rc = journal_begin(op, op->jpath, &jw);
 	if (rc == RC_FAIL && errno == EEXIST)
-		log_msg(LOG_ERR, "update %s: journal %s exists, mailbox needs recovery",
-			op->path, op->jpath);
+		log_msg(LOG_ERR, "update %s: %s exists (a journal that needs recovery, or a file "
+			"that is not pop3d's in its place), nothing applied", op->path, op->jpath);
 	if (rc == RC_FAIL && jw.fd < 0)
 		return rc;   /* not created: nothing to clean up */
 	if (rc == RC_OK)

@@ -3,8 +3,26 @@
 #define POP3D_UPDATE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
+#include "fileio.h"
 #include "mbox.h"
+
+/* A journal's first octets and its header's size (the format: update.c). */
+#define JOURNAL_MAGIC       "P3DJRNL\n"
+#define JOURNAL_MAGIC_LEN   8
+#define JOURNAL_HEADER_SIZE 64
+
+/*
+ * Is fd a journal of ours, complete or cut short: a plain file of our uid
+ * with one link that is empty, starts with the magic, or whose header is
+ * still all zero (it is written last)? 1, 0 (someone else's file: never
+ * trusted, never removed), -1 with errno (cannot tell).
+ */
+static inline int journal_is_ours(int fd)
+{
+	return is_own_file_of_format(fd, JOURNAL_MAGIC, JOURNAL_MAGIC_LEN, JOURNAL_HEADER_SIZE);
+}
 
 /*
  * Remove the messages marked deleted, under the mailbox lock, keeping every
@@ -12,6 +30,24 @@
  * applied (MBOX_TEMP). MBOX_OK when there was nothing to do.
  */
 enum mbox_status mbox_update(struct mbox *mb, char *why, size_t whylen);
+
+/*
+ * The journal directory of one account: DIR/UID (dir is the expanded
+ * --journal-dir), a directory of uid's own, mode JOURNAL_DIR_MODE, so that no
+ * other account can put a file where this one's journals are looked for. As
+ * root (before the switch to uid): made, or its owner and mode repaired,
+ * through a descriptor opened without following symbolic links; anything
+ * else in its place (a file, a link, another account's directory) is moved
+ * aside to DIR/UID.planted.N with a log line. Not as root: DIR/UID if it is
+ * ours (made if DIR lets us). Then a journal of mailbox left in DIR itself
+ * by an older version (the flat layout) is moved in, if it is uid's, to be
+ * recovered. Where DIR/UID cannot be had (not root, or root squashed on
+ * NFS): DIR itself, with a log line. out gets the directory to use. 0, or
+ * -1 (logged, *why set) when the path is too long or an older layout's
+ * journal cannot be moved in (the mailbox may be half updated: no login).
+ */
+int journal_dir_prepare(const char *dir, const char *mailbox, uid_t uid, gid_t gid,
+			char *out, size_t outlen, char *why, size_t whylen);
 
 /*
  * Repair a mailbox left mid-update (a journal next to it), under the mailbox

@@ -22,7 +22,9 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "limits.h"
@@ -31,6 +33,23 @@
 #include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
+
+/*
+ * The machine's uptime as lock.c sees it: clock_gettime is defined here, so
+ * lock.c (linked into this program) calls this one. fake_uptime > 0 makes
+ * CLOCK_BOOTTIME say so; everything else is the kernel's answer.
+ */
+static time_t fake_uptime;
+
+int clock_gettime(clockid_t clk, struct timespec *ts)
+{
+	if (clk == CLOCK_BOOTTIME && fake_uptime > 0) {
+		ts->tv_sec = fake_uptime;
+		ts->tv_nsec = 0;
+		return 0;
+	}
+	return (int)syscall(SYS_clock_gettime, clk, ts);
+}
 
 struct logbuf {
 	char text[4096];
@@ -307,6 +326,100 @@ static void test_dotlock_just_under_stale_age_is_kept(void **state)
 	assert_int_equal(mailbox_lock(path, -1, LOCK_DOTLOCK, 0, &lk, why, sizeof(why)), -1);
 	assert_int_equal(errno, ETIMEDOUT);
 	assert_true(exists(lock_name(path)));
+}
+
+/* Set path's times to `ago` seconds in the past. */
+static void age_file(const char *path, time_t ago)
+{
+	struct timeval t[2];
+	gettimeofday(&t[0], NULL);
+	t[0].tv_sec -= ago;
+	t[1] = t[0];
+	assert_int_equal(utimes(path, t), 0);
+}
+
+/*
+ * After a power cut: a lock from before this boot has no holder, whatever
+ * pid it names (pids are reused) and however young it is. Broken at once.
+ */
+static void test_dotlock_from_before_boot_is_broken(void **state)
+{
+	(void)state;
+	const char *path = make_mailbox("dot-boot");
+	char live[32];
+	int n = snprintf(live, sizeof(live), "%ld\n", (long)getppid());  /* a live pid, by reuse */
+	test_write_file(lock_name(path), live, (size_t)n);
+	fake_uptime = 60;                       /* booted a minute ago ... */
+	age_file(lock_name(path), 120);         /* ... the lock is two minutes old */
+	struct logbuf lb = { "" };
+	log_set_hook(collect_log, &lb);
+	struct mail_lock lk;
+	char why[256] = "";
+	int rc = mailbox_lock(path, -1, LOCK_DOTLOCK, 1, &lk, why, sizeof(why));
+	log_set_hook(NULL, NULL);
+	fake_uptime = 0;
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(lb.text, "before this boot"));
+	mailbox_unlock(&lk);
+	assert_false(exists(lock_name(path)));
+
+	/* The same lock made after the boot is held: left alone. */
+	test_write_file(lock_name(path), live, (size_t)n);
+	fake_uptime = 600;
+	age_file(lock_name(path), 120);
+	rc = mailbox_lock(path, -1, LOCK_DOTLOCK, 0, &lk, why, sizeof(why));
+	fake_uptime = 0;
+	assert_int_equal(rc, -1);
+	assert_int_equal(errno, ETIMEDOUT);
+	assert_true(exists(lock_name(path)));
+}
+
+/*
+ * Something at the dotlock's name that is no lock (another user's mailbox:
+ * user "alice.lock" under /var/mail/%u) is never removed, however old;
+ * the lock waits and times out. An old empty file or pid line is a lock.
+ */
+static void test_non_lock_at_dotlock_name_never_removed(void **state)
+{
+	(void)state;
+	const char *path = make_mailbox("dot-mail");
+	static const char mail[] = "From bob Mon Jan  1 00:00:00 2024\n\nbob's mail\n";
+	char big[DOTLOCK_MAX_SIZE + 2];
+	memset(big, '1', sizeof(big));
+	big[sizeof(big) - 1] = '\n';
+	const struct { const char *data; size_t len; } cases[] = {
+		{ mail, sizeof(mail) - 1 },
+		{ "123 bob\n", 8 },
+		{ big, sizeof(big) },
+		{ "12\n\0\0", 5 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		test_write_file(lock_name(path), cases[i].data, cases[i].len);
+		age_file(lock_name(path), 3600);
+		struct logbuf lb = { "" };
+		log_set_hook(collect_log, &lb);
+		struct mail_lock lk;
+		char why[256] = "";
+		int rc = mailbox_lock(path, -1, LOCK_DOTLOCK, 0, &lk, why, sizeof(why));
+		log_set_hook(NULL, NULL);
+		assert_int_equal(rc, -1);
+		assert_int_equal(errno, ETIMEDOUT);
+		assert_non_null(strstr(lb.text, "is not a lock"));
+		size_t len;
+		char *data = test_read_file(lock_name(path), &len);
+		assert_non_null(data);
+		assert_int_equal(len, cases[i].len);
+		assert_memory_equal(data, cases[i].data, len);
+		free(data);
+	}
+	/* An old empty lock (a locker that writes nothing, or a power cut) is broken. */
+	test_write_file(lock_name(path), "", 0);
+	age_file(lock_name(path), 3600);
+	struct mail_lock lk;
+	char why[256] = "";
+	assert_int_equal(mailbox_lock(path, -1, LOCK_DOTLOCK, 1, &lk, why, sizeof(why)), 0);
+	mailbox_unlock(&lk);
+	assert_false(exists(lock_name(path)));
 }
 
 static void test_dotlock_unlock_leaves_foreign_lock(void **state)
@@ -792,6 +905,8 @@ int main(void)
 		cmocka_unit_test(test_dotlock_stale_is_broken),
 		cmocka_unit_test(test_dotlock_just_under_stale_age_is_kept),
 		cmocka_unit_test(test_dotlock_of_dead_process_is_broken),
+		cmocka_unit_test(test_dotlock_from_before_boot_is_broken),
+		cmocka_unit_test(test_non_lock_at_dotlock_name_never_removed),
 		cmocka_unit_test(test_dotlock_unlock_leaves_foreign_lock),
 		cmocka_unit_test(test_dotlock_twice_in_one_process_conflicts),
 		cmocka_unit_test(test_dotlock_skipped_when_directory_not_writable),

@@ -20,6 +20,7 @@
 
 #include "limits.h"
 #include "lock.h"
+#include "log.h"
 #include "mbox.h"
 #include "testutil.h"
 
@@ -1440,9 +1441,17 @@ static void test_journal_present_is_temp(void **state)
 	char tiny[8];
 	assert_int_equal(mbox_journal_path(path, NULL, tiny, sizeof(tiny)), -1);
 
+	/* Someone else's file at that name is no journal: it blocks nothing. */
 	test_write_file(journal, "j", 1);
 	struct mbox *mb = NULL;
 	char why[256] = "";
+	assert_int_equal(open_path(&mb, path, why, sizeof(why)), MBOX_OK);
+	mbox_close(mb);
+	mb = NULL;
+	/* One of ours, cut short before its header was written: the mailbox needs recovery. */
+	char cut[80] = { 0 };
+	memcpy(cut + 64, "kept data", 9);
+	test_write_file(journal, cut, sizeof(cut));
 	assert_int_equal(open_path(&mb, path, why, sizeof(why)), MBOX_TEMP);
 	assert_null(mb);
 	assert_non_null(strstr(why, "needs recovery"));
@@ -1467,6 +1476,89 @@ static void test_open_records_identity(void **state)
 	assert_true((flags & O_ACCMODE) == O_RDWR && !(flags & O_NONBLOCK));
 	assert_true(fcntl(mb->fd, F_GETFD) & FD_CLOEXEC);
 	mbox_close(mb);
+}
+
+struct logbuf {
+	char text[4096];
+};
+
+static void collect_log(int priority, const char *msg, void *ctx)
+{
+	struct logbuf *lb = ctx;
+	size_t used = strlen(lb->text);
+	(void)priority;
+	snprintf(lb->text + used, sizeof(lb->text) - used, "%s\n", msg);
+}
+
+/* A mailbox with a second name (a hard link): refused, saying what was found and expected. */
+static void test_hard_linked_mailbox_refused(void **state)
+{
+	(void)state;
+	const char *path = test_path("linked");
+	test_write_file(path, "From a\n\nx\n", 10);
+	char other[600];
+	snprintf(other, sizeof(other), "%s-other", path);
+	assert_int_equal(link(path, other), 0);
+	struct logbuf lb = { "" };
+	log_set_hook(collect_log, &lb);
+	struct mbox *mb = NULL;
+	char why[256] = "";
+	assert_int_equal(open_path(&mb, path, why, sizeof(why)), MBOX_PERM);
+	log_set_hook(NULL, NULL);
+	assert_null(mb);
+	assert_non_null(strstr(why, "hard link"));
+	assert_non_null(strstr(lb.text, "found a regular file with 2 links"));
+	assert_non_null(strstr(lb.text, "expected a regular file with 1 link"));
+	assert_int_equal(unlink(other), 0);
+	assert_int_equal(open_path(&mb, path, why, sizeof(why)), MBOX_OK);
+	mbox_close(mb);
+}
+
+/*
+ * A mailbox named like another's side file (user "alice.lock" under
+ * /var/mail/%u) is refused at login, logged, and its file never touched;
+ * every name pop3d makes for a mailbox is such a name.
+ */
+static void test_side_file_names_refused(void **state)
+{
+	(void)state;
+	static const char mail[] = "From a\n\nx\n";
+	const char *side[] = { "alice.lock", "alice.pop3d-journal", "alice.pop3d-journal.new",
+			       "alice.pop3d-session", "alice.pop3d-index", "alice.pop3d-index.123",
+			       ".lk.pop3d.12.0.host", ".lk01234host" };
+	for (size_t i = 0; i < sizeof(side) / sizeof(side[0]); i++) {
+		const char *path = test_path(side[i]);
+		test_write_file(path, mail, sizeof(mail) - 1);
+		struct logbuf lb = { "" };
+		log_set_hook(collect_log, &lb);
+		struct mbox *mb = NULL;
+		char why[256] = "";
+		assert_int_equal(open_path(&mb, path, why, sizeof(why)), MBOX_PERM);
+		log_set_hook(NULL, NULL);
+		assert_null(mb);
+		assert_non_null(strstr(lb.text, "side file"));
+		assert_true(mbox_is_side_file(path));
+		size_t len;
+		char *data = test_read_file(path, &len);
+		assert_int_equal(len, sizeof(mail) - 1);
+		free(data);
+	}
+	const char *fine[] = { "alice", "alice.locked", "lockbox", "alice.lock.mbox", "pop3d-journal",
+			       "alice.lk" };
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++)
+		assert_false(mbox_is_side_file(fine[i]));
+	/* Every name the code makes is one: beside the mailbox and in --journal-dir. */
+	const char *suffixes[] = { JOURNAL_SUFFIX, JOURNAL_SUFFIX JOURNAL_TEMP_SUFFIX,
+				   SESSION_LOCK_SUFFIX, INDEX_SUFFIX, DOTLOCK_SUFFIX };
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char buf[600];
+		assert_int_equal(mbox_sidecar_path("/var/mail/alice", NULL, suffixes[i], buf,
+						   sizeof(buf)), 0);
+		assert_true(mbox_is_side_file(buf));
+		assert_int_equal(mbox_sidecar_path("/var/mail/alice", "/var/lib/j/1000", suffixes[i],
+						   buf, sizeof(buf)), 0);
+		assert_true(mbox_is_side_file(buf));
+	}
 }
 
 int main(void)
@@ -1513,6 +1605,8 @@ int main(void)
 		cmocka_unit_test(test_locked_by_mda_is_temp),
 		cmocka_unit_test(test_journal_present_is_temp),
 		cmocka_unit_test(test_open_records_identity),
+		cmocka_unit_test(test_hard_linked_mailbox_refused),
+		cmocka_unit_test(test_side_file_names_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1073,8 +1073,9 @@ static void test_journal_not_ours_is_kept(void **state)
 	crash_with_journal(&m, &o);
 	assert_int_equal(chown(m.jpath, 65534, 65534), 0);
 	char why[WHY_LEN];
-	assert_int_equal(recover_why(&m, NULL, why), -1);
-	assert_logged_not_told(&lt, "not a plain file of ours", why);
+	/* Someone else's file: never trusted nor removed, and never in the way of the login. */
+	assert_int_equal(recover_why(&m, NULL, why), 0);
+	assert_logged_not_told(&lt, "is not a journal of pop3d's", why);
 	assert_true(exists(m.jpath));
 	assert_true(file_equals(m.path, o.orig, o.orig_len));
 	assert_int_equal(chown(m.jpath, 0, 0), 0);
@@ -1199,15 +1200,96 @@ static void test_recover_without_journal(void **state)
 	char *orig = mbx_original(&m, &len);
 	assert_recovers(&m);
 	assert_file(m.path, orig, len);
-	/* A half-written rewrite left by a crashed recovery is just removed. */
-	test_write_file(m.tpath, "half", 4);
+	/* A half-written rewrite left by a crashed recovery (header not yet written) is removed. */
+	char half[JOURNAL_HEADER_SIZE + 4] = { 0 };
+	memcpy(half + JOURNAL_HEADER_SIZE, "half", 4);
+	test_write_file(m.tpath, half, sizeof(half));
 	assert_recovers(&m);
 	assert_file(m.path, orig, len);
 	assert_no_journal(&m);
+	/* A file of someone else's format at that name is left alone. */
+	test_write_file(m.tpath, "half", 4);
+	assert_recovers(&m);
+	assert_file(m.path, orig, len);
+	assert_true(exists(m.tpath));
+	unlink(m.tpath);
 	/* No mailbox and no journal: nothing to do. */
 	mbx_free(&m);
 	assert_recovers(&m);
 	free(orig);
+}
+
+/*
+ * Another mailbox at a journal's name (user "alice.pop3d-journal" under
+ * /var/mail/%u): it holds mail, so it is no journal of ours. Recovery must
+ * neither read it as one nor remove it, nor fail the login over it.
+ */
+static void test_mail_at_journal_names_never_removed(void **state)
+{
+	(void)state;
+	static const char mail[] = "From bob Mon Jan  1 00:00:00 2024\nSubject: mine\n\nbody\n";
+	struct mbx m;
+	mbx_init(&m, "collide", STD_N, std_sizes, false);
+	size_t len;
+	char *orig = mbx_original(&m, &len);
+	const char *names[] = { m.jpath, m.tpath };
+	for (size_t i = 0; i < 2; i++) {
+		struct logtext lt;
+		log_collect(&lt);
+		test_write_file(names[i], mail, sizeof(mail) - 1);
+		char why[WHY_LEN];
+		assert_int_equal(recover_why(&m, NULL, why), 0);
+		assert_logged_not_told(&lt, "is not a journal of pop3d's", why);
+		assert_file(names[i], mail, sizeof(mail) - 1);
+		assert_file(m.path, orig, len);
+		/* The login goes on: the file is no journal that needs recovery. */
+		struct mbox *mb = mbx_open(&m);
+		mbox_close(mb);
+		unlink(names[i]);
+	}
+	free(orig);
+	mbx_free(&m);
+}
+
+/* A side file's name is never recovered as a mailbox (its journal would be another's). */
+static void test_side_file_name_not_recovered(void **state)
+{
+	(void)state;
+	struct mbx m;
+	struct outcomes o;
+	crash_with_journal(&m, &o);   /* a journal, as a user "crash.pop3d-journal" would find it */
+	struct mbox_options opt;
+	mbox_default_options(&opt);
+	opt.lock_timeout = 1;
+	char why[WHY_LEN] = "";
+	assert_int_equal(mbox_recover(m.jpath, &opt, why, sizeof(why)), -1);
+	assert_true(exists(m.jpath));
+	assert_true(file_equals(m.path, o.orig, o.orig_len));
+	assert_recovers(&m);   /* the victim's own login finishes it */
+	assert_true(file_equals(m.path, o.applied, o.applied_len));
+	outcomes_free(&o);
+	mbx_free(&m);
+}
+
+/* A hard-linked mailbox is another file's name too: recovery does not write through it. */
+static void test_recovery_refuses_hard_linked_mailbox(void **state)
+{
+	(void)state;
+	struct mbx m;
+	struct outcomes o;
+	crash_with_journal(&m, &o);
+	char other[600];
+	snprintf(other, sizeof(other), "%s.other", m.path);
+	assert_int_equal(link(m.path, other), 0);
+	char why[WHY_LEN];
+	assert_int_equal(recover_why(&m, NULL, why), -1);
+	assert_true(file_equals(m.path, o.orig, o.orig_len));
+	assert_true(exists(m.jpath));
+	assert_int_equal(unlink(other), 0);
+	assert_recovers(&m);
+	assert_true(file_equals(m.path, o.applied, o.applied_len));
+	outcomes_free(&o);
+	mbx_free(&m);
 }
 
 static void test_unwritable_directory(void **state)
@@ -1274,6 +1356,9 @@ int main(void)
 		cmocka_unit_test(test_mailbox_not_matching_journal_is_kept),
 		cmocka_unit_test(test_existing_journal_blocks_update),
 		cmocka_unit_test(test_recover_without_journal),
+		cmocka_unit_test(test_mail_at_journal_names_never_removed),
+		cmocka_unit_test(test_side_file_name_not_recovered),
+		cmocka_unit_test(test_recovery_refuses_hard_linked_mailbox),
 		cmocka_unit_test(test_unwritable_directory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -111,7 +111,9 @@ def trial(d, rng, kill_step=None, kill_recover_step=None, kill_after=None,
     rc = recover(d, extra=extra)
     assert rc == 0, f"recovery failed with {rc}: {open(os.path.join(d, 'pop3d.log')).read()}"
     assert not os.path.exists(box + ".pop3d-journal"), "journal left after recovery"
-    if jdir:
-        assert os.listdir(jdir) == [], f"journal left in {jdir}: {os.listdir(jdir)}"
+    if jdir:   # journals live in the account's own JOURNAL_DIR/UID, which stays
+        left = [os.path.join(sub, n) for sub in os.listdir(jdir)
+                for n in os.listdir(os.path.join(jdir, sub))]
+        assert left == [], f"journal left in {jdir}: {left}"
     lost, dup, ok = judge(d, original, dele, during, after)
     return lost, dup, ok, killed, recovery_killed

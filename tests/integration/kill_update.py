@@ -4,6 +4,7 @@ after the crash: after recovery, every message that was not deleted is there
 exactly once and byte-identical, and the deleted ones are all gone or all back."""
 import os
 import random
+import shutil
 import sys
 
 import crashlib as C
@@ -51,9 +52,8 @@ points += recovery_points
 # The same with --journal-dir (journals outside the spool): the session writes
 # the journal there, --recover given the same directory finishes it.
 jdir = d + "-journals"
-os.makedirs(jdir, exist_ok=True)
-for name in os.listdir(jdir):
-    os.unlink(os.path.join(jdir, name))
+shutil.rmtree(jdir, ignore_errors=True)   # pop3d makes JOURNAL_DIR/UID in it
+os.makedirs(jdir)
 P.give_to_server(jdir)
 jdir_points = 0
 for jstep in range(2, update_steps, 4):

@@ -141,7 +141,8 @@ P.give_to_server(d)
 
 
 def in_journal_dir():
-    found = glob.glob(os.path.join(jdir, f"{P.USER}.mbox.*.pop3d-session"))
+    # In the account's own directory JOURNAL_DIR/UID (pop3d makes it).
+    found = glob.glob(os.path.join(jdir, "*", f"{P.USER}.mbox.*.pop3d-session"))
     assert len(found) == 1, f"session lock files in --journal-dir: {found}"
     assert not os.path.exists(box_of(P.USER) + ".pop3d-session"), "a lock file beside the mailbox"
     return found[0]

@@ -2,7 +2,7 @@
 everything not fsynced. First that pcfs itself forgets and keeps what it
 should and that locks work on it; then the walk over every cut point with
 ./pop3d (no message lost, duplicated, torn, merged; deletions all or none;
-recovery +OK); the index as a cache (a surviving index never changes an
+recovery +OK); no dotlock left by a cut after the session; the index as a cache (a surviving index never changes an
 answer); and the test of the test: builds with one fsync left out
 (tests/pop3d-skip-*) must each be caught."""
 import fcntl
@@ -97,6 +97,15 @@ print("pcfs: forgets what was not synced, keeps what was, locks and mmap work")
 verdicts, failures = W.walk(L.P.POP3D, L.PATTERNS, ("every_other", "first"), random_writes=4,
                             recovery=True)
 print("walk: " + L.summary(len(verdicts), verdicts))
+
+# ---- no stale dotlock: the power fails after the session, its lock is gone ----
+# (its removal was durable: the next login and the MDAs need not wait it out)
+for pattern in ("every_other", "first", "random"):
+    v = L.trial(L.P.tmpdir("powercut-dotlock"), L.Scenario(pattern, 400), "none")
+    if v["dotlock"] or not v["quit"].startswith(b"+OK"):
+        failures.append(f"dotlock {pattern}: a power cut after QUIT left MAILBOX.lock")
+        print("FAIL " + failures[-1])
+print("dotlock: a power cut after the session leaves no dotlock")
 
 # ---- the index is a cache ----
 idx_verdicts = []

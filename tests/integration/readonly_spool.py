@@ -14,6 +14,7 @@ if not P.as_root():
     sys.exit(77)   # skipped: tests/run.sh says so instead of counting a pass
 
 import pwd  # noqa: E402
+import stat  # noqa: E402
 
 nobody = pwd.getpwnam("nobody")
 d = P.tmpdir("readonly-spool")
@@ -56,7 +57,12 @@ assert after == []
 q, after = session(["--journal-dir", jdir], [1, 3])
 assert q.startswith(b"+OK"), q
 assert after == [m for i, m in enumerate(msgs, 1) if i not in (1, 3)]
-assert os.listdir(jdir) == [], os.listdir(jdir)
+# The journal went to the account's own directory, made by root (0700, nobody's).
+own = os.path.join(jdir, str(nobody.pw_uid))
+assert os.listdir(jdir) == [str(nobody.pw_uid)], os.listdir(jdir)
+st = os.lstat(own)
+assert st.st_uid == nobody.pw_uid and stat.S_IMODE(st.st_mode) == 0o700, st
+assert os.listdir(own) == [], os.listdir(own)
 print("ok: read-only spool: move refused without --journal-dir, works with it; "
       "delete-all truncates")
 

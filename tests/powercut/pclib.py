@@ -187,11 +187,13 @@ def make_seed(sc, seed_dir, index=False):
 
 
 def age_dotlock(image):
-    """A dotlock that survived the power cut holds no live pid: past its stale
-    age (5 minutes) pop3d and the MDAs break it. Make it that old."""
+    """A dotlock that survived the power cut was made before the reboot, which
+    the image never had: date it before this boot (pop3d then breaks it at
+    once) and past the MDAs' stale age of 5 minutes."""
     lock = os.path.join(image, BOX + ".lock")
     if os.path.exists(lock):
-        old = time.time() - 600
+        boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+        old = min(boot - 60, time.time() - 600)
         os.utime(lock, (old, old))
         return True
     return False
