@@ -27,7 +27,7 @@ HEADERS  := $(wildcard *.h)
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
             tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2 \
             tests/test_privsep tests/test_proxy tests/test_peer tests/test_throttle \
-            tests/test_lock_nfs
+            tests/test_lock_nfs tests/test_log
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -56,8 +56,9 @@ tests/lock-nfs.o: lock.c $(HEADERS) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -DPOP3D_TEST_FLOCK_AS_FCNTL -c -o $@ lock.c
 tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
+tests/test_log:     tests/test_log.o     log.o
 tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
-tests/test_privsep: tests/test_privsep.o privsep.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_privsep: tests/test_privsep.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_proxy:   tests/test_proxy.o proxy.o peer.o
 # test_peer also parses PROXY headers: the third way an address arrives.
 tests/test_peer:    tests/test_peer.o peer.o proxy.o

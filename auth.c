@@ -429,7 +429,7 @@ static void request_init(struct login_request *req, const char *user, const char
 static void log_login_failure(const struct login_request *req, const char *reason)
 {
 	if (auth_valid_username(req->user))
-		log_msg(LOG_NOTICE, "login failed for %s: %s", req->user, reason);
+		log_msg(LOG_NOTICE, "login failed for %s: %s", LOG_Q(req->user), reason);
 	else
 		log_msg(LOG_NOTICE, "login failed: %s", reason);
 }
@@ -440,13 +440,13 @@ static enum auth_result fill_account(struct account *acct, const char *user,
 {
 	if (copy_string(acct->name, sizeof(acct->name), user) < 0 ||
 	    copy_string(acct->home, sizeof(acct->home), home) < 0) {
-		log_msg(LOG_ERR, "user %s: home directory path too long", user);
+		log_msg(LOG_ERR, "user %s: home directory path too long", LOG_Q(user));
 		return AUTH_ERROR;
 	}
 	if (auth_expand_mailbox(tmpl, user, home, acct->mailbox, sizeof(acct->mailbox)) < 0) {
-		log_msg(LOG_ERR, "user %s: mailbox template \"%s\" cannot be expanded "
-			"(home \"%s\"): too long, bad %% sequence or %%h without a home",
-			user, tmpl ? tmpl : "(none)", home);
+		log_msg(LOG_ERR, "user %s: mailbox template %s cannot be expanded "
+			"(home %s): too long, bad %% sequence or %%h without a home",
+			LOG_Q(user), LOG_Q(tmpl ? tmpl : "(none)"), LOG_Q(home));
 		return AUTH_ERROR;
 	}
 	return AUTH_OK;
@@ -552,7 +552,7 @@ static int lookup_shadow(const char *name, struct system_lookup *lk)
 	 */
 	if (err == EACCES || err == EPERM || (pw_not_found(err) && geteuid() != 0)) {
 		log_msg(LOG_ERR, "user %s: shadow password could not be read "
-			"(pop3d must be started as root for system accounts)", name);
+			"(pop3d must be started as root for system accounts)", LOG_Q(name));
 		lk->reason = "shadow password could not be read";
 		return 0;
 	}
@@ -560,7 +560,7 @@ static int lookup_shadow(const char *name, struct system_lookup *lk)
 		lk->reason = "no shadow entry";
 		return 0;
 	}
-	log_msg(LOG_ERR, "getspnam(%s): %s", name, strerror(err));
+	log_msg(LOG_ERR, "getspnam(%s): %s", LOG_Q(name), strerror(err));
 	return -1;
 }
 
@@ -574,7 +574,7 @@ static int lookup_system_account(const char *name, struct system_lookup *lk)
 	while (err == EINTR);
 	if (!res) {
 		if (!pw_not_found(err)) {
-			log_msg(LOG_ERR, "getpwnam(%s): %s", name, strerror(err));
+			log_msg(LOG_ERR, "getpwnam(%s): %s", LOG_Q(name), strerror(err));
 			return -1;
 		}
 		lk->reason = "unknown user";

@@ -432,7 +432,7 @@ static int keeper_main(const struct privsep_roles *roles, const struct account *
 		/* A handoff for another name than the one authenticated: a greeter that lies. */
 		if (ho && ho->user[0])
 			log_msg(LOG_ERR, "keeper: refused a handoff for %s (authenticated: %s)",
-				ho->user, acct->name);
+				LOG_Q(ho->user), LOG_Q(acct->name));
 		mbox_close(mb);
 		free(ho);
 		return EXIT_SESSION;
@@ -582,7 +582,7 @@ static int throttle_before(struct monitor *m, struct throttle *t, const char *us
 	if (throttle_begin(t, user, m->cfg->source, a) == 0)
 		return 0;
 	log_msg(LOG_NOTICE, "authentication throttled: user=%s peer=%s wait=%us",
-		user, m->cfg->peer, a->wait);
+		LOG_Q(user), m->cfg->peer, a->wait);
 	snprintf(why, whylen, "too many failed logins; try again in %u seconds", a->wait);
 	throttle_close(t);
 	return 1;
