@@ -142,9 +142,24 @@ static bool crypt_matches(const char *password, const char *setting)
 	return ok;
 }
 
+/* Never a password, whatever a hash says of it. */
+static bool password_empty(const char *password)
+{
+	return !password || !password[0];
+}
+
+const char *auth_password_problem(const char *password)
+{
+	if (password_empty(password))
+		return "empty password";
+	if (strnlen(password, MAX_PASSWORD + 1) > MAX_PASSWORD)
+		return "password too long";
+	return NULL;
+}
+
 bool auth_check_hash(const char *password, const char *hash)
 {
-	if (!password || !hash_usable(hash))
+	if (password_empty(password) || !hash_usable(hash))
 		return false;
 	return crypt_matches(password, hash);
 }
@@ -159,7 +174,7 @@ static int gensalt_preferred(char out[CRYPT_GENSALT_OUTPUT_SIZE])
 int auth_make_hash(const char *password, char *out, size_t outlen)
 {
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-	if (!password || gensalt_preferred(setting) < 0)
+	if (auth_password_problem(password) || gensalt_preferred(setting) < 0)
 		return -1;
 	struct crypt_data data;
 	memset(&data, 0, sizeof(data));
@@ -417,8 +432,8 @@ static void request_init(struct login_request *req, const char *user, const char
 	req->refusal = NULL;
 	if (!auth_valid_username(user))
 		req->refusal = "invalid user name";
-	else if (!password || strnlen(password, MAX_PASSWORD + 1) > MAX_PASSWORD)
-		req->refusal = "password too long";
+	else
+		req->refusal = auth_password_problem(password);
 	if (req->refusal) {
 		req->lookup = NULL;
 		req->phrase = "";

@@ -46,10 +46,17 @@ bool auth_valid_username(const char *name);
  */
 int passwd_parse_line(char *line, struct passwd_entry *e);
 
+/*
+ * Why password can never log in (NULL when it may): empty (whatever the hash
+ * would say of it), or longer than MAX_PASSWORD. Every path that checks or
+ * makes a hash asks this.
+ */
+const char *auth_password_problem(const char *password);
+
 /* crypt(3) the password with hash's settings, compare in constant time. */
 bool auth_check_hash(const char *password, const char *hash);
 
-/* A new hash with libcrypt's preferred method. 0, or -1. */
+/* A new hash with libcrypt's preferred method. 0, or -1 (also for a refused password). */
 int auth_make_hash(const char *password, char *out, size_t outlen);
 
 /*

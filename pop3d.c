@@ -449,6 +449,11 @@ static int run_hash(void)
 			MAX_PASSWORD);
 		return EXIT_USAGE;
 	}
+	const char *problem = auth_password_problem(pass);
+	if (problem) {   /* an empty one: no login could ever use it */
+		fprintf(stderr, "pop3d: --hash: %s refused: no login accepts it\n", problem);
+		return EXIT_USAGE;
+	}
 	int rc = auth_make_hash(pass, hash, sizeof(hash));
 	explicit_bzero(pass, sizeof(pass));
 	if (rc < 0) {
