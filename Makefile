@@ -204,7 +204,7 @@ $(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,privsep,privsep.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,privsep,privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,proxy,proxy.o peer.o))
 
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----

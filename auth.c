@@ -653,3 +653,55 @@ enum auth_result auth_login(const struct auth_config *cfg, const char *user,
 		memset(acct, 0, sizeof(*acct));
 	return res;
 }
+
+/* ---- The answer time of a failed check ---- */
+
+void auth_check_begin(struct timespec *start)
+{
+	if (clock_gettime(CLOCK_MONOTONIC, start) < 0)
+		start->tv_sec = start->tv_nsec = -1;   /* auth_fail_floor counts from its own call */
+}
+
+static struct timespec ts_plus_nsec(struct timespec t, long long nsec)
+{
+	long long total = (long long)t.tv_nsec + nsec;
+	t.tv_sec += (time_t)(total / 1000000000LL);
+	t.tv_nsec = (long)(total % 1000000000LL);
+	if (t.tv_nsec < 0) {
+		t.tv_sec--;
+		t.tv_nsec += 1000000000L;
+	}
+	return t;
+}
+
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+void auth_fail_floor(const struct timespec *start)
+{
+	struct timespec now;
+	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0) {
+		struct timespec floor = ts_plus_nsec((struct timespec){0, 0},
+						     AUTH_FAIL_FLOOR_MSEC * 1000000LL);
+		while (nanosleep(&floor, &floor) < 0 && errno == EINTR)
+			;
+		return;
+	}
+	struct timespec until = ts_plus_nsec(start->tv_nsec < 0 ? now : *start,
+					     AUTH_FAIL_FLOOR_MSEC * 1000000LL);
+	struct timespec wake = ts_plus_nsec(until, -AUTH_FAIL_SPIN_USEC * 1000LL);
+	/* Absolute: after a signal's EINTR the sleep resumes toward the same instant. */
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, NULL) == EINTR)
+		;
+	/*
+	 * The last stretch busy, so the answer leaves a running CPU whatever the
+	 * check cost: a CPU that idled since a cheap hash wakes tens of
+	 * microseconds later than one that ran yescrypt, and that shows.
+	 */
+	do {
+		if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
+			return;
+	} while (ts_before(&now, &until));
+}

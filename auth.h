@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "limits.h"
 
@@ -73,5 +74,20 @@ int auth_expand_mailbox(const char *tmpl, const char *user, const char *home,
  */
 enum auth_result auth_login(const struct auth_config *cfg, const char *user,
 			    const char *password, struct account *acct);
+
+/*
+ * The answer time of a failed check. The work differs with the hash (an
+ * unknown name costs the dummy's crypt(3), a known one its own hash's), so a
+ * failed check is answered no earlier than AUTH_FAIL_FLOOR_MSEC after it
+ * began: auth_check_begin() where the check's time starts to count,
+ * auth_fail_floor() before the failure is answered (its last
+ * AUTH_FAIL_SPIN_USEC spent running: see auth.c). The floor is above
+ * yescrypt's and sha512crypt's default cost; a hash slower than it (bcrypt
+ * cost 12, scrypt $7$) still shows through: keep every hash of a --passwd
+ * file, and its first one (the unknown names' dummy) above all, cheaper.
+ * Successful logins are not padded.
+ */
+void auth_check_begin(struct timespec *start);
+void auth_fail_floor(const struct timespec *start);
 
 #endif

@@ -25,7 +25,8 @@
 #define MAX_REASON_LEN        256  /* octets of a reason given to the client in an -ERR */
 #define MAX_LOG_LINE          900  /* octets of one log message */
 #define MAX_LOG_FIELD         256  /* octets of one quoted client-supplied field of it (log_quote) */
-#define AUTH_FAIL_FLOOR_MSEC  100  /* ms before a failed password check is answered, at least (auth.h) */
+#define AUTH_FAIL_FLOOR_MSEC  100  /* ms before a failed password check is answered, at least (auth.h):
+                                      yescrypt's default costs 22 ms here, sha512crypt's 2 ms */
 #define AUTH_FAIL_SPIN_USEC   2000 /* µs of that floor spent running, not asleep (auth.c) */
 
 /* Process model (privsep.c). */

@@ -596,6 +596,8 @@ static void throttle_after(struct throttle *t, struct throttle_attempt *a, bool 
 
 static void check_credentials(struct monitor *m, const struct ps_msg *msg)
 {
+	struct timespec started;
+	auth_check_begin(&started);   /* a failure's answer time counts from here (auth.h) */
 	char user[MAX_SASL_LINE + 1], password[MAX_SASL_LINE + 1], why[MAX_REASON_LEN] = "";
 	ps_field(msg->f1, msg->len1, user, sizeof(user));
 	ps_field(msg->f2, msg->len2, password, sizeof(password));
@@ -616,6 +618,7 @@ static void check_credentials(struct monitor *m, const struct ps_msg *msg)
 	else
 		throttle_after(&t, &ta, ar == AUTH_OK);
 	if (ar == AUTH_FAIL) {
+		auth_fail_floor(&started);
 		m->owes_delay = true;
 		answer(m->greeter_chan, LOGIN_FAILED, "");
 		return;
