@@ -60,7 +60,12 @@ void log_set_hook(log_hook_fn fn, void *ctx)
 /* One line, written with a single write() so concurrent sessions don't interleave. */
 static void log_to_fd(const char *msg)
 {
-	char line[1024];
+	/*
+	 * As long as this line needs (msg is under MAX_LOG_LINE): the one
+	 * variable-length array of pop3d, whose page-by-page probes are how
+	 * hardening-check sees -fstack-clash-protection at all.
+	 */
+	char line[LOG_PREFIX_SIZE + strnlen(msg, MAX_LOG_LINE) + 2];
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
