@@ -1298,7 +1298,7 @@ static enum mbox_status check_no_journal_in(const struct mbox *mb, const char *d
 	if (lstat(journal, &st) == 0) {
 		set_why(why, whylen, "mailbox needs recovery");
 		log_msg(LOG_ERR, "%s: an interrupted update left %s; run pop3d --recover",
-			mb->path, journal);
+			LOG_Q(mb->path), LOG_Q(journal));
 		return MBOX_TEMP;
 	}
 	if (errno != ENOENT) {
