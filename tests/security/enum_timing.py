@@ -21,8 +21,9 @@ take turns:
     (named p3tPIDk, GECOS "pop3d enum_timing test"), removed at the end, and
     any such account of a run that is gone removed at the start.
 For each, ATTEMPTS (default 200) failed logins of each kind: the medians must
-be within 1 ms, overall and for each hash kind, and a Mann-Whitney U test must
-not separate the two (p > 0.01). A measurement that fails is taken again once
+be within 1 ms and a Mann-Whitney U test must not separate the two
+(p > 0.01); a third of the known users' hashes being cheaper would move both.
+Each hash kind's own figures (some 67 samples) are printed, not asserted. A measurement that fails is taken again once
 and must pass then: a true difference fails both, while a rank test at 0.01
 alone would fail one run in a hundred by chance. Sessions run in a few
 streams at once, so the run takes well under a minute.
@@ -222,8 +223,6 @@ def describe(title, records, show_histogram=True):
         d = (pct(a, 50) - pct(w, 50)) * 1000
         _, zk, pk = mann_whitney(a, w)
         print(f"  {label}: median difference {d:+.3f} ms; z={zk:+.2f} p={pk:.3f}")
-        if abs(d) >= MEDIAN_LIMIT_MS:
-            problems.append(f"{label}: medians {d:+.3f} ms apart")
     if show_histogram:
         print("  distribution (u = unknown user, w = wrong password):")
         print("\n".join(histogram(times)))
@@ -293,8 +292,23 @@ def account_pid(name):
     return int(name[3:-1])
 
 
+def shadow_tool(args, check=True):
+    """useradd/userdel, again while another process holds the lock of
+    /etc/passwd or /etc/group (exit status 1 or 10: a parallel test run, an
+    admin); True when it worked."""
+    deadline = time.monotonic() + 30
+    while True:
+        r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        if r.returncode == 0:
+            return True
+        if r.returncode not in (1, 10) or time.monotonic() > deadline:
+            assert not check, f"{' '.join(args)}: {r.returncode} {r.stderr}"
+            return False
+        time.sleep(0.2)
+
+
 def remove_account(name):
-    subprocess.run(["userdel", name], capture_output=True, timeout=60)
+    shadow_tool(["userdel", name], check=False)
 
 
 def remove_stale_accounts():
@@ -314,10 +328,9 @@ def system_setup(hashes):
     for label, h in hashes.items():
         name = f"p3t{os.getpid()}{label[1]}"
         atexit.register(remove_account, name)
-        subprocess.run(["useradd", "--system", "--no-create-home", "--no-user-group",
-                        "--gid", "nogroup", "--shell", "/usr/sbin/nologin",
-                        "--comment", GECOS, "--password", h, name],
-                       check=True, capture_output=True, timeout=60)
+        shadow_tool(["useradd", "--system", "--no-create-home", "--no-user-group",
+                     "--gid", "nogroup", "--shell", "/usr/sbin/nologin",
+                     "--comment", GECOS, "--password", h, name])
         assert pwd.getpwnam(name).pw_passwd == "x", name   # the hash is in /etc/shadow
         known.append((label, name))
     return known
