@@ -14,7 +14,7 @@ ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 # ours, shadow-stack compatible). ld keeps the binary's IBT/SHSTK note only if
 # every object has it, and Debian 12's crt1.o/crti.o have none, so -z ibt
 # -z shstk set it; the start files only call and return, and Linux enforces
-# no IBT in user space. hardening-check needs the note (tests/hardening.sh).
+# no IBT in user space. hardening-check needs the note (tests/security/hardening.py).
 ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
 HARDEN      += -fcf-protection
 ALL_LDFLAGS += -Wl,-z,ibt,-z,shstk
