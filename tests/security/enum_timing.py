@@ -23,10 +23,11 @@ take turns:
 For each, ATTEMPTS (default 200) failed logins of each kind: the medians must
 be within 1 ms and a Mann-Whitney U test must not separate the two
 (p > 0.01); a third of the known users' hashes being cheaper would move both.
-Each hash kind's own figures (some 67 samples) are printed, not asserted. A measurement that fails is taken again once
-and must pass then: a true difference fails both, while a rank test at 0.01
-alone would fail one run in a hundred by chance. Sessions run in a few
-streams at once, so the run takes well under a minute.
+Each hash kind's own figures (some 67 samples) are printed, not asserted.
+A measurement that fails is taken again once and must pass then: a true
+difference fails both, while a rank test at 0.01 alone would fail one run in
+a hundred by chance. Sessions run three at a time, each pop3d in a session
+(autogroup) of its own as a front end starts it, so the run takes about 30 s.
 
 Without --check: the virtual users of tests/scripts/passwd (known user
 "alice"), or --system USER, an existing system account with a password (as
