@@ -656,10 +656,10 @@ enum auth_result auth_login(const struct auth_config *cfg, const char *user,
 
 /* ---- The answer time of a failed check ---- */
 
-void auth_check_begin(struct timespec *start)
+void auth_check_begin(struct auth_clock *start)
 {
-	if (clock_gettime(CLOCK_MONOTONIC, start) < 0)
-		start->tv_sec = start->tv_nsec = -1;   /* auth_fail_floor counts from its own call */
+	start->ok = clock_gettime(CLOCK_MONOTONIC, &start->wall) == 0 &&
+		    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &start->cpu) == 0;
 }
 
 static struct timespec ts_plus_nsec(struct timespec t, long long nsec)
@@ -679,18 +679,33 @@ static bool ts_before(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
-void auth_fail_floor(const struct timespec *start)
+/* Run (not sleep) until clock reads until. */
+static void spin_until(clockid_t clock, const struct timespec *until)
 {
 	struct timespec now;
-	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0) {
+	do {
+		if (clock_gettime(clock, &now) < 0)
+			return;
+	} while (ts_before(&now, until));
+}
+
+void auth_fail_floor(const struct auth_clock *start)
+{
+	if (!start->ok) {   /* no clock: the whole floor, counted from now */
 		struct timespec floor = ts_plus_nsec((struct timespec){0, 0},
 						     AUTH_FAIL_FLOOR_MSEC * 1000000LL);
 		while (nanosleep(&floor, &floor) < 0 && errno == EINTR)
 			;
 		return;
 	}
-	struct timespec until = ts_plus_nsec(start->tv_nsec < 0 ? now : *start,
-					     AUTH_FAIL_FLOOR_MSEC * 1000000LL);
+	/*
+	 * The same CPU time for every failure: after yescrypt a process (and its
+	 * scheduling group) is owed less CPU than after sha512crypt, and under
+	 * load it is woken later, by milliseconds.
+	 */
+	struct timespec cpu = ts_plus_nsec(start->cpu, AUTH_FAIL_CPU_MSEC * 1000000LL);
+	spin_until(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	struct timespec until = ts_plus_nsec(start->wall, AUTH_FAIL_FLOOR_MSEC * 1000000LL);
 	struct timespec wake = ts_plus_nsec(until, -AUTH_FAIL_SPIN_USEC * 1000LL);
 	/* Absolute: after a signal's EINTR the sleep resumes toward the same instant. */
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, NULL) == EINTR)
@@ -700,8 +715,5 @@ void auth_fail_floor(const struct timespec *start)
 	 * check cost: a CPU that idled since a cheap hash wakes tens of
 	 * microseconds later than one that ran yescrypt, and that shows.
 	 */
-	do {
-		if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
-			return;
-	} while (ts_before(&now, &until));
+	spin_until(CLOCK_MONOTONIC, &until);
 }

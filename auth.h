@@ -80,14 +80,21 @@ enum auth_result auth_login(const struct auth_config *cfg, const char *user,
  * unknown name costs the dummy's crypt(3), a known one its own hash's), so a
  * failed check is answered no earlier than AUTH_FAIL_FLOOR_MSEC after it
  * began: auth_check_begin() where the check's time starts to count,
- * auth_fail_floor() before the failure is answered (its last
- * AUTH_FAIL_SPIN_USEC spent running: see auth.c). The floor is above
+ * auth_fail_floor() before the failure is answered. It also burns CPU up to
+ * AUTH_FAIL_CPU_MSEC since the start, and spends the floor's last
+ * AUTH_FAIL_SPIN_USEC running: the scheduler treats a process by the CPU it
+ * used, and a CPU by how long it idled (see auth.c). The floor is above
  * yescrypt's and sha512crypt's default cost; a hash slower than it (bcrypt
  * cost 12, scrypt $7$) still shows through: keep every hash of a --passwd
  * file, and its first one (the unknown names' dummy) above all, cheaper.
  * Successful logins are not padded.
  */
-void auth_check_begin(struct timespec *start);
-void auth_fail_floor(const struct timespec *start);
+struct auth_clock {
+	struct timespec wall;   /* CLOCK_MONOTONIC */
+	struct timespec cpu;    /* CLOCK_PROCESS_CPUTIME_ID */
+	bool ok;
+};
+void auth_check_begin(struct auth_clock *start);
+void auth_fail_floor(const struct auth_clock *start);
 
 #endif

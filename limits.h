@@ -28,7 +28,8 @@
 #define MAX_LOG_FIELD         256  /* octets of one quoted client-supplied field of it (log_quote) */
 #define AUTH_FAIL_FLOOR_MSEC  100  /* ms before a failed password check is answered, at least (auth.h):
                                       yescrypt's default costs 22 ms here, sha512crypt's 2 ms */
-#define AUTH_FAIL_SPIN_USEC   2000 /* µs of that floor spent running, not asleep (auth.c) */
+#define AUTH_FAIL_CPU_MSEC    40   /* ms of CPU time a failed check uses, at least (auth.c) */
+#define AUTH_FAIL_SPIN_USEC   2000 /* µs at the floor's end spent running, not asleep (auth.c) */
 
 /* Process model (privsep.c). */
 #define PREAUTH_USER          "pop3d"            /* default --preauth-user */

@@ -596,7 +596,7 @@ static void throttle_after(struct throttle *t, struct throttle_attempt *a, bool 
 
 static void check_credentials(struct monitor *m, const struct ps_msg *msg)
 {
-	struct timespec started;
+	struct auth_clock started;
 	auth_check_begin(&started);   /* a failure's answer time counts from here (auth.h) */
 	char user[MAX_SASL_LINE + 1], password[MAX_SASL_LINE + 1], why[MAX_REASON_LEN] = "";
 	ps_field(msg->f1, msg->len1, user, sizeof(user));
