@@ -142,9 +142,24 @@ static bool crypt_matches(const char *password, const char *setting)
 	return ok;
 }
 
+/* Never a password, whatever a hash says of it. */
+static bool password_empty(const char *password)
+{
+	return !password || !password[0];
+}
+
+const char *auth_password_problem(const char *password)
+{
+	if (password_empty(password))
+		return "empty password";
+	if (strnlen(password, MAX_PASSWORD + 1) > MAX_PASSWORD)
+		return "password too long";
+	return NULL;
+}
+
 bool auth_check_hash(const char *password, const char *hash)
 {
-	if (!password || !hash_usable(hash))
+	if (password_empty(password) || !hash_usable(hash))
 		return false;
 	return crypt_matches(password, hash);
 }
@@ -159,7 +174,7 @@ static int gensalt_preferred(char out[CRYPT_GENSALT_OUTPUT_SIZE])
 int auth_make_hash(const char *password, char *out, size_t outlen)
 {
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-	if (!password || gensalt_preferred(setting) < 0)
+	if (auth_password_problem(password) || gensalt_preferred(setting) < 0)
 		return -1;
 	struct crypt_data data;
 	memset(&data, 0, sizeof(data));
@@ -417,8 +432,8 @@ static void request_init(struct login_request *req, const char *user, const char
 	req->refusal = NULL;
 	if (!auth_valid_username(user))
 		req->refusal = "invalid user name";
-	else if (!password || strnlen(password, MAX_PASSWORD + 1) > MAX_PASSWORD)
-		req->refusal = "password too long";
+	else
+		req->refusal = auth_password_problem(password);
 	if (req->refusal) {
 		req->lookup = NULL;
 		req->phrase = "";
@@ -429,7 +444,7 @@ static void request_init(struct login_request *req, const char *user, const char
 static void log_login_failure(const struct login_request *req, const char *reason)
 {
 	if (auth_valid_username(req->user))
-		log_msg(LOG_NOTICE, "login failed for %s: %s", req->user, reason);
+		log_msg(LOG_NOTICE, "login failed for %s: %s", LOG_Q(req->user), reason);
 	else
 		log_msg(LOG_NOTICE, "login failed: %s", reason);
 }
@@ -440,13 +455,13 @@ static enum auth_result fill_account(struct account *acct, const char *user,
 {
 	if (copy_string(acct->name, sizeof(acct->name), user) < 0 ||
 	    copy_string(acct->home, sizeof(acct->home), home) < 0) {
-		log_msg(LOG_ERR, "user %s: home directory path too long", user);
+		log_msg(LOG_ERR, "user %s: home directory path too long", LOG_Q(user));
 		return AUTH_ERROR;
 	}
 	if (auth_expand_mailbox(tmpl, user, home, acct->mailbox, sizeof(acct->mailbox)) < 0) {
-		log_msg(LOG_ERR, "user %s: mailbox template \"%s\" cannot be expanded "
-			"(home \"%s\"): too long, bad %% sequence or %%h without a home",
-			user, tmpl ? tmpl : "(none)", home);
+		log_msg(LOG_ERR, "user %s: mailbox template %s cannot be expanded "
+			"(home %s): too long, bad %% sequence or %%h without a home",
+			LOG_Q(user), LOG_Q(tmpl ? tmpl : "(none)"), LOG_Q(home));
 		return AUTH_ERROR;
 	}
 	return AUTH_OK;
@@ -552,7 +567,7 @@ static int lookup_shadow(const char *name, struct system_lookup *lk)
 	 */
 	if (err == EACCES || err == EPERM || (pw_not_found(err) && geteuid() != 0)) {
 		log_msg(LOG_ERR, "user %s: shadow password could not be read "
-			"(pop3d must be started as root for system accounts)", name);
+			"(pop3d must be started as root for system accounts)", LOG_Q(name));
 		lk->reason = "shadow password could not be read";
 		return 0;
 	}
@@ -560,7 +575,7 @@ static int lookup_shadow(const char *name, struct system_lookup *lk)
 		lk->reason = "no shadow entry";
 		return 0;
 	}
-	log_msg(LOG_ERR, "getspnam(%s): %s", name, strerror(err));
+	log_msg(LOG_ERR, "getspnam(%s): %s", LOG_Q(name), strerror(err));
 	return -1;
 }
 
@@ -574,7 +589,7 @@ static int lookup_system_account(const char *name, struct system_lookup *lk)
 	while (err == EINTR);
 	if (!res) {
 		if (!pw_not_found(err)) {
-			log_msg(LOG_ERR, "getpwnam(%s): %s", name, strerror(err));
+			log_msg(LOG_ERR, "getpwnam(%s): %s", LOG_Q(name), strerror(err));
 			return -1;
 		}
 		lk->reason = "unknown user";
@@ -637,4 +652,68 @@ enum auth_result auth_login(const struct auth_config *cfg, const char *user,
 	if (res != AUTH_OK)
 		memset(acct, 0, sizeof(*acct));
 	return res;
+}
+
+/* ---- The answer time of a failed check ---- */
+
+void auth_check_begin(struct auth_clock *start)
+{
+	start->ok = clock_gettime(CLOCK_MONOTONIC, &start->wall) == 0 &&
+		    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &start->cpu) == 0;
+}
+
+static struct timespec ts_plus_nsec(struct timespec t, long long nsec)
+{
+	long long total = (long long)t.tv_nsec + nsec;
+	t.tv_sec += (time_t)(total / 1000000000LL);
+	t.tv_nsec = (long)(total % 1000000000LL);
+	if (t.tv_nsec < 0) {
+		t.tv_sec--;
+		t.tv_nsec += 1000000000L;
+	}
+	return t;
+}
+
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* Run (not sleep) until clock reads until. */
+static void spin_until(clockid_t clock, const struct timespec *until)
+{
+	struct timespec now;
+	do {
+		if (clock_gettime(clock, &now) < 0)
+			return;
+	} while (ts_before(&now, until));
+}
+
+void auth_fail_floor(const struct auth_clock *start)
+{
+	if (!start->ok) {   /* no clock: the whole floor, counted from now */
+		struct timespec floor = ts_plus_nsec((struct timespec){0, 0},
+						     AUTH_FAIL_FLOOR_MSEC * 1000000LL);
+		while (nanosleep(&floor, &floor) < 0 && errno == EINTR)
+			;
+		return;
+	}
+	/*
+	 * The same CPU time for every failure: after yescrypt a process (and its
+	 * scheduling group) is owed less CPU than after sha512crypt, and under
+	 * load it is woken later, by milliseconds.
+	 */
+	struct timespec cpu = ts_plus_nsec(start->cpu, AUTH_FAIL_CPU_MSEC * 1000000LL);
+	spin_until(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	struct timespec until = ts_plus_nsec(start->wall, AUTH_FAIL_FLOOR_MSEC * 1000000LL);
+	struct timespec wake = ts_plus_nsec(until, -AUTH_FAIL_SPIN_USEC * 1000LL);
+	/* Absolute: after a signal's EINTR the sleep resumes toward the same instant. */
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, NULL) == EINTR)
+		;
+	/*
+	 * The last stretch busy, so the answer leaves a running CPU whatever the
+	 * check cost: a CPU that idled since a cheap hash wakes tens of
+	 * microseconds later than one that ran yescrypt, and that shows.
+	 */
+	spin_until(CLOCK_MONOTONIC, &until);
 }

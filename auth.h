@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "limits.h"
 
@@ -46,10 +47,17 @@ bool auth_valid_username(const char *name);
  */
 int passwd_parse_line(char *line, struct passwd_entry *e);
 
+/*
+ * Why password can never log in (NULL when it may): empty (whatever the hash
+ * would say of it), or longer than MAX_PASSWORD. Every path that checks or
+ * makes a hash asks this.
+ */
+const char *auth_password_problem(const char *password);
+
 /* crypt(3) the password with hash's settings, compare in constant time. */
 bool auth_check_hash(const char *password, const char *hash);
 
-/* A new hash with libcrypt's preferred method. 0, or -1. */
+/* A new hash with libcrypt's preferred method. 0, or -1 (also for a refused password). */
 int auth_make_hash(const char *password, char *out, size_t outlen);
 
 /*
@@ -66,5 +74,27 @@ int auth_expand_mailbox(const char *tmpl, const char *user, const char *home,
  */
 enum auth_result auth_login(const struct auth_config *cfg, const char *user,
 			    const char *password, struct account *acct);
+
+/*
+ * The answer time of a failed check. The work differs with the hash (an
+ * unknown name costs the dummy's crypt(3), a known one its own hash's), so a
+ * failed check is answered no earlier than AUTH_FAIL_FLOOR_MSEC after it
+ * began: auth_check_begin() where the check's time starts to count,
+ * auth_fail_floor() before the failure is answered. It also burns CPU up to
+ * AUTH_FAIL_CPU_MSEC since the start, and spends the floor's last
+ * AUTH_FAIL_SPIN_USEC running: the scheduler treats a process by the CPU it
+ * used, and a CPU by how long it idled (see auth.c). The floor is above
+ * yescrypt's and sha512crypt's default cost; a hash slower than it (bcrypt
+ * cost 12, scrypt $7$) still shows through: keep every hash of a --passwd
+ * file, and its first one (the unknown names' dummy) above all, cheaper.
+ * Successful logins are not padded.
+ */
+struct auth_clock {
+	struct timespec wall;   /* CLOCK_MONOTONIC */
+	struct timespec cpu;    /* CLOCK_PROCESS_CPUTIME_ID */
+	bool ok;
+};
+void auth_check_begin(struct auth_clock *start);
+void auth_fail_floor(const struct auth_clock *start);
 
 #endif

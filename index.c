@@ -210,13 +210,13 @@ static int open_index(const char *path, off_t *len)
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT)
-			log_msg(LOG_DEBUG, "index %s: cannot open: %s", path, strerror(errno));
+			log_msg(LOG_DEBUG, "index %s: cannot open: %s", LOG_Q(path), strerror(errno));
 		return -1;
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
 	    st.st_size < IDX_HDR_SIZE) {
-		log_msg(LOG_DEBUG, "index %s: not a regular file of ours", path);
+		log_msg(LOG_DEBUG, "index %s: not a regular file of ours", LOG_Q(path));
 		close(fd);
 		return -1;
 	}
@@ -349,7 +349,7 @@ enum index_result index_load(const char *dir, const char *mailbox, int fd, const
 	enum index_result res = load_checked(ifd, ilen, fd, st, out);
 	close(ifd);
 	if (res == INDEX_NONE)
-		log_msg(LOG_DEBUG, "index %s: stale or damaged, rebuilding", path);
+		log_msg(LOG_DEBUG, "index %s: stale or damaged, rebuilding", LOG_Q(path));
 	return res;
 }
 
@@ -362,12 +362,12 @@ static int open_dir(const char *dir)
 	if (dfd < 0 && errno == ENOENT && mkdir(dir, 0700) == 0)
 		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0) {
-		log_msg(LOG_WARNING, "index directory %s: %s", dir, strerror(errno));
+		log_msg(LOG_WARNING, "index directory %s: %s", LOG_Q(dir), strerror(errno));
 		return -1;
 	}
 	struct stat st;
 	if (fstat(dfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
-		log_msg(LOG_WARNING, "index directory %s: not ours alone, no index kept", dir);
+		log_msg(LOG_WARNING, "index directory %s: not ours alone, no index kept", LOG_Q(dir));
 		close(dfd);
 		return -1;
 	}
@@ -425,7 +425,7 @@ int index_save(const char *dir, const char *mailbox, const struct mbox *mb, cons
 	const char *base;
 	if (index_path(dir, mailbox, path, sizeof(path)) < 0 ||
 	    snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
-		log_msg(LOG_WARNING, "index path for %s is too long", mailbox);
+		log_msg(LOG_WARNING, "index path for %s is too long", LOG_Q(mailbox));
 		return -1;
 	}
 	int dfd = open_dir(dir);
@@ -447,7 +447,7 @@ int index_save(const char *dir, const char *mailbox, const struct mbox *mb, cons
 	}
 	if (rc < 0) {
 		unlinkat(dfd, tbase, 0);
-		log_msg(LOG_WARNING, "index %s: cannot write: %s", path, strerror(err));
+		log_msg(LOG_WARNING, "index %s: cannot write: %s", LOG_Q(path), strerror(err));
 	}
 	close(dfd);
 	return rc;

@@ -341,10 +341,10 @@ static bool dotlock_break_stale(const char *lockpath, bool *told)
 	if (!still_named(lockpath, &st))
 		return true;
 	if (unlink(lockpath) < 0 && errno != ENOENT) {
-		log_msg(LOG_WARNING, "cannot remove stale dotlock %s: %s", lockpath, strerror(errno));
+		log_msg(LOG_WARNING, "cannot remove stale dotlock %s: %s", LOG_Q(lockpath), strerror(errno));
 		return false;
 	}
-	log_msg(LOG_NOTICE, "removed stale dotlock %s (%s)", lockpath, why);
+	log_msg(LOG_NOTICE, "removed stale dotlock %s (%s)", LOG_Q(lockpath), why);
 	return true;
 }
 
@@ -369,7 +369,7 @@ static int dotlock_take(const char *path, const struct timespec *deadline,
 		if (dir_not_writable(err)) {
 			/* Debian's /var/mail is root:mail 2775: fcntl has to do. */
 			log_msg(LOG_WARNING, "cannot create a dotlock for %s (%s); relying on fcntl",
-				path, strerror(err));
+				LOG_Q(path), strerror(err));
 			free(lockpath);
 			return 0;
 		}
@@ -396,7 +396,7 @@ static int dotlock_take(const char *path, const struct timespec *deadline,
 	}
 	int err = errno;
 	if (unlink(tmp) < 0)
-		log_msg(LOG_WARNING, "cannot remove temporary lock file %s: %s", tmp, strerror(errno));
+		log_msg(LOG_WARNING, "cannot remove temporary lock file %s: %s", LOG_Q(tmp), strerror(errno));
 	free(tmp);
 
 	if (rc < 0) {
@@ -437,16 +437,16 @@ static void dotlock_release(struct mail_lock *lk)
 {
 	struct stat st;
 	if (lstat(lk->dotlock, &st) < 0) {
-		log_msg(LOG_WARNING, "our dotlock %s is gone: %s", lk->dotlock, strerror(errno));
+		log_msg(LOG_WARNING, "our dotlock %s is gone: %s", LOG_Q(lk->dotlock), strerror(errno));
 	} else if (st.st_dev != lk->dotlock_dev || st.st_ino != lk->dotlock_ino ||
 		   !dotlock_has_our_pid(lk->dotlock)) {
 		log_msg(LOG_WARNING, "dotlock %s was taken over by another process; left alone",
-			lk->dotlock);
+			LOG_Q(lk->dotlock));
 	} else if (unlink(lk->dotlock) < 0 && errno != ENOENT) {
-		log_msg(LOG_ERR, "cannot remove dotlock %s: %s", lk->dotlock, strerror(errno));
+		log_msg(LOG_ERR, "cannot remove dotlock %s: %s", LOG_Q(lk->dotlock), strerror(errno));
 	} else if (fsync_parent_dir(lk->dotlock) < 0) {
 		/* A journal's directory sync may have made the lock durable: so must its removal be. */
-		log_msg(LOG_WARNING, "cannot sync the directory of dotlock %s: %s", lk->dotlock,
+		log_msg(LOG_WARNING, "cannot sync the directory of dotlock %s: %s", LOG_Q(lk->dotlock),
 			strerror(errno));
 	}
 	free(lk->dotlock);
@@ -693,7 +693,7 @@ static int check_lock_file(int lfd, const char *lockfile)
 		return -1;
 	if (!is_own_plain_file(&st)) {
 		log_msg(LOG_ERR, "%s: the session lock file is not a plain file of uid %ju alone; "
-			"remove it", lockfile, (uintmax_t)geteuid());
+			"remove it", LOG_Q(lockfile), (uintmax_t)geteuid());
 		errno = EPERM;
 		return -1;
 	}
@@ -739,7 +739,7 @@ static int session_lock_file(const char *lockfile, int *holder)
 		if (rc <= 0)
 			return rc;
 	}
-	log_msg(LOG_ERR, "%s: the session lock file keeps being replaced", lockfile);
+	log_msg(LOG_ERR, "%s: the session lock file keeps being replaced", LOG_Q(lockfile));
 	errno = EAGAIN;
 	return -1;
 }
@@ -764,7 +764,7 @@ int session_lock(int fd, const char *lockfile, unsigned methods, int *holder)
 			return busy_or_error(rc);
 		log_msg(LOG_WARNING, "%s: flock is emulated with fcntl locks here and the session "
 			"lock file cannot be created: the session lock holds on this host only "
-			"(--journal-dir names a directory the users can write)", lockfile);
+			"(--journal-dir names a directory the users can write)", LOG_Q(lockfile));
 		return session_socket(fd, holder);
 	}
 	if (methods & LOCK_FLOCK)

@@ -1219,7 +1219,7 @@ enum mbox_status mbox_check_name(const char *path, char *why, size_t whylen)
 	if (!mbox_is_side_file(path))
 		return MBOX_OK;
 	log_msg(LOG_ERR, "%s: refused: the name of a lock, journal or other side file of "
-		"another mailbox, never served as a mailbox", path);
+		"another mailbox, never served as a mailbox", LOG_Q(path));
 	set_why(why, whylen, "this mailbox name is reserved");
 	return MBOX_PERM;
 }
@@ -1355,8 +1355,8 @@ static enum mbox_status check_no_journal_in(const struct mbox *mb, const char *d
 	if (ours == 0)
 		return MBOX_OK;   /* someone else's file: recovery logged it, it blocks nothing */
 	set_why(why, whylen, "mailbox needs recovery");
-	log_msg(LOG_ERR, "%s: an interrupted update left %s; run pop3d --recover", mb->path,
-		journal);
+	log_msg(LOG_ERR, "%s: an interrupted update left %s; run pop3d --recover",
+		LOG_Q(mb->path), LOG_Q(journal));
 	return MBOX_TEMP;
 }
 

@@ -483,6 +483,11 @@ static int run_hash(void)
 			MAX_PASSWORD);
 		return EXIT_USAGE;
 	}
+	const char *problem = auth_password_problem(pass);
+	if (problem) {   /* an empty one: no login could ever use it */
+		fprintf(stderr, "pop3d: --hash: %s refused: no login accepts it\n", problem);
+		return EXIT_USAGE;
+	}
 	int rc = auth_make_hash(pass, hash, sizeof(hash));
 	explicit_bzero(pass, sizeof(pass));
 	if (rc < 0) {
@@ -503,18 +508,18 @@ static int drop_privileges(const char *name, uid_t uid, gid_t gid)
 {
 	const char *who = name ? name : "a uid without an account";
 	if (uid == 0) {
-		log_msg(LOG_ERR, "refusing to serve a mailbox as root (user %s)", who);
+		log_msg(LOG_ERR, "refusing to serve a mailbox as root (user %s)", LOG_Q(who));
 		return -1;
 	}
 	int groups = name ? initgroups(name, gid) : setgroups(0, NULL);
 	if (groups < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
 		log_msg(LOG_ERR, "cannot drop privileges to %s (%ld:%ld): %s",
-			who, (long)uid, (long)gid, strerror(errno));
+			LOG_Q(who), (long)uid, (long)gid, strerror(errno));
 		return -1;
 	}
 	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid ||
 	    setuid(0) == 0) {
-		log_msg(LOG_ERR, "privilege drop to %s did not take effect", who);
+		log_msg(LOG_ERR, "privilege drop to %s did not take effect", LOG_Q(who));
 		return -1;
 	}
 	return 0;
@@ -575,8 +580,8 @@ static enum login_result become_account(struct server *srv, const struct account
 	}
 	bool by_owner = srv->root && !acct->system && !srv->cfg->virtual_user;
 	if (by_owner && mailbox_owner(acct->mailbox, &uid, &gid, why, whylen) < 0) {
-		log_msg(LOG_ERR, "no account to serve %s for %s as: %s", acct->mailbox,
-			acct->name, why);
+		log_msg(LOG_ERR, "no account to serve %s for %s as: %s", LOG_Q(acct->mailbox),
+			LOG_Q(acct->name), why);
 		return LOGIN_SYS_PERM;
 	}
 	/* The account's own journal directory, made by root while it still can. */
@@ -657,7 +662,7 @@ static const char *expand_dir(const char *option, const char *tmpl, const struct
 		return NULL;
 	if (auth_expand_mailbox(tmpl, acct->name, acct->home, out, MAX_PATH_LEN) < 0) {
 		log_msg(LOG_ERR, "%s %s for %s: too long, bad %% sequence or %%h without a home",
-			option, tmpl, acct->name);
+			option, tmpl, LOG_Q(acct->name));
 		return NULL;
 	}
 	return out;
@@ -748,15 +753,15 @@ static enum login_result role_take_maildrop(void *ctx, const struct account *acc
 	if (enter_worker_sandbox(srv, &paths, why, whylen) < 0)
 		return LOGIN_SYS_TEMP;
 	if (mbox_recover_hooked(acct->mailbox, &opt, RECOVER_HOOKS, why, whylen) < 0) {
-		log_msg(LOG_ERR, "recovery of %s failed: %s", acct->mailbox, why);
+		log_msg(LOG_ERR, "recovery of %s failed: %s", LOG_Q(acct->mailbox), why);
 		snprintf(why, whylen, "%s", temp_reason);
 		return LOGIN_SYS_TEMP;
 	}
 	enum mbox_status st = mbox_open(mb, acct->mailbox, &opt, why, whylen);
 	/* mbox's reasons name no path: the client may see them. */
 	if (st != MBOX_OK)
-		log_msg(LOG_WARNING, "cannot open mailbox %s for %s: %s", acct->mailbox,
-			acct->name, why);
+		log_msg(LOG_WARNING, "cannot open mailbox %s for %s: %s", LOG_Q(acct->mailbox),
+			LOG_Q(acct->name), why);
 	return map_status(st);
 }
 

@@ -468,7 +468,7 @@ static int keeper_main(const struct privsep_roles *roles, const struct account *
 		/* A handoff for another name than the one authenticated: a greeter that lies. */
 		if (ho && ho->user[0])
 			log_msg(LOG_ERR, "keeper: refused a handoff for %s (authenticated: %s)",
-				ho->user, acct->name);
+				LOG_Q(ho->user), LOG_Q(acct->name));
 		mbox_close(mb);
 		free(ho);
 		return EXIT_SESSION;
@@ -654,7 +654,7 @@ static int throttle_before(struct monitor *m, struct throttle *t, const char *us
 	if (throttle_begin(t, user, m->cfg->source, a) == 0)
 		return 0;
 	log_msg(LOG_NOTICE, "authentication throttled: user=%s peer=%s wait=%us",
-		user, m->cfg->peer, a->wait);
+		LOG_Q(user), m->cfg->peer, a->wait);
 	snprintf(why, whylen, "too many failed logins; try again in %u seconds", a->wait);
 	throttle_close(t);
 	return 1;
@@ -668,6 +668,8 @@ static void throttle_after(struct throttle *t, struct throttle_attempt *a, bool 
 
 static void check_credentials(struct monitor *m, const struct ps_msg *msg)
 {
+	struct auth_clock started;
+	auth_check_begin(&started);   /* a failure's answer time counts from here (auth.h) */
 	char user[MAX_SASL_LINE + 1], password[MAX_SASL_LINE + 1], why[MAX_REASON_LEN] = "";
 	ps_field(msg->f1, msg->len1, user, sizeof(user));
 	ps_field(msg->f2, msg->len2, password, sizeof(password));
@@ -688,6 +690,7 @@ static void check_credentials(struct monitor *m, const struct ps_msg *msg)
 	else
 		throttle_after(&t, &ta, ar == AUTH_OK);
 	if (ar == AUTH_FAIL) {
+		auth_fail_floor(&started);
 		m->owes_delay = true;
 		answer(m->greeter_chan, LOGIN_FAILED, "");
 		return;

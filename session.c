@@ -41,7 +41,7 @@ static void bad_command(struct session *s, const char *why)
 	if (s->bad_commands >= s->cfg->max_bad_commands) {
 		outbuf_printf(s->out, "-ERR %s; too many bad commands, closing" CRLF, why);
 		log_msg(LOG_NOTICE, "too many bad commands: user=%s peer=%s",
-			s->state == STATE_TRANSACTION ? s->user : "-", s->cfg->peer);
+			LOG_Q(s->state == STATE_TRANSACTION ? s->user : NULL), s->cfg->peer);
 		s->end = END_TOO_MANY_FAILURES;
 		s->state = STATE_DONE;
 		return;
@@ -181,14 +181,14 @@ static void login_succeeded(struct session *s)
 	outbuf_printf(s->out, "+OK %s has %zu messages (%llu octets)" CRLF,
 		      s->user, t.count, (unsigned long long)t.octets);
 	log_msg(LOG_INFO, "login: user=%s peer=%s messages=%zu octets=%llu",
-		s->user, s->cfg->peer, t.count, (unsigned long long)t.octets);
+		LOG_Q(s->user), s->cfg->peer, t.count, (unsigned long long)t.octets);
 }
 
 static void login_failed(struct session *s, const char *method)
 {
 	s->failed_logins++;
 	log_msg(LOG_NOTICE, "authentication failed: user=%s peer=%s method=%s",
-		s->user, s->cfg->peer, method);
+		LOG_Q(s->user), s->cfg->peer, method);
 	if (s->be->login_failed)
 		s->be->login_failed(s->be->ctx, s->failed_logins);
 	if (s->failed_logins >= s->cfg->max_failed_logins) {
@@ -233,7 +233,7 @@ static void try_login(struct session *s, const char *password, const char *metho
 		return;
 	}
 	log_msg(LOG_WARNING, "login refused: user=%s peer=%s reason=%s",
-		s->user, s->cfg->peer, why[0] ? why : "-");
+		LOG_Q(s->user), s->cfg->peer, LOG_Q(why[0] ? why : NULL));
 }
 
 static void cmd_user(struct session *s, int argc, char **args)
@@ -364,7 +364,7 @@ static void send_message(struct session *s, size_t n, const struct mbox_msg *m, 
 	if (mbox_check_msg(s->mb, n) < 0) {
 		reply(s, "-ERR [SYS/TEMP] the mailbox was changed by another program");
 		log_msg(LOG_WARNING, "mailbox changed during session: user=%s peer=%s",
-			s->user, s->cfg->peer);
+			LOG_Q(s->user), s->cfg->peer);
 		return;
 	}
 	if (lines < 0)
@@ -375,7 +375,7 @@ static void send_message(struct session *s, size_t n, const struct mbox_msg *m, 
 		/* Mid-message: the client can't be told cleanly; drop the connection. */
 		if (!s->out->failed)
 			log_msg(LOG_ERR, "cannot read message %zu: user=%s peer=%s",
-				n, s->user, s->cfg->peer);
+				n, LOG_Q(s->user), s->cfg->peer);
 		s->end = END_IO_ERROR;
 		s->state = STATE_DONE;
 		return;
@@ -479,7 +479,7 @@ static void cmd_quit_update(struct session *s)
 		outbuf_printf(s->out, "-ERR [SYS/TEMP] %s; no messages were deleted" CRLF,
 			      why[0] ? why : "update failed");
 		log_msg(LOG_ERR, "update failed: user=%s peer=%s reason=%s",
-			s->user, s->cfg->peer, why[0] ? why : "-");
+			LOG_Q(s->user), s->cfg->peer, LOG_Q(why[0] ? why : NULL));
 		s->deleted_msgs = s->deleted_bytes = 0;
 		s->end = END_UPDATE_FAILED;
 		release_maildrop(s);
@@ -742,7 +742,7 @@ void session_log_summary(const struct session *s)
 	log_msg(LOG_INFO,
 		"session end: user=%s peer=%s retrieved=%llu/%llu deleted=%llu/%llu "
 		"duration=%lds end=%s",
-		s->logged_in ? s->user : "-", s->cfg->peer,
+		LOG_Q(s->logged_in ? s->user : NULL), s->cfg->peer,
 		(unsigned long long)s->retrieved_msgs, (unsigned long long)s->retrieved_bytes,
 		(unsigned long long)s->deleted_msgs, (unsigned long long)s->deleted_bytes,
 		(long)(time(NULL) - s->started), end_name(s->end));

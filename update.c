@@ -228,7 +228,7 @@ static int changed(struct op *op, const char *fmt, ...)
 	va_end(ap);
 	op_set_why(op, "mailbox was changed by another program");
 	log_msg(LOG_WARNING, "update %s: nothing applied, mailbox was changed by another program: %s",
-		op->path, detail);
+		LOG_Q(op->path), detail);
 	return RC_FAIL;
 }
 
@@ -686,7 +686,7 @@ static int absorb_new_mail(struct op *op, int mfd, int *jfd, struct jhdr *h, off
 	close(*jfd);
 	*jfd = nfd;
 	log_msg(LOG_NOTICE, "recover %s: %jd octets delivered after the crash added to the journal",
-		op->path, (intmax_t)(size - h->s));
+		LOG_Q(op->path), (intmax_t)(size - h->s));
 	*h = nh;
 	return RC_OK;
 }
@@ -733,7 +733,7 @@ static int apply_journal(struct op *op, int mfd, int *jfd, struct jhdr *h)
 		rc = finish_truncated(op, mfd, size, h);
 		if (rc == RC_OK)
 			log_msg(LOG_NOTICE, "recover %s: update had been applied, journal removed",
-				op->path);
+				LOG_Q(op->path));
 		return rc;
 	}
 	if (size > h->s && (rc = absorb_new_mail(op, mfd, jfd, h, size)) != RC_OK)
@@ -741,7 +741,7 @@ static int apply_journal(struct op *op, int mfd, int *jfd, struct jhdr *h)
 	rc = replay(op, mfd, *jfd, h);
 	if (rc == RC_OK)
 		log_msg(LOG_NOTICE, "recover %s: interrupted update completed, %jd octets moved to %jd, "
-			"%jd octets removed", op->path, (intmax_t)h->l, (intmax_t)h->x,
+			"%jd octets removed", LOG_Q(op->path), (intmax_t)h->l, (intmax_t)h->x,
 			(intmax_t)(h->s - h->x - h->l));
 	return rc;
 }
@@ -817,7 +817,7 @@ static int recover_locked(struct op *op, int mfd)
 	struct jhdr h;
 	rc = journal_read(op, jfd, &h);
 	if (rc == RC_INVALID) {
-		rc = remove_found(op, op->jpath, jfd, "an incomplete journal; the mailbox untouched");
+		rc = remove_found(op, LOG_Q(op->jpath), jfd, "an incomplete journal; the mailbox untouched");
 		close_keep_errno(jfd);
 		return rc;
 	}
@@ -870,7 +870,7 @@ int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
 	struct mail_lock lk;
 	if (rc == RC_OK && mailbox_lock(path, mfd, opt->lock_methods, opt->lock_timeout, &lk,
 					why, whylen) < 0) {
-		log_msg(LOG_ERR, "recover %s: cannot lock: %s", path, why ? why : "");
+		log_msg(LOG_ERR, "recover %s: cannot lock: %s", LOG_Q(path), why ? why : "");
 		rc = RC_FAIL;
 	} else if (rc == RC_OK) {
 		rc = recover_locked(&op, mfd);
@@ -1147,7 +1147,7 @@ static int truncate_only(struct op *op, const struct mbox *mb, const struct plan
 		return fail(op, "cannot sync %s", op->path);
 	if ((rc = step(op, "mailbox-synced")) != RC_OK)
 		return rc;
-	log_msg(LOG_INFO, "update %s: %zu messages removed, %jd octets, by truncate", op->path,
+	log_msg(LOG_INFO, "update %s: %zu messages removed, %jd octets, by truncate", LOG_Q(op->path),
 		p->ndeleted, (intmax_t)(p->s - p->x));
 	return RC_OK;
 }
@@ -1204,7 +1204,7 @@ static int write_update_journal(struct op *op, const struct mbox *mb, const stru
 	rc = journal_begin(op, op->jpath, &jw);
 	if (rc == RC_FAIL && errno == EEXIST)
 		log_msg(LOG_ERR, "update %s: %s exists (a journal that needs recovery, or a file "
-			"that is not pop3d's in its place), nothing applied", op->path, op->jpath);
+			"that is not pop3d's in its place), nothing applied", LOG_Q(op->path), LOG_Q(op->jpath));
 	if (rc == RC_FAIL && jw.fd < 0)
 		return rc;   /* not created: nothing to clean up */
 	if (rc == RC_OK)
@@ -1248,16 +1248,16 @@ static int move_through_journal(struct op *op, const struct mbox *mb, const stru
 		return rc;
 	if (rc == RC_FAIL) {
 		/* The mailbox may be half moved: only the journal can finish it. */
-		log_msg(LOG_ERR, "update %s: interrupted, trying recovery", op->path);
+		log_msg(LOG_ERR, "update %s: interrupted, trying recovery", LOG_Q(op->path));
 		rc = recover_locked(op, mb->fd);
 		if (rc != RC_OK) {
 			log_msg(LOG_ERR, "update %s: recovery failed, journal %s kept for the next login",
-				op->path, op->jpath);
+				LOG_Q(op->path), LOG_Q(op->jpath));
 			return rc;
 		}
 	}
 	log_msg(LOG_INFO, "update %s: %zu messages removed, %jd octets, by moving %jd octets "
-		"through the journal", op->path, p->ndeleted, (intmax_t)(p->s - p->x - p->l),
+		"through the journal", LOG_Q(op->path), p->ndeleted, (intmax_t)(p->s - p->x - p->l),
 		(intmax_t)p->l);
 	return RC_OK;
 }
@@ -1297,7 +1297,7 @@ enum mbox_status mbox_update_hooked(struct mbox *mb, const struct update_hooks *
 	struct mail_lock lk;
 	if (mailbox_lock(mb->path, mb->fd, mb->opt.lock_methods, mb->opt.lock_timeout, &lk,
 			 why, whylen) < 0) {
-		log_msg(LOG_ERR, "update %s: cannot lock, nothing applied: %s", mb->path,
+		log_msg(LOG_ERR, "update %s: cannot lock, nothing applied: %s", LOG_Q(mb->path),
 			why ? why : "");
 		op_free(&op);
 		return MBOX_TEMP;

@@ -53,6 +53,7 @@ if [ "$goal" = check ]; then
 	need_cmd cppcheck cppcheck
 	need_cmd clang-tidy clang-tidy
 	need_cmd strace strace   # tests/security/login_delay.py
+	need_cmd hardening-check devscripts   # tests/security/hardening.py
 	# The power-cut walk (tests/powercut, tests/integration/powercut.sh): FUSE from Python.
 	[ -e /usr/lib/python3/dist-packages/fusepy.py ] || missing="$missing python3-fusepy"
 fi

@@ -640,6 +640,48 @@ static void test_login_virtual_home_required(void **state)
 	assert_string_equal(acct.mailbox, "/srv/mail/bob.mbox");
 }
 
+/* An empty password never logs in, whatever the hash says of it. */
+static void test_login_empty_password(void **state)
+{
+	struct log_capture *log = *state;
+	assert_non_null(auth_password_problem(""));
+	assert_non_null(auth_password_problem(NULL));
+	assert_null(auth_password_problem("x"));
+
+	char hash[CRYPT_OUTPUT_SIZE];
+	assert_int_equal(auth_make_hash("", hash, sizeof(hash)), -1);   /* pop3d --hash */
+	static const char *const prefixes[] = { "$5$", "$6$", "$y$" };
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		make_hash(prefixes[i], prefixes[i][1] == 'y' ? 1 : 1000, "", hash, sizeof(hash));
+		assert_false(auth_check_hash("", hash));
+
+		/* crypt(3) verifies "" against it; pop3d refuses it before asking. */
+		char text[1024];
+		int n = snprintf(text, sizeof(text), "eve:%s\n", hash);
+		assert_true(n > 0 && (size_t)n < sizeof(text));
+		const char *path = test_path("passwd-empty");
+		test_write_file(path, text, (size_t)n);
+		struct auth_config cfg = virtual_config(path);
+		struct account acct;
+		assert_int_equal(auth_login(&cfg, "eve", "", &acct), AUTH_FAIL);
+		assert_string_equal(acct.mailbox, "");
+	}
+	assert_true(log_find(log, "login failed for eve: empty password") >= 0);
+}
+
+/* A valid name may hold '"', '\\', "peer=": logged quoted, one field. */
+static void test_login_failure_logged_quoted(void **state)
+{
+	struct log_capture *log = *state;
+	struct fixture f;
+	fixture_init(&f);
+	struct auth_config cfg = virtual_config(write_fixture_file(&f, "passwd-quoted"));
+	struct account acct;
+	assert_true(auth_valid_username("x\"peer=6.6.6.6\\"));
+	assert_int_equal(auth_login(&cfg, "x\"peer=6.6.6.6\\", "pw", &acct), AUTH_FAIL);
+	assert_true(log_find(log, "login failed for \"x\\\"peer=6.6.6.6\\\\\": unknown user") >= 0);
+}
+
 /* ---- auth_login: system accounts ---- */
 
 static void test_login_system_unknown(void **state)
@@ -716,6 +758,10 @@ int main(void)
 						setup_capture, teardown_capture),
 		cmocka_unit_test_setup_teardown(test_login_virtual_home_required,
 						setup_capture, teardown_capture),
+		cmocka_unit_test_setup_teardown(test_login_empty_password, setup_capture,
+						teardown_capture),
+		cmocka_unit_test_setup_teardown(test_login_failure_logged_quoted, setup_capture,
+						teardown_capture),
 		cmocka_unit_test_setup_teardown(test_login_system_unknown, setup_capture,
 						teardown_capture),
 		cmocka_unit_test_setup_teardown(test_login_system_root_refused, setup_capture,

@@ -30,6 +30,11 @@ r = run(["--hash"], stdin=b"pass word\n")
 assert r.returncode == 0, r
 h = r.stdout.decode()
 assert h.endswith("\n") and h.count("\n") == 1 and h.startswith("$"), h
+# An empty password never logs in: --hash refuses it, a usage error, no hash printed.
+for empty in (b"\n", b"\r\n", b""):
+    r = run(["--hash"], stdin=empty)
+    assert r.returncode == 64 and r.stdout == b"", (empty, r)
+    assert b"password" in r.stderr, r.stderr
 d = P.tmpdir("cli")
 passwd = os.path.join(d, "passwd")
 with open(passwd, "w") as f:
@@ -60,7 +65,7 @@ r = subprocess.run([P.POP3D, "--passwd", os.path.join(d, "missing"), "--log",
                     os.path.join(d, "log"), *P.root_args(), *P.state_args()], input=b"QUIT\r\n",
                    capture_output=True)
 assert r.returncode == 78, r.returncode
-print("ok: usage errors, --version, --help, --hash round trip, %h rule, quiet stderr")
+print("ok: usage errors, --version, --help, --hash round trip and no empty password, %h rule, quiet stderr")
 
 # Virtual users without --user: pop3d greets whoever starts it; as root it
 # serves each mailbox as the mailbox's owner, and never as root.

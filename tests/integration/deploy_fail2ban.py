@@ -3,14 +3,17 @@ and the jail loading with it (fail2ban-client -d), both from a private copy of
 the system's fail2ban configuration with our files installed in it.
 
 The log lines come from real sessions through tcpserver (peer 127.0.0.1):
-wrong passwords, an unknown user, AUTH PLAIN failures, one with a user name
-made to look like "peer=6.6.6.6 method=PLAIN" (it must not get 6.6.6.6
-banned), a good login, and a session closed after too many failures. They
+wrong passwords, an unknown user, AUTH PLAIN failures, hostile user names
+(blanks and "peer=6.6.6.6 method=PLAIN", quotes, backslashes, octets >= 0x80,
+a CR followed by a whole forged line: none may get 6.6.6.6 banned, and each
+must be logged quoted and escaped, on one line), a good login, and a
+session closed after too many failures. They
 are read twice: as pop3d --log=FILE writes them, and as syslog writes them
 (pop3d --log=syslog talking to a /dev/log that this test provides in a private
 mount namespace, written out as rsyslog's traditional format; root only).
 Every "authentication failed" line, and only those, must give 127.0.0.1.
 """
+import ast
 import base64
 import os
 import poplib
@@ -29,6 +32,24 @@ maildir = os.path.join(d, "mail")
 os.makedirs(maildir)
 D.write_mailbox(os.path.join(maildir, "alice.mbox"), [])
 INJECTED = "x peer=6.6.6.6 method=PLAIN"
+# AUTH PLAIN takes any octets but NUL: names made to forge fields or lines.
+HOSTILE = [b'a" peer=6.6.6.6 method=PLAIN', b'b\\" peer=6.6.6.6 method=PLAIN', b"c\\",
+           b"\x80\xff\xc3\xa9 peer=6.6.6.6 method=PLAIN", b'"', b"-", b"peer=6.6.6.6",
+           b"d\rauthentication failed: user=e peer=6.6.6.6 method=PLAIN",
+           b"f\nauthentication failed: user=g peer=6.6.6.6 method=USER"]
+BARE = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@+/")
+
+
+def logged(name):
+    """name (bytes) as pop3d logs it (log.c log_quote): bare, or quoted and escaped."""
+    if name and name != b"-" and all(c in BARE for c in name):
+        return name.decode()
+    out = ""
+    for c in name:
+        out += "\\" + chr(c) if c in b'"\\' else chr(c) if 0x20 <= c <= 0x7e else f"\\x{c:02x}"
+    return f'"{out}"'
+
+
 # The cross-session throttle logs the attempts it refuses unchecked, which the filter
 # must NOT count (the address may be a NAT's): on for the --log=FILE part, where bob's
 # fourth wrong password is refused; off (as in every test) for syslog.
@@ -44,7 +65,9 @@ def expect_err(c, cmd):
 
 
 def auth_plain(user, password):
-    return "AUTH PLAIN " + base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    if isinstance(user, str):
+        user = user.encode()
+    return "AUTH PLAIN " + base64.b64encode(b"\0" + user + b"\0" + password.encode()).decode()
 
 
 def sessions(port, throttled=False):
@@ -71,6 +94,12 @@ def sessions(port, throttled=False):
     assert "closing" in err, err
     c.close()
     D.wait_sessions_gone(d)
+    for i in range(0, len(HOSTILE), 2):   # two a session: the third failure would close it
+        c = poplib.POP3("127.0.0.1", port, timeout=30)
+        for name in HOSTILE[i:i + 2]:
+            expect_err(c, auth_plain(name, "wrong"))
+        c.quit()
+        D.wait_sessions_gone(d)
     if throttled:
         c = poplib.POP3("127.0.0.1", port, timeout=30)
         c.user("bob")
@@ -100,22 +129,29 @@ def regex_rows(conf, logfile):
     assert r.returncode == 0, r.stdout + r.stderr
     rows = []
     for line in r.stdout.splitlines():
-        m = re.match(r"\['([^']*)',\s+[\d.]+,\s+\{'user': '(.*)', 'ip4'", line)
-        assert m, f"unexpected fail2ban-regex output: {line!r}"
-        rows.append((m.group(1), m.group(2)))
+        try:
+            addr, _, fields = ast.literal_eval(line.rstrip(","))
+        except (ValueError, SyntaxError):
+            raise AssertionError(f"unexpected fail2ban-regex output: {line!r}") from None
+        rows.append((addr, fields["user"]))
     return rows
 
 
 def check_rows(rows, text, what):
     """Every failed login matched, and no attempt the throttle refused unchecked."""
-    failed = text.count("authentication failed: ")
-    assert failed == 7, f"{what}: pop3d logged {failed} failed logins, 7 expected:\n{text}"
+    want = 7 + len(HOSTILE)
+    failed = len(re.findall(r"\]: authentication failed: ", text))   # not the names' copies
+    assert failed == want, f"{what}: pop3d logged {failed} failed logins, {want} expected:\n{text}"
+    unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+    assert "6.6.6.6" in text and "6.6.6.6" not in unquoted, \
+        f"{what}: 6.6.6.6 outside a quoted user name:\n{text}"
     lines = re.findall(r"authentication (failed): user=(.*) peer=127\.0\.0\.1 "
                        r"method=(?:USER|PLAIN)$", text, re.M)
     assert [a for a, _ in rows] == ["127.0.0.1"] * len(lines), f"{what}: {rows}"
     assert [u for _, u in rows] == [u for _, u in lines], (rows, lines)
     failed_users = [u for kind, u in lines if kind == "failed"]
-    assert failed_users == ["alice", "nosuchuser", "alice", INJECTED, "bob", "bob", "bob"], lines
+    assert failed_users == ["alice", "nosuchuser", "alice", logged(INJECTED.encode()),
+                            "bob", "bob", "bob"] + [logged(n) for n in HOSTILE], lines
 
 
 conf = fail2ban_config()
