@@ -121,13 +121,11 @@ def copy_fresh(src, dst, owner=None):
     os.replace(tmp, dst)
 
 
-def link_or_copy(src, dst):
+def fresh_copy(src, dst):
+    """A copy, never a hard link: pop3d refuses a mailbox with two names."""
     if os.path.lexists(dst):
         os.unlink(dst)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+    shutil.copyfile(src, dst)
 
 
 class Bench:
@@ -181,8 +179,8 @@ class Bench:
         if self.root:
             self.ensure_account()
             os.chmod(self.data, 0o755)
-        link_or_copy(self.big, os.path.join(self.run, "big.mbox"))
-        link_or_copy(self.small, os.path.join(self.run, "small.mbox"))
+        fresh_copy(self.big, os.path.join(self.run, "big.mbox"))
+        fresh_copy(self.small, os.path.join(self.run, "small.mbox"))
         with open(os.path.join(self.run, "passwd"), "w") as f:
             for user in ("big", "small", "dele"):
                 f.write("%s:%s\n" % (user, CHEAP_HASH))
