@@ -774,12 +774,13 @@ static enum mbox_status role_update(void *ctx, struct mbox *mb, char *why, size_
 /* ---- the session backends of the greeter and the session process ---- */
 
 static enum login_result greeter_login(void *ctx, const char *user, const char *password,
-				       struct mbox **mb, char *why, size_t whylen)
+				       enum login_method method, struct mbox **mb, char *why,
+				       size_t whylen)
 {
 	struct server *srv = ctx;
 	(void)mb;
 	disarm_write_timer(srv->client);   /* no SIGALRM while the authenticator works */
-	enum login_result r = privsep_login(srv->chan, user, password, why, whylen);
+	enum login_result r = privsep_login(srv->chan, user, password, method, why, whylen);
 	return r == LOGIN_OK ? LOGIN_HANDOFF : r;
 }
 
@@ -801,11 +802,13 @@ static enum mbox_status no_update(void *ctx, struct mbox *mb, char *why, size_t 
 }
 
 static enum login_result no_login(void *ctx, const char *user, const char *password,
-				  struct mbox **mb, char *why, size_t whylen)
+				  enum login_method method, struct mbox **mb, char *why,
+				  size_t whylen)
 {
 	(void)ctx;
 	(void)user;
 	(void)password;
+	(void)method;
 	(void)mb;
 	snprintf(why, whylen, "already logged in");
 	return LOGIN_SYS_TEMP;
