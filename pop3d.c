@@ -774,12 +774,13 @@ static enum mbox_status role_update(void *ctx, struct mbox *mb, char *why, size_
 /* ---- the session backends of the greeter and the session process ---- */
 
 static enum login_result greeter_login(void *ctx, const char *user, const char *password,
-				       struct mbox **mb, char *why, size_t whylen)
+				       enum login_method method, struct mbox **mb, char *why,
+				       size_t whylen)
 {
 	struct server *srv = ctx;
 	(void)mb;
 	disarm_write_timer(srv->client);   /* no SIGALRM while the authenticator works */
-	enum login_result r = privsep_login(srv->chan, user, password, why, whylen);
+	enum login_result r = privsep_login(srv->chan, user, password, method, why, whylen);
 	return r == LOGIN_OK ? LOGIN_HANDOFF : r;
 }
 
@@ -801,11 +802,13 @@ static enum mbox_status no_update(void *ctx, struct mbox *mb, char *why, size_t 
 }
 
 static enum login_result no_login(void *ctx, const char *user, const char *password,
-				  struct mbox **mb, char *why, size_t whylen)
+				  enum login_method method, struct mbox **mb, char *why,
+				  size_t whylen)
 {
 	(void)ctx;
 	(void)user;
 	(void)password;
+	(void)method;
 	(void)mb;
 	snprintf(why, whylen, "already logged in");
 	return LOGIN_SYS_TEMP;
@@ -1067,7 +1070,8 @@ static int run_recover(const struct server *srv)
  * "XTEST SYSCALL" makes a forbidden system call and "XTEST GARBAGE kind"
  * sends the authenticator a malformed message; after login, "XTEST OPEN
  * path" tries to open path and answers the errno; the probes below try
- * one attack each (CHMOD path, SIGNAL pid ...).
+ * one attack each (CHMOD path, SIGNAL pid ...). In either, "XTEST LOG text"
+ * sends the authenticator a log line of its choosing (each _ a blank).
  */
 #include <linux/landlock.h>
 #include <sys/resource.h>
@@ -1096,6 +1100,17 @@ static void garbage_message(int chan, const char *kind, struct outbuf *out)
 	else if (strcmp(kind, "huge") == 0)
 		n = sizeof(p);                           /* the largest packet, lengths not adding up */
 	outbuf_puts(out, write(chan, &p, n) == (ssize_t)n ? "+OK sent\r\n" : "-ERR not sent\r\n");
+}
+
+/* A forged log line, as a compromised process would send it: any text at all. */
+static void forged_log(const char *text, struct outbuf *out)
+{
+	char line[MAX_LOG_LINE];
+	snprintf(line, sizeof(line), "%s", text);
+	for (char *p = line; (p = strchr(p, '_')) != NULL; p++)
+		*p = ' ';
+	log_msg(LOG_NOTICE, "%s", line);   /* the hook sends it as it is: PS_LOG */
+	outbuf_puts(out, "+OK sent\r\n");
 }
 
 /*
@@ -1244,6 +1259,8 @@ static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
 		outbuf_printf(out, "+OK socket returned %ld\r\n", fd);
 	} else if (argc == 2 && strcmp(args[0], "GARBAGE") == 0 && srv->chan >= 0) {
 		garbage_message(srv->chan, args[1], out);
+	} else if (argc == 2 && strcmp(args[0], "LOG") == 0) {
+		forged_log(args[1], out);
 	} else if (argc == 2 && strcmp(args[0], "OPEN") == 0) {
 		int fd = open(args[1], O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
@@ -1256,7 +1273,7 @@ static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
 		outbuf_flush(out);
 		probe_answer(out, probe_bind(srv, args + 1));
 	} else if (argc < 1 || !run_probe(argc, args, out)) {
-		outbuf_puts(out, "-ERR XTEST SYSCALL | DGRAM | GARBAGE kind | OPEN path | probe args\r\n");
+		outbuf_puts(out, "-ERR XTEST SYSCALL | DGRAM | GARBAGE kind | LOG text | OPEN path | probe args\r\n");
 	}
 }
 #define TEST_COMMAND test_command

@@ -68,6 +68,7 @@ int ps_check(const struct ps_packet *p, size_t n, unsigned accept, struct ps_msg
 	if ((h->type == PS_LOG && h->code > LOG_DEBUG) ||
 	    (h->type == PS_ANSWER && h->code > LOGIN_DELAY) ||
 	    (h->type == PS_PEER && h->code > 1) ||
+	    (h->type == PS_LOGIN && h->code >= LOGIN_METHODS) ||
 	    ((h->type == PS_LOGIN || h->type == PS_HANDOFF || h->type == PS_PEER) && h->len1 == 0)) {
 		snprintf(why, whylen, "bad code %u or empty user in a message of type %u",
 			 h->code, h->type);
@@ -177,12 +178,12 @@ static int await_answer(int chan, struct ps_msg *msg, struct ps_packet *p)
 }
 
 enum login_result privsep_login(int chan, const char *user, const char *password,
-				char *why, size_t whylen)
+				enum login_method method, char *why, size_t whylen)
 {
 	struct ps_packet p;
 	struct ps_msg msg;
 	size_t plen = strlen(password);
-	int rc = ps_send(chan, PS_LOGIN, 0, 0, user, strlen(user), password, plen);
+	int rc = ps_send(chan, PS_LOGIN, method, 0, user, strlen(user), password, plen);
 	if (rc == 0)
 		rc = await_answer(chan, &msg, &p);
 	if (rc < 0) {
@@ -325,12 +326,16 @@ static void log_violation(const char *role, pid_t pid, uint32_t nr)
 		"%u (%s) and was stopped", role, (long)pid, nr, name);
 }
 
-/* A log line from a child: its own text, sanitized again by log_msg. */
-static void relay_log(const struct ps_msg *msg)
+/*
+ * A log line from a child: its own text, sanitized again by log_msg, after
+ * the child's role. No relayed line can pass for one of ours: the lines
+ * fail2ban counts start right after "pop3d[PID]: ", a relayed one never does.
+ */
+static void relay_log(const struct ps_msg *msg, const char *role)
 {
 	char line[MAX_LOG_LINE + 1];
 	ps_field(msg->f1, msg->len1, line, sizeof(line));
-	log_msg((int)msg->code, "%s", line);
+	log_msg((int)msg->code, "%s: %s", role, line);
 }
 
 /* ---- the greeter ---- */
@@ -363,13 +368,13 @@ static int greeter_main(const struct privsep_config *cfg, const struct privsep_r
 	privsep_forward_logs(chan);
 	if (become_preauth(cfg, why, sizeof(why)) < 0 ||
 	    sandbox_no_privileges(why, sizeof(why)) < 0) {
-		log_msg(LOG_ERR, "greeter: %s", why);
+		log_msg(LOG_ERR, "%s", why);   /* relayed as "greeter: ..." */
 		return EXIT_CONFIG;
 	}
 	privsep_die_with_parent();   /* the drop cleared it; the allowlist has no prctl */
 	sandbox_report_to(chan);
 	if (sandbox_seccomp_greeter(STDIN_FILENO, STDOUT_FILENO, chan, why, sizeof(why)) < 0) {
-		log_msg(LOG_ERR, "greeter: %s", why);
+		log_msg(LOG_ERR, "%s", why);
 		return EXIT_CONFIG;
 	}
 	return roles->greet(roles->ctx, chan);
@@ -579,7 +584,7 @@ static int worker_answer(struct monitor *m, int chan, struct ps_msg *msg, struct
 		if (msg->type == PS_ANSWER)
 			return 0;
 		if (msg->type == PS_LOG) {
-			relay_log(msg);
+			relay_log(msg, "worker");
 			continue;
 		}
 		log_violation("worker", m->worker, msg->code);
@@ -666,6 +671,14 @@ static void throttle_after(struct throttle *t, struct throttle_attempt *a, bool 
 	throttle_close(t);
 }
 
+/* A login_method as the failed-login line names it (ps_check checked the range). */
+static const char *login_method_name(uint32_t method)
+{
+	static const char *const names[LOGIN_METHODS] = {[METHOD_USER] = "USER",
+							 [METHOD_PLAIN] = "PLAIN"};
+	return method < LOGIN_METHODS ? names[method] : "?";
+}
+
 static void check_credentials(struct monitor *m, const struct ps_msg *msg)
 {
 	struct auth_clock started;
@@ -690,6 +703,9 @@ static void check_credentials(struct monitor *m, const struct ps_msg *msg)
 	else
 		throttle_after(&t, &ta, ar == AUTH_OK);
 	if (ar == AUTH_FAIL) {
+		/* The line fail2ban counts: from what we know, never from a child's text. */
+		log_msg(LOG_NOTICE, "authentication failed: user=%s peer=%s method=%s",
+			LOG_Q(user), m->cfg->peer, login_method_name(msg->code));
 		auth_fail_floor(&started);
 		m->owes_delay = true;
 		answer(m->greeter_chan, LOGIN_FAILED, "");
@@ -758,7 +774,7 @@ static int serve_greeter(struct monitor *m)
 			m->spoken = true;
 		switch (msg.type) {
 		case PS_LOG:
-			relay_log(&msg);
+			relay_log(&msg, "greeter");
 			break;
 		case PS_PEER: {
 			char addr[INET6_ADDRSTRLEN + 1];
@@ -813,7 +829,7 @@ static void serve_worker(struct monitor *m)
 			continue;
 		}
 		if (msg.type == PS_LOG) {
-			relay_log(&msg);
+			relay_log(&msg, "worker");
 		} else {
 			log_violation("session process", m->worker, msg.code);
 			m->violation = true;

@@ -5,7 +5,8 @@
  *   front end ──stdin/stdout──┐
  *                             │
  *   authenticator (as started: root under inetd)   verifies passwords, logs
- *     │  fixed-format messages over a socketpair    every child's lines
+ *     │  fixed-format messages over a socketpair    every child's lines, each
+ *     │                                             marked with the child's role
  *     ├─ greeter   (--preauth-user, chroot, seccomp allowlist)
  *     │              greeting, CAPA, USER, PASS, AUTH, QUIT before login
  *     └─ worker: keeper  (the account, Landlock: the mailbox's directory)
@@ -37,7 +38,8 @@
 
 enum ps_type {
 	PS_LOG = 1,     /* any child → authenticator: code priority, field 1 the line */
-	PS_LOGIN,       /* greeter → authenticator: field 1 user, field 2 password */
+	PS_LOGIN,       /* greeter → authenticator: code the login_method, field 1 user,
+			   field 2 password */
 	PS_FAILED,      /* greeter → authenticator: a failed login; answered after the delay */
 	PS_ANSWER,      /* code a login_result or mbox_status, field 1 a reason for the client */
 	PS_HANDOFF,     /* greeter → (authenticator) → keeper: code bad commands, stamp
@@ -162,7 +164,7 @@ void privsep_forward_logs(int chan);
 
 /* The greeter's side. */
 enum login_result privsep_login(int chan, const char *user, const char *password,
-				char *why, size_t whylen);
+				enum login_method method, char *why, size_t whylen);
 void privsep_login_failed(int chan);
 int privsep_proxied_peer(int chan, const char *addr, bool tls);
 int privsep_handoff(int chan, const struct session *s, const char *pending, size_t len);

@@ -184,11 +184,10 @@ static void login_succeeded(struct session *s)
 		LOG_Q(s->user), s->cfg->peer, t.count, (unsigned long long)t.octets);
 }
 
-static void login_failed(struct session *s, const char *method)
+/* A failed login, counted here; the backend that checked it has logged it. */
+static void login_failed(struct session *s)
 {
 	s->failed_logins++;
-	log_msg(LOG_NOTICE, "authentication failed: user=%s peer=%s method=%s",
-		LOG_Q(s->user), s->cfg->peer, method);
 	if (s->be->login_failed)
 		s->be->login_failed(s->be->ctx, s->failed_logins);
 	if (s->failed_logins >= s->cfg->max_failed_logins) {
@@ -201,11 +200,12 @@ static void login_failed(struct session *s, const char *method)
 }
 
 /* Credentials are complete: authenticate and open the maildrop. */
-static void try_login(struct session *s, const char *password, const char *method)
+static void try_login(struct session *s, const char *password, enum login_method method)
 {
 	char why[256] = "";
 	struct mbox *mb = NULL;
-	enum login_result r = s->be->login(s->be->ctx, s->user, password, &mb, why, sizeof(why));
+	enum login_result r = s->be->login(s->be->ctx, s->user, password, method, &mb, why,
+					   sizeof(why));
 	s->have_user = false;
 	switch (r) {
 	case LOGIN_OK:
@@ -217,7 +217,7 @@ static void try_login(struct session *s, const char *password, const char *metho
 		s->state = STATE_DONE;
 		return;
 	case LOGIN_FAILED:
-		login_failed(s, method);
+		login_failed(s);
 		return;
 	case LOGIN_IN_USE:
 		outbuf_printf(s->out, "-ERR [IN-USE] %s" CRLF, why[0] ? why : "maildrop in use");
@@ -262,17 +262,19 @@ static void cmd_pass(struct session *s, const char *rest)
 		bad_command(s, "usage: PASS password");
 		return;
 	}
-	try_login(s, rest, "USER");
+	try_login(s, rest, METHOD_USER);
 }
 
 static void sasl_plain_response(struct session *s, const char *b64)
 {
 	char pass[MAX_SASL_LINE + 1];
 	if (sasl_plain_decode(b64, s->user, pass, sizeof(pass)) < 0) {
+		/* No password to check: not the failed-login line, which only the checker writes. */
 		snprintf(s->user, sizeof(s->user), "%s", "-");
-		login_failed(s, "PLAIN");
+		log_msg(LOG_NOTICE, "malformed AUTH PLAIN response: peer=%s", s->cfg->peer);
+		login_failed(s);
 	} else {
-		try_login(s, pass, "PLAIN");
+		try_login(s, pass, METHOD_PLAIN);
 	}
 	explicit_bzero(pass, sizeof(pass));
 }

@@ -21,11 +21,23 @@ enum login_result {
 	LOGIN_DELAY,      /* refused without a check by the failed-login throttle: [LOGIN-DELAY] */
 };
 
+/* How the client sent its credentials: method=USER|PLAIN in the failed-login line. */
+enum login_method {
+	METHOD_USER = 0,  /* USER and PASS */
+	METHOD_PLAIN,     /* AUTH PLAIN */
+	LOGIN_METHODS
+};
+
 /* What the session needs from the outside world, so tests can fake it. */
 struct session_backend {
-	/* Authenticate and open the maildrop (*mb). why: a reason for the client. */
+	/*
+	 * Authenticate and open the maildrop (*mb). why: a reason for the client.
+	 * The one that checks the password logs a wrong one (the line fail2ban
+	 * counts): in pop3d the authenticator, never the client-facing process.
+	 */
 	enum login_result (*login)(void *ctx, const char *user, const char *password,
-				   struct mbox **mb, char *why, size_t whylen);
+				   enum login_method method, struct mbox **mb, char *why,
+				   size_t whylen);
 	/* Called after each failed login, with the number of failures so far. */
 	void (*login_failed)(void *ctx, unsigned failures);
 	/* Apply deletions at QUIT (mbox_update in production). */

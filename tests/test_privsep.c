@@ -125,6 +125,10 @@ static void test_check_codes_in_range(void **state)
 	assert_int_equal(check(&p, n, ALL, &m), 0);
 	p.h.code = LOGIN_DELAY + 1;
 	assert_int_equal(check(&p, n, ALL, &m), -1);
+	n = make(&p, PS_LOGIN, METHOD_PLAIN, "alice", 5, "pw", 2);   /* the method */
+	assert_int_equal(check(&p, n, ALL, &m), 0);
+	p.h.code = LOGIN_METHODS;
+	assert_int_equal(check(&p, n, ALL, &m), -1);
 }
 
 /* A packet larger than any message is seen whole (MSG_TRUNC) and refused, not cut to fit. */
@@ -166,6 +170,7 @@ enum script {
 	SCRIPT_IN_USE,              /* the worker cannot take the maildrop: back to the greeter */
 	SCRIPT_VIOLATION,           /* a forbidden system call */
 	SCRIPT_OTHER_USER,          /* logs in as alice, hands over as bob */
+	SCRIPT_FORGED_LOG,          /* a log line that looks like the authenticator's */
 };
 
 /* Log lines the authenticator wrote, one after the other. */
@@ -194,6 +199,15 @@ static bool capture_contains(const struct log_capture *c, const char *what)
 	return strstr(c->text, what) != NULL;
 }
 
+/* A whole line that starts with what: the authenticator's own, not one relayed. */
+static bool capture_starts_line(const struct log_capture *c, const char *what)
+{
+	for (const char *at = c->text; (at = strstr(at, what)) != NULL; at++)
+		if (at == c->text || at[-1] == '\n')
+			return true;
+	return false;
+}
+
 static enum script current;
 static struct log_capture logs;
 
@@ -205,10 +219,10 @@ static int fake_greet(void *ctx, int chan)
 	struct ps_packet p;
 	switch (current) {
 	case SCRIPT_WRONG_THEN_RIGHT:
-		if (privsep_login(chan, "alice", "wrong", why, sizeof(why)) != LOGIN_FAILED)
+		if (privsep_login(chan, "alice", "wrong", METHOD_PLAIN, why, sizeof(why)) != LOGIN_FAILED)
 			return 11;
 		privsep_login_failed(chan);
-		if (privsep_login(chan, "alice", "right", why, sizeof(why)) != LOGIN_OK)
+		if (privsep_login(chan, "alice", "right", METHOD_USER, why, sizeof(why)) != LOGIN_OK)
 			return 12;
 		{
 			struct session s;
@@ -221,17 +235,17 @@ static int fake_greet(void *ctx, int chan)
 		}
 		return 0;
 	case SCRIPT_SKIP_DELAY:
-		if (privsep_login(chan, "alice", "wrong", why, sizeof(why)) != LOGIN_FAILED)
+		if (privsep_login(chan, "alice", "wrong", METHOD_USER, why, sizeof(why)) != LOGIN_FAILED)
 			return 11;
-		privsep_login(chan, "alice", "right", why, sizeof(why));
+		privsep_login(chan, "alice", "right", METHOD_USER, why, sizeof(why));
 		return 12;   /* the authenticator kills us before this */
 	case SCRIPT_TOO_MANY:
 		for (int i = 0; i < MAX_FAILED_LOGINS; i++) {
-			if (privsep_login(chan, "alice", "wrong", why, sizeof(why)) != LOGIN_FAILED)
+			if (privsep_login(chan, "alice", "wrong", METHOD_USER, why, sizeof(why)) != LOGIN_FAILED)
 				return 11;
 			privsep_login_failed(chan);
 		}
-		privsep_login(chan, "alice", "right", why, sizeof(why));
+		privsep_login(chan, "alice", "right", METHOD_USER, why, sizeof(why));
 		return 12;
 	case SCRIPT_GARBAGE:
 		make(&p, PS_LOGIN, 0, "alice", 5, "x", 1);
@@ -249,13 +263,13 @@ static int fake_greet(void *ctx, int chan)
 		return 12;
 	}
 	case SCRIPT_IN_USE:
-		if (privsep_login(chan, "busy", "right", why, sizeof(why)) != LOGIN_IN_USE)
+		if (privsep_login(chan, "busy", "right", METHOD_USER, why, sizeof(why)) != LOGIN_IN_USE)
 			return 11;
 		if (strcmp(why, "held by another session") != 0)
 			return 12;
 		return 0;
 	case SCRIPT_OTHER_USER: {
-		if (privsep_login(chan, "alice", "right", why, sizeof(why)) != LOGIN_OK)
+		if (privsep_login(chan, "alice", "right", METHOD_USER, why, sizeof(why)) != LOGIN_OK)
 			return 11;
 		struct session s;
 		memset(&s, 0, sizeof(s));
@@ -267,6 +281,9 @@ static int fake_greet(void *ctx, int chan)
 	case SCRIPT_VIOLATION:
 		(void)!getppid();   /* not on the greeter's allowlist */
 		return 12;
+	case SCRIPT_FORGED_LOG:
+		log_msg(LOG_NOTICE, "authentication failed: user=x peer=203.0.113.9 method=USER");
+		return 0;
 	}
 	return 99;
 }
@@ -334,7 +351,7 @@ static bool let_go;
 static int run_script(enum script sc)
 {
 	struct privsep_config cfg = {.root = false, .login_delay = 0,
-				     .max_failed_logins = MAX_FAILED_LOGINS};
+				     .max_failed_logins = MAX_FAILED_LOGINS, .peer = "192.0.2.1"};
 	current = sc;
 	capture_reset(&logs);
 	log_set_hook(capture_log, &logs);
@@ -360,6 +377,9 @@ static void test_login_after_failure_hands_over(void **state)
 	/* The session process's status comes back: the handoff reached it whole. */
 	assert_int_equal(run_script(SCRIPT_WRONG_THEN_RIGHT), 42);
 	assert_true(let_go);   /* the client is the session process's alone */
+	/* The failure, logged by the authenticator with its own peer and the method. */
+	assert_true(capture_starts_line(&logs, "authentication failed: user=alice "
+					       "peer=192.0.2.1 method=PLAIN\n"));
 }
 
 static void test_login_without_the_delay_is_refused(void **state)
@@ -413,6 +433,16 @@ static void test_violation_is_logged_with_the_call(void **state)
 	assert_true(capture_contains(&logs, "(getppid)"));
 }
 
+/* A child's line is relayed after its role: it cannot pass for the authenticator's. */
+static void test_relayed_lines_are_marked(void **state)
+{
+	(void)state;
+	assert_int_equal(run_script(SCRIPT_FORGED_LOG), 0);
+	assert_true(capture_contains(&logs, "greeter: authentication failed: user=x "
+					    "peer=203.0.113.9 method=USER\n"));
+	assert_false(capture_starts_line(&logs, "authentication"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +460,7 @@ int main(void)
 		cmocka_unit_test(test_refused_maildrop_goes_back_to_the_greeter),
 		cmocka_unit_test(test_handoff_for_another_user_is_refused),
 		cmocka_unit_test(test_violation_is_logged_with_the_call),
+		cmocka_unit_test(test_relayed_lines_are_marked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

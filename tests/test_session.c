@@ -69,6 +69,7 @@ struct fake {
 	int login_calls;
 	char got_user[MAX_SASL_LINE + 1];
 	char got_pass[MAX_SASL_LINE + 1];
+	enum login_method got_method;
 	unsigned failures[8];        /* arguments of login_failed, in order */
 	int nfailures;
 	int update_calls;
@@ -88,10 +89,12 @@ static enum login_result status_to_login(enum mbox_status st)
 }
 
 static enum login_result fake_login(void *ctx, const char *user, const char *password,
-				    struct mbox **mb, char *why, size_t whylen)
+				    enum login_method method, struct mbox **mb, char *why,
+				    size_t whylen)
 {
 	struct fake *f = ctx;
 	f->login_calls++;
+	f->got_method = method;
 	snprintf(f->got_user, sizeof(f->got_user), "%s", user);
 	snprintf(f->got_pass, sizeof(f->got_pass), "%s", password);
 	if (f->force != LOGIN_OK) {
@@ -1588,6 +1591,30 @@ static void test_log_summary_without_login(void **state)
 	assert_null(strstr(cap.line[0], "end=quit"));
 }
 
+/*
+ * The backend is told the method, and a wrong password is its to log: the
+ * session (in pop3d the client-facing greeter) writes no failed-login line.
+ */
+static void test_failed_login_method_and_log(void **state)
+{
+	struct fx *x = *state;
+	struct log_capture cap;
+	char b64[256], line[300];
+	memset(&cap, 0, sizeof(cap));
+	log_set_hook(capture_hook, &cap);
+	assert_one_ok(say(x, "USER " USER_OK "\r\n"));
+	assert_one_err(say(x, "PASS wrong\r\n"));
+	assert_int_equal(x->fake.got_method, METHOD_USER);
+	plain_b64("", USER_OK, "wrong", b64);
+	snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", b64);
+	assert_one_err(say(x, line));
+	assert_int_equal(x->fake.got_method, METHOD_PLAIN);
+	log_set_hook(NULL, NULL);
+	for (int i = 0; i < cap.count && i < 16; i++)
+		assert_null(strstr(cap.line[i], "authentication failed"));
+	assert_int_equal(x->fake.nfailures, 2);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1652,6 +1679,7 @@ int main(void)
 		T(test_sink_failure_mid_retr),
 		T(test_log_summary),
 		T(test_log_summary_without_login),
+		T(test_failed_login_method_and_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,9 +95,11 @@ static void check_log(int priority, const char *msg, void *ctx)
 }
 
 static enum login_result fz_login(void *ctx, const char *user, const char *password,
-				  struct mbox **mb, char *why, size_t whylen)
+				  enum login_method method, struct mbox **mb, char *why,
+				  size_t whylen)
 {
 	struct fz_ctx *c = ctx;
+	FZ_CHECK(method < LOGIN_METHODS, "a login method out of range");
 	/* Client input before login never runs with a maildrop open. */
 	FZ_CHECK(c->s->state == STATE_AUTHORIZATION && c->s->mb == NULL, "login while logged in");
 	FZ_CHECK(strlen(user) <= MAX_SASL_LINE && strlen(password) <= MAX_SASL_LINE,
