@@ -233,17 +233,28 @@ static void test_flood_forgets_nothing(void **state)
 		kept += m.key != 0;
 	}
 	assert_int_equal(kept, THROTTLE_MARKS_PER_ACCOUNT);
-	/* Accounts and sources with one failure each lock out no fresh one. */
+	/*
+	 * Accounts and sources with one failure each lock out hardly any fresh one.
+	 * A sketch may overstate a fresh key (all four of its cells raised by others):
+	 * 50 000 keys at once leave about 7 % of the cells three failures deep, so a
+	 * fresh account (burst 3) waits in about 1 table in 20, the table's secret
+	 * deciding which. Such a key waits one period (one failure too many), and a
+	 * source (burst 5) never. More than 10 in 1000 would be a broken sketch.
+	 */
+	unsigned held = 0;
 	for (int i = 0; i < 1000; i++) {
 		int64_t tat;
 		snprintf(name, sizeof(name), "fresh%d", i);
 		assert_int_equal(throttle_sketch_get(&t, TS_ACCOUNT, throttle_account_key(&t, name),
 						     &tat), 0);
-		assert_int_equal(throttle_rate_wait(&params.account, tat, now), 0);
+		uint64_t wait = throttle_rate_wait(&params.account, tat, now);
+		assert_true(wait <= params.account.period * 1000ULL);
+		held += wait > 0;
 		snprintf(src, sizeof(src), "172.16.%d.%d", i >> 8, i & 255);
 		assert_int_equal(throttle_sketch_get(&t, TS_SOURCE, throttle_source_key(&t, src), &tat), 0);
 		assert_int_equal(throttle_rate_wait(&params.source, tat, now), 0);
 	}
+	assert_true(held <= 10);
 	throttle_close(&t);
 }
 
