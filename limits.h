@@ -56,7 +56,7 @@
 #define THROTTLE_MARKS         131072 /* known-source marks (40 octets each) */
 #define THROTTLE_PROBE         8      /* an account's marks live in this window of the table */
 #define THROTTLE_MARKS_PER_ACCOUNT 4  /* known sources kept per account: its oldest goes first */
-#define THROTTLE_LOCKS         1024   /* bucket locks (OFD byte-range locks past the table) */
+#define THROTTLE_LOCKS         (1ULL << 40) /* bucket locks (OFD byte locks past the table): none shared */
 #define THROTTLE_HOLD_MSEC     1000   /* the most an attempt waits for another's check */
 #define THROTTLE_POLL_MSEC     20     /* pause between tries of a held bucket lock */
 #define DEFAULT_THROTTLE_ACCOUNT "6/150"  /* an account, from unknown sources: 30 checks the first hour */
