@@ -296,6 +296,15 @@ static int load(scmp_filter_ctx ctx, int rc, const char *role, char *why, size_t
 	return 0;
 }
 
+/* A filter whose calls without a rule get dflt; NULL with why. */
+static scmp_filter_ctx new_filter(uint32_t dflt, char *why, size_t whylen)
+{
+	scmp_filter_ctx ctx = seccomp_init(dflt);
+	if (!ctx)
+		snprintf(why, whylen, "seccomp_init failed");
+	return ctx;
+}
+
 /*
  * The greeter: only what the AUTHORIZATION state needs. It opens nothing,
  * makes no socket, forks nothing, signals nobody.
@@ -304,11 +313,9 @@ int sandbox_seccomp_greeter(int in_fd, int out_fd, int chan_fd, char *why, size_
 {
 	if (sandbox_seccomp_skipped())
 		return 0;   /* not even seccomp_init: it probes with seccomp(2), unknown to valgrind */
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
-	if (!ctx) {
-		snprintf(why, whylen, "seccomp_init failed");
+	scmp_filter_ctx ctx = new_filter(SCMP_ACT_TRAP, why, whylen);
+	if (!ctx)
 		return -1;
-	}
 	struct scmp_arg_cmp no_exec = arg_is(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
 	int rc = 0;
 	rc |= allow_on_fd(ctx, "read", in_fd);       /* the client's commands */
@@ -483,11 +490,9 @@ int sandbox_seccomp_worker(char *why, size_t whylen)
 {
 	if (sandbox_seccomp_skipped())
 		return 0;
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	if (!ctx) {
-		snprintf(why, whylen, "seccomp_init failed");
+	scmp_filter_ctx ctx = new_filter(SCMP_ACT_ALLOW, why, whylen);
+	if (!ctx)
 		return -1;
-	}
 	int rc = 0;
 	for (size_t i = 0; i < sizeof(worker_denied) / sizeof(worker_denied[0]); i++)
 		rc |= deny(ctx, worker_denied[i]);
@@ -574,11 +579,9 @@ int sandbox_seccomp_session(char *why, size_t whylen)
 {
 	if (sandbox_seccomp_skipped())
 		return 0;
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	if (!ctx) {
-		snprintf(why, whylen, "seccomp_init failed");
+	scmp_filter_ctx ctx = new_filter(SCMP_ACT_ALLOW, why, whylen);
+	if (!ctx)
 		return -1;
-	}
 	int rc = CALL_RULES(ctx, SCMP_ACT_ERRNO(EACCES), session_no_lookup);
 	rc |= CALL_RULES(ctx, SCMP_ACT_TRAP, session_denied);
 	/* kill(2): not even signal 0; the worker's filter already denies the rest. */
