@@ -8,7 +8,10 @@ WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-p
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection -fPIE
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
-ALL_CFLAGS = $(CSTD) $(WARN) $(HARDEN) $(CFLAGS)
+# Journals of accounts that cannot create files beside their mailbox (Debian's
+# 2775 root:mail /var/mail) go to JOURNALDIR/UID when --journal-dir is not given.
+JOURNALDIR ?= /var/lib/pop3d-journal
+ALL_CFLAGS = $(CSTD) $(WARN) $(HARDEN) -DPOP3D_JOURNAL_DIR='"$(JOURNALDIR)"' $(CFLAGS)
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 # x86: control-flow protection (endbr64 at every indirect-branch target of
 # ours, shadow-stack compatible). ld keeps the binary's IBT/SHSTK note only if

@@ -9,6 +9,7 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -636,6 +637,85 @@ void mailbox_unlock(struct mail_lock *lk)
 	lk->held = 0;
 	lk->fd = -1;
 	errno = saved;
+}
+
+/* ---- who may create files beside a mailbox ------------------------------ */
+
+static bool in_groups(gid_t g, const struct account_creds *who)
+{
+	if (g == who->gid)
+		return true;
+	for (size_t i = 0; i < who->ngroups; i++)
+		if (who->groups[i] == g)
+			return true;
+	return false;
+}
+
+void spool_access_decide(const struct stat *dir, const struct account_creds *who,
+			 struct spool_access *out)
+{
+	const mode_t wx_user = S_IWUSR | S_IXUSR, wx_group = S_IWGRP | S_IXGRP,
+		     wx_other = S_IWOTH | S_IXOTH;
+	mode_t m = dir->st_mode;
+	bool can;
+	/* The kernel uses the first class the account is in, even when a later one grants more. */
+	if (who->uid == 0)
+		can = true;
+	else if (who->uid == dir->st_uid)
+		can = (m & wx_user) == wx_user;
+	else if (in_groups(dir->st_gid, who))
+		can = (m & wx_group) == wx_group;
+	else
+		can = (m & wx_other) == wx_other;
+	out->group = dir->st_gid;
+	if (can)
+		out->who = SPOOL_ACCOUNT;
+	else if (who->uid != dir->st_uid && !in_groups(dir->st_gid, who) && (m & wx_group) == wx_group)
+		out->who = SPOOL_GROUP;
+	else
+		out->who = SPOOL_NOBODY;
+}
+
+/* The supplementary groups the account will have: n of them into groups (at most *n). */
+static void account_groups(const char *account, gid_t gid, gid_t *groups, size_t *n)
+{
+	int got;
+	if (geteuid() != 0) {
+		got = getgroups((int)*n, groups);
+	} else if (account) {
+		got = (int)*n;
+		/* More than MAX_ACCOUNT_GROUPS: the first ones (-1 but got filled): a "no" at worst. */
+		if (getgrouplist(account, gid, groups, &got) < 0 && got > (int)*n)
+			got = (int)*n;
+	} else {
+		got = 0;
+	}
+	*n = got < 0 ? 0 : (size_t)got;
+}
+
+int spool_access(const char *mailbox, const char *account, uid_t uid, gid_t gid,
+		 struct spool_access *out)
+{
+	out->who = SPOOL_ACCOUNT;
+	out->group = gid;
+	const char *slash = strrchr(mailbox, '/');
+	char dir[MAX_PATH_LEN];
+	size_t len = !slash ? 1 : slash == mailbox ? 1 : (size_t)(slash - mailbox);
+	if (len >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(dir, slash ? mailbox : ".", len);
+	dir[len] = '\0';
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		return -1;
+	gid_t groups[MAX_ACCOUNT_GROUPS];
+	size_t n = MAX_ACCOUNT_GROUPS;
+	account_groups(account, gid, groups, &n);
+	struct account_creds who = {.uid = uid, .gid = gid, .groups = groups, .ngroups = n};
+	spool_access_decide(&st, &who, out);
+	return 0;
 }
 
 /* ---- the one-session lock ----------------------------------------------- */

@@ -164,6 +164,8 @@ static int ll_add_paths(int ruleset, int abi, const struct sandbox_paths *p,
 	}
 	if (p->journal_dir && ll_allow_dir(ruleset, p->journal_dir, rights, why, whylen) < 0)
 		return -1;
+	if (p->journal_alt_dir && ll_allow_dir(ruleset, p->journal_alt_dir, rights, why, whylen) < 0)
+		return -1;
 	if (p->index_dir) {
 		/* Made here, not by the index code later: Landlock grants nothing to a directory not yet there. */
 		if (mkdir(p->index_dir, 0700) < 0 && errno != EEXIST)

@@ -41,7 +41,8 @@
 /* What the keeper may reach by path. NULL members are left out. */
 struct sandbox_paths {
 	const char *mailbox;      /* its directory: lock, journal, temporary files */
-	const char *journal_dir;  /* --journal-dir, expanded */
+	const char *journal_dir;  /* where journals are written (update.h: journal_places) */
+	const char *journal_alt_dir; /* where an older journal may be */
 	const char *index_dir;    /* --index-dir, expanded (created here if missing) */
 };
 
