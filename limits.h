@@ -77,6 +77,7 @@
 
 /* Locking, as Debian's MDAs and liblockfile do it. */
 #define LOCK_TIMEOUT         30    /* seconds to wait for the mailbox lock */
+#define LOCK_TIMEOUT_MAX     3600  /* seconds the dotlocker is ever asked to wait */
 #define DOTLOCK_STALE_AGE    300   /* seconds after which a dotlock is stale */
 #define LOCK_RETRY_USEC      100000 /* pause between lock attempts */
 #define DOTLOCK_SUFFIX       ".lock"  /* MAILBOX.lock, the MDAs' name */

@@ -21,6 +21,7 @@ struct mail_lock {
 	unsigned held;     /* LOCK_* bits actually held */
 	dev_t dotlock_dev; /* identity of our dotlock: unlock removes only that file */
 	ino_t dotlock_ino;
+	bool dotlock_remote; /* the dotlocker holds it (dotlocker.h) */
 };
 
 /* Parse "dotlock,fcntl,flock" (any subset, non-empty). 0 or -1. */
@@ -50,6 +51,26 @@ void mailbox_unlock(struct mail_lock *lk);
  * errno EWOULDBLOCK when another session holds it.
  */
 int session_lock(int fd, const char *lockfile, unsigned methods, int *holder);
+
+/* ---- the dotlocker (dotlocker.h) ---------------------------------------- */
+
+/*
+ * From now on the dotlock of mailbox is taken and released by the dotlocker
+ * at the other end of fd (a SOCK_SEQPACKET socket, kept by lock.c).
+ */
+void lock_use_dotlocker(int fd, const char *mailbox);
+
+/* Close the dotlocker's socket in a process that must not hold it (the session process). */
+void lock_forget_dotlocker(void);
+
+/*
+ * Inside the dotlocker: the dotlock of path, taken and released here as
+ * everywhere else (MAILBOX.lock with the NFS-safe link method, holding this
+ * process's pid). 0 taken (lk->dotlock set) or skipped, -1 with errno and why.
+ */
+int dotlock_take_here(const char *path, unsigned timeout, struct mail_lock *lk,
+		      char *why, size_t whylen);
+void dotlock_release_here(struct mail_lock *lk);
 
 /* ---- who may create files beside a mailbox ------------------------------ */
 

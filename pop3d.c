@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "dotlocker.h"
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
@@ -589,6 +590,10 @@ static enum login_result become_account(struct server *srv, const struct account
 	struct passwd *pw = by_owner ? getpwuid(uid) : NULL;
 	struct spool_access sa;
 	spool_access(acct->mailbox, pw ? pw->pw_name : name, uid, pw ? pw->pw_gid : gid, &sa);
+	/* Debian's spool: the dotlock through a process with group mail, forked while we are root. */
+	if (srv->root && sa.who == SPOOL_GROUP && sa.group == dotlocker_group() &&
+	    (srv->cfg->lock_methods & LOCK_DOTLOCK))
+		dotlocker_start(acct->mailbox, uid, sa.group);
 	/* The account's own journal directory, made by root while it still can. */
 	if (journal_places_prepare(journal_dir, acct->mailbox, uid, gid, sa.who == SPOOL_ACCOUNT,
 				   &srv->journal, why, whylen) < 0)

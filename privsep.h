@@ -162,6 +162,12 @@ void privsep_die_with_parent(void);
 /* In a child: every log line goes to the authenticator over chan. */
 void privsep_forward_logs(int chan);
 
+/* The channel privsep_forward_logs was given, or -1. */
+int privsep_log_channel(void);
+
+/* fork(2), the child bound to the parent's life (privsep_die_with_parent); as fork. */
+pid_t privsep_fork(void);
+
 /* The greeter's side. */
 enum login_result privsep_login(int chan, const char *user, const char *password,
 				enum login_method method, char *why, size_t whylen);
