@@ -1150,6 +1150,13 @@ static int probe_rename(char **a)
 	return rename(a[0], to);
 }
 static int probe_unlink(char **a) { return unlink(a[0]); }
+
+/* A new file at path (a dotlock of its own, say). */
+static int probe_create(char **a)
+{
+	int fd = open(a[0], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return fd < 0 ? -1 : close(fd);
+}
 static int probe_setxattr(char **a) { return setxattr(a[0], "user.pop3d", "x", 1, 0); }
 
 static int probe_stat(char **a)
@@ -1232,6 +1239,7 @@ static const struct probe {
 	{"STAT", 1, probe_stat}, {"CHMOD", 1, probe_chmod}, {"TRUNCATE", 1, probe_truncate},
 	{"UTIME", 1, probe_utime}, {"CHOWN", 1, probe_chown},
 	{"LINK", 1, probe_link}, {"RENAME", 1, probe_rename}, {"UNLINK", 1, probe_unlink},
+	{"CREATE", 1, probe_create},
 	{"SETXATTR", 1, probe_setxattr}, {"SIGNAL", 1, probe_signal}, {"KILL", 1, probe_kill},
 	{"PIDFD", 1, probe_pidfd}, {"PRLIMIT", 1, probe_prlimit}, {"NICE", 1, probe_nice},
 	{"SETOWN", 1, probe_setown}, {"LANDLOCK", 0, probe_landlock},

@@ -11,6 +11,8 @@
  *     │              greeting, CAPA, USER, PASS, AUTH, QUIT before login
  *     └─ worker: keeper  (the account, Landlock: the mailbox's directory)
  *                  │      takes the maildrop, applies deletions at QUIT
+ *                  ├─ dotlocker  (Debian's spool only: the account with group mail,
+ *                  │              MAILBOX.lock and nothing else; dotlocker.h)
  *                  └─ session  (the account, Landlock: no path at all)
  *                           the TRANSACTION state, from the greeter's handoff
  *

@@ -297,22 +297,28 @@ if os.path.exists(FAULT):
               f"the session process holds the dotlocker's socket: {ends & socket_inodes(session)}")
         check(bool({peers.get(i) for i in own} & socket_inodes(keeper)),
               "the keeper does not hold the dotlocker's socket")
+    # Files made, and files of others removed, renamed or linked, from the session process:
+    # each probe in a session of its own (a trapped call ends the session).
     victim = os.path.join(spool, "bob")
     with open(victim, "w") as f:
         f.write("From x\n\nmail of bob\n")
     os.chown(victim, 0, MAIL)
     os.chmod(victim, 0o660)
-    for probe, arg in (("OPEN", os.path.join(spool, "planted")),
-                       ("UNLINK", victim), ("RENAME", victim), ("LINK", victim)):
+    probes = (("CREATE", os.path.join(spool, "planted")), ("CREATE", box + ".lock"),
+              ("UNLINK", victim), ("RENAME", victim), ("LINK", victim))
+    for i, (probe, arg) in enumerate(probes):
+        if i > 0:
+            p = pop3d(binary=FAULT)
+            login(p)
         r = cmd(p, f"XTEST {probe} {arg}")
+        # "-ERR EACCES", or no answer at all: the sandbox ended the session.
         check(not r.startswith(b"+OK"), f"the session process could {probe} {arg}: {r}")
-        if not r:
-            break   # the sandbox ended it: that is a refusal too
-    check(os.path.exists(victim) and not os.path.exists(os.path.join(spool, "planted")),
-          f"the session changed the spool: {spool_extras()}")
+        p.stdin.close()
+        p.stdout.read()
+        p.wait(timeout=WAIT)
+        check(os.path.exists(victim) and spool_extras() == ["bob"],
+              f"{probe}: the session changed the spool: {spool_extras()}")
     os.unlink(victim)
-    p.stdin.close()
-    p.wait(timeout=WAIT)
     check(spool_extras() == [], f"left in the spool after the attacks: {spool_extras()}")
 
     # ---- 4. a killed update's journal in DIR/UID is recovered, also after a mode change ----
