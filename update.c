@@ -81,6 +81,8 @@ struct op {
 	unsigned char *buf;              /* COPY_CHUNK_SIZE: the only data buffer */
 	char *why;
 	size_t whylen;
+	struct mbox_recovery *res;       /* a recovery's report, or NULL */
+	const struct mbox_options *opt;  /* ... and the options to count messages with */
 };
 
 /* A journal being written. */
@@ -715,6 +717,23 @@ static int finish_truncated(struct op *op, int mfd, off_t size, const struct jhd
 	return finish_update(op, mfd);
 }
 
+/* The client-visible messages of the mailbox at mfd, for a report (-1: none asked, or unknown). */
+static long count_messages(const struct op *op, int mfd)
+{
+	if (!op->res)
+		return -1;   /* nobody asks at a login: no second scan */
+	if (mfd < 0)
+		return 0;
+	int fd = dup(mfd);
+	struct mbox *mb;
+	char why[MAX_REASON_LEN];
+	if (fd < 0 || mbox_open_fd(&mb, fd, op->opt, why, sizeof(why)) != MBOX_OK)
+		return -1;
+	long n = (long)mbox_count(mb);
+	mbox_close(mb);
+	return n;
+}
+
 /* Finish a complete journal against the mailbox as it is now. */
 static int apply_journal(struct op *op, int mfd, int *jfd, struct jhdr *h)
 {
@@ -738,7 +757,13 @@ static int apply_journal(struct op *op, int mfd, int *jfd, struct jhdr *h)
 	}
 	if (size > h->s && (rc = absorb_new_mail(op, mfd, jfd, h, size)) != RC_OK)
 		return rc;
+	long before = count_messages(op, mfd);
 	rc = replay(op, mfd, *jfd, h);
+	if (rc == RC_OK && op->res) {
+		long after = count_messages(op, mfd);
+		op->res->replayed = true;
+		op->res->deletions = before >= 0 && after >= 0 ? before - after : -1;
+	}
 	if (rc == RC_OK)
 		log_msg(LOG_NOTICE, "recover %s: interrupted update completed, %jd octets moved to %jd, "
 			"%jd octets removed", LOG_Q(op->path), (intmax_t)h->l, (intmax_t)h->x,
@@ -814,6 +839,8 @@ static int recover_locked(struct op *op, int mfd)
 		rc = open_found_journal(op, op->jpath, &jfd);
 	if (rc != RC_OK || jfd < 0)
 		return rc;
+	if (op->res)
+		op->res->journal = true;
 	struct jhdr h;
 	rc = journal_read(op, jfd, &h);
 	if (rc == RC_INVALID) {
@@ -847,6 +874,15 @@ static int open_mailbox(struct op *op, int *mfd)
 int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
 			const struct update_hooks *hooks, char *why, size_t whylen)
 {
+	return mbox_recover_report(path, opt, hooks, NULL, why, whylen);
+}
+
+int mbox_recover_report(const char *path, const struct mbox_options *opt,
+			const struct update_hooks *hooks, struct mbox_recovery *res,
+			char *why, size_t whylen)
+{
+	if (res)
+		*res = (struct mbox_recovery){.deletions = -1};
 	if (mbox_check_name(path, why, whylen) != MBOX_OK) {
 		errno = EPERM;
 		return -1;   /* a side file's name is never a mailbox: nothing to recover */
@@ -854,6 +890,8 @@ int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
 	struct op op;
 	if (op_init(&op, path, opt->journal_dir, hooks, why, whylen) != RC_OK)
 		return -1;
+	op.res = res;
+	op.opt = opt;
 	/*
 	 * Nearly always there is no journal: then no lock and no copy buffer. An
 	 * unreadable directory (EACCES) counts as none: the login then fails on
