@@ -1234,7 +1234,8 @@ static void recover_says(const char *path, const struct mbox_recovery *res)
 		snprintf(what, sizeof(what), "recovered: %ld deletion%s applied", res->deletions,
 			 res->deletions == 1 ? "" : "s");
 	else if (res->replayed)
-		snprintf(what, sizeof(what), "recovered: the deletions applied (not counted)");
+		snprintf(what, sizeof(what), "recovered: the deletions applied (not counted: the "
+			 "interrupted update had begun moving mail)");
 	else
 		snprintf(what, sizeof(what), "recovered: no deletions left to apply, the "
 			 "journal removed (see the log)");

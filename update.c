@@ -734,6 +734,20 @@ static long count_messages(const struct op *op, int mfd)
 	return n;
 }
 
+/*
+ * Whether the mailbox at X already holds the journal's first octets: 1 when
+ * the move has begun (or cannot be told from it), 0 when it has not.
+ */
+static int move_begun(struct op *op, int mfd, int jfd, const struct jhdr *h)
+{
+	unsigned char kept[4096];
+	size_t n = (size_t)min_off(h->l, (off_t)sizeof(kept));
+	if (mfd < 0 || pread_exact(jfd, kept, n, JNL_HDR_SIZE) < 0 ||
+	    pread_exact(mfd, op->buf, n, h->x) < 0)
+		return 1;
+	return memcmp(kept, op->buf, n) == 0;
+}
+
 /* Finish a complete journal against the mailbox as it is now. */
 static int apply_journal(struct op *op, int mfd, int *jfd, struct jhdr *h)
 {
@@ -757,7 +771,9 @@ static int apply_journal(struct op *op, int mfd, int *jfd, struct jhdr *h)
 	}
 	if (size > h->s && (rc = absorb_new_mail(op, mfd, jfd, h, size)) != RC_OK)
 		return rc;
-	long before = count_messages(op, mfd);
+	long before = -1;   /* a mailbox the move has begun to change: its count means nothing */
+	if (op->res && move_begun(op, mfd, *jfd, h) == 0)
+		before = count_messages(op, mfd);
 	rc = replay(op, mfd, *jfd, h);
 	if (rc == RC_OK && op->res) {
 		long after = count_messages(op, mfd);
