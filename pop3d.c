@@ -178,12 +178,15 @@ static int refuse_client(int status)
 		n = write(STDOUT_FILENO, line, sizeof(line) - 1);
 	while (n < 0 && errno == EINTR);   /* no client (a closed or odd stdout): nothing lost */
 	/*
-	 * What the client already sent is read and dropped: a socket closed with
-	 * unread input is reset, and a reset can destroy the line before it is read.
+	 * What the client already sent (up to what it may send before a login)
+	 * is read and dropped: a socket closed with unread input is reset, and a
+	 * reset can destroy the line before the client reads it.
 	 */
-	char sink[512];
-	while (recv(STDIN_FILENO, sink, sizeof(sink), MSG_DONTWAIT) > 0)
-		;
+	char sink[CLIENT_READ_SIZE];
+	ssize_t got;
+	for (size_t drained = 0; drained < MAX_PREAUTH_INPUT &&
+	     (got = recv(STDIN_FILENO, sink, sizeof(sink), MSG_DONTWAIT)) > 0;)
+		drained += (size_t)got;
 	log_close();
 	return status;
 }
@@ -496,25 +499,29 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_MAX_SESSION_TIME:
 			if (parse_seconds(optarg, false, &cfg->max_session_time) < 0) {
-				config_error(true, "--max-session-time %s: expected a positive number of seconds", optarg);
+				config_error(true, "--max-session-time %s: expected a positive number of "
+					     "seconds", optarg);
 				return -1;
 			}
 			break;
 		case OPT_LOGIN_TIMEOUT:
 			if (parse_seconds(optarg, false, &cfg->login_timeout) < 0) {
-				config_error(true, "--login-timeout %s: expected a positive number of seconds", optarg);
+				config_error(true, "--login-timeout %s: expected a positive number of "
+					     "seconds", optarg);
 				return -1;
 			}
 			break;
 		case 't':
 			if (parse_seconds(optarg, false, &cfg->timeout) < 0) {
-				config_error(true, "--timeout %s: expected a positive number of seconds", optarg);
+				config_error(true, "--timeout %s: expected a positive number of "
+					     "seconds", optarg);
 				return -1;
 			}
 			break;
 		case 'd':
 			if (parse_seconds(optarg, true, &cfg->login_delay) < 0) {
-				config_error(true, "--login-delay %s: expected a number of seconds", optarg);
+				config_error(true, "--login-delay %s: expected a number of seconds",
+					     optarg);
 				return -1;
 			}
 			break;

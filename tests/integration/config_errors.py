@@ -41,9 +41,12 @@ def on_socket(args, stdin=b"QUIT\r\n"):
     ours, theirs = socket.socketpair()
     p = subprocess.Popen([P.POP3D, *args], stdin=theirs, stdout=theirs, stderr=theirs)
     theirs.close()
-    if stdin:      # a server that did start must end: QUIT, then EOF
-        ours.sendall(stdin)
-    ours.shutdown(socket.SHUT_WR)
+    try:           # a server that did start must end: QUIT, then EOF
+        if stdin:
+            ours.sendall(stdin)
+        ours.shutdown(socket.SHUT_WR)
+    except (BrokenPipeError, ConnectionResetError):
+        pass       # it refused and closed before reading: what it wrote is still there
     ours.settimeout(60)
     got = b""
     while True:
