@@ -677,6 +677,35 @@ static int mailbox_owner(const char *path, uid_t *uid, gid_t *gid, char *why, si
 }
 
 /*
+ * The mailbox cannot even be looked up (EACCES): name the directory on its
+ * path that denies this uid the search (x) permission, rather than say
+ * "Permission denied".
+ */
+static enum login_result explain_unreachable(const struct account *acct, char *why,
+					     size_t whylen)
+{
+	char dir[MAX_PATH_LEN];
+	snprintf(dir, sizeof(dir), "%s", acct->mailbox);
+	struct stat st;
+	char found[200] = "a directory it cannot look into";
+	/* The deepest directory that can still be looked up is the one in the way. */
+	for (char *slash = strrchr(dir, '/'); slash && slash > dir; slash = strrchr(dir, '/')) {
+		*slash = '\0';
+		if (stat(dir, &st) == 0) {
+			describe_found(&st, found, sizeof(found));
+			break;
+		}
+	}
+	struct passwd *me = getpwuid(geteuid());
+	log_msg(LOG_ERR, "mailbox %s for %s refused: directory %s denies search: found %s; "
+		"expected search (x) permission for uid %ju (%s)", LOG_Q(acct->mailbox),
+		LOG_Q(acct->name), LOG_Q(dir), found, (uintmax_t)geteuid(),
+		me ? me->pw_name : "no account");
+	snprintf(why, whylen, "mailbox directory is not accessible");
+	return LOGIN_SYS_PERM;
+}
+
+/*
  * Before the worker's sandbox, which has no account names to look up: a
  * mailbox mbox_open would refuse (mbox_file_problem, the one rule) is refused
  * here, with the owner found and the one expected, by uid and name.
@@ -686,8 +715,8 @@ static enum login_result check_mailbox_file(const struct account *acct, char *wh
 {
 	struct stat st;
 	if (lstat(acct->mailbox, &st) < 0)
-		return LOGIN_OK;   /* missing: an empty maildrop; else mbox_open says why */
-	const char *problem = mbox_file_problem(&st);
+		return errno == EACCES ? explain_unreachable(acct, why, whylen) : LOGIN_OK;
+	const char *problem = mbox_file_problem(&st);   /* missing: an empty maildrop */
 	if (!problem)
 		return LOGIN_OK;
 	char found[200];

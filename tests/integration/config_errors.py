@@ -219,6 +219,21 @@ if P.as_root():
     check("uid 0 (root)" in text and "mode 0600" in text and "expected" in text,
           f"no --user: the root-owned mailbox's owner and mode are named ({text!r})")
     os.chown(box, nobody, pwd.getpwnam("nobody").pw_gid)
+    # A directory on the way that nobody may not search: named, with its mode and owner.
+    closed = os.path.join(d, "closed")
+    os.makedirs(closed, exist_ok=True)
+    os.chown(closed, 0, 0)
+    os.chmod(closed, 0o700)
+    open(log, "wb").close()
+    r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(closed, "%u"),
+                        "--log", log, "--login-delay", "0", "--user", "nobody", *state],
+                       input=b"USER carol\r\nPASS pw\r\nQUIT\r\n", capture_output=True, timeout=60)
+    text = read(log).decode(errors="replace")
+    check(b"-ERR [SYS/PERM]" in r.stdout and b"Permission denied" not in r.stdout,
+          f"a mailbox behind a closed directory: refused ({r.stdout!r})")
+    check(f"directory {closed} denies search" in text and "mode 0700" in text and
+          "uid 0 (root)" in text and f"uid {nobody} (nobody)" in text and
+          "Permission denied" not in text, f"... the log names the directory in the way ({text!r})")
 
 # ---- 6. --recover: what it did, on stdout and in the log; 66 for no such mailbox ----
 open(log, "wb").close()
