@@ -35,11 +35,13 @@ def shared_dir():
     return d
 
 
-def on_socket(args, stdin=b"QUIT\r\n"):
-    """pop3d as xinetd starts it: fds 0, 1 and 2 one end of a socket pair.
-    Returns (everything the client read until the close, exit status)."""
+def on_socket(args, stdin=b"QUIT\r\n", argv0=None):
+    """pop3d (or argv0 args, which runs it) as xinetd starts it: fds 0, 1 and 2
+    one end of a socket pair. Returns (everything the client read until the
+    close, exit status)."""
     ours, theirs = socket.socketpair()
-    p = subprocess.Popen([P.POP3D, *args], stdin=theirs, stdout=theirs, stderr=theirs)
+    cmd = ["unshare", "-m", argv0, *args] if argv0 else [P.POP3D, *args]
+    p = subprocess.Popen(cmd, stdin=theirs, stdout=theirs, stderr=theirs)
     theirs.close()
     try:           # a server that did start must end: QUIT, then EOF
         if stdin:
@@ -105,6 +107,30 @@ for args, _ in usage_cases[:2]:
     got, rc = on_socket(args, stdin=b"CAPA\r\nQUIT\r\n")
     check(one_err_line(got) and rc == 64 and b"Usage" not in got and b"--help" not in got,
           f"{args} without --log: nothing but the -ERR line reaches the client ({got[:200]!r})")
+
+# ... and the reason did go to syslog, facility mail: a private /dev/log (a
+# tmpfs over /dev in a mount namespace of its own, so the host's stays as it is).
+if P.as_root() and shutil.which("unshare"):
+    ld = tempfile.mkdtemp(prefix="pop3d-syslog-")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(os.path.join(ld, "log"))
+    script = ('mount -t tmpfs none /dev && : > /dev/log && mount --bind "$1" /dev/log && '
+              'shift && exec "$@"')
+    got, rc = on_socket(["-c", script, "sh", os.path.join(ld, "log"), P.POP3D,
+                         "--journal-dirr=x"], argv0="sh")
+    sock.settimeout(10)
+    try:
+        logged = sock.recv(4096)
+    except socket.timeout:
+        logged = b""
+    sock.close()
+    shutil.rmtree(ld, ignore_errors=True)
+    check(one_err_line(got) and rc == 64, f"private /dev/log: the client's one line ({got!r}, {rc})")
+    # <19>: facility mail (2) * 8 + LOG_ERR (3).
+    check(logged.startswith(b"<19>") and b"--journal-dirr=x" in logged,
+          f"... and syslog (facility mail) has the reason ({logged!r})")
+else:
+    print("skipped: the syslog check (needs root and unshare)")
 
 # Not a socket (an administrator at a terminal, a script): the reason and a
 # pointer to --help on stderr; stdout still gets the client's line.
