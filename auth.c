@@ -435,7 +435,8 @@ static void scan_note_entry(struct passwd_scan *scan, const struct passwd_entry 
 /* Parse one raw line; a NUL byte or an over-long line makes it malformed. */
 static int scan_parse(char *line, size_t len, enum line_status st, struct passwd_entry *e)
 {
-	e->problem = st == LINE_TOO_LONG ? "line too long (limit " STRINGIFY(MAX_PASSWD_LINE) " octets)" :
+	e->problem = st == LINE_TOO_LONG ?
+		     "line too long (limit " STRINGIFY(MAX_PASSWD_LINE) " octets)" :
 		     memchr(line, '\0', len) ? "NUL octet in the line" : NULL;
 	if (e->problem)
 		return -1;

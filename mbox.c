@@ -1257,6 +1257,12 @@ void mbox_describe_file(const struct stat *st, const char *owner, char *out, siz
 		 owner ? owner : "", owner ? ")" : "");
 }
 
+/*
+ * Only a regular file with one name, owned by the user it is served as, is a
+ * mailbox: in a shared spool another user could have created it first (to
+ * read what arrives), and a second name (a hard link) is another mailbox's
+ * file, or a way to it. The texts name no path (the client sees them).
+ */
 const char *mbox_file_problem(const struct stat *st)
 {
 	return S_ISLNK(st->st_mode) ? "mailbox is a symbolic link" :
