@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <shadow.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,15 +67,15 @@ static bool hash_field_ok(const char *s)
 	return true;
 }
 
-/* Absolute (it is %-expanded later), no control characters. */
-static bool mailbox_field_ok(const char *s)
+/* Absolute (it is %-expanded later), valid % escapes, no control characters: why not, or NULL. */
+static const char *mailbox_field_problem(const char *s)
 {
 	if (s[0] != '/')
-		return false;
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return false;
-	return true;
+		return "mailbox field not an absolute path";
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return "control character in the mailbox field";
+	return auth_template_problem(s) ? "bad % escape in the mailbox field" : NULL;
 }
 
 /* Cut s at its first ':' and return what follows, or NULL if there is none. */
@@ -86,26 +88,40 @@ static char *split_field(char *s)
 	return colon + 1;
 }
 
-int passwd_parse_line(char *line, struct passwd_entry *e)
+/* Why a line that is not blank or a comment is no entry (NULL: it is one); fields cut. */
+static const char *entry_problem(char *line, struct passwd_entry *e)
 {
-	e->name = e->hash = e->mailbox = NULL;
-	strip_line_end(line);
-	if (line[0] == '#' || is_blank(line))
-		return 0;
 	char *hash = split_field(line);
 	if (!hash)
-		return -1;
+		return "no ':' after the name";
 	char *mailbox = split_field(hash);
 	if (mailbox && strchr(mailbox, ':'))
-		return -1;
-	if (!auth_valid_username(line) || !hash_field_ok(hash))
-		return -1;
-	if (mailbox && !mailbox_field_ok(mailbox))
-		return -1;
+		return "more than three fields";
+	if (!line[0])
+		return "empty name";
+	if (!auth_valid_username(line))
+		return "invalid user name";
+	if (!hash[0])
+		return "empty hash";
+	if (!hash_field_ok(hash))
+		return "hash not crypt(3)-like (blank or control character in it)";
+	const char *why = mailbox ? mailbox_field_problem(mailbox) : NULL;
+	if (why)
+		return why;
 	e->name = line;
 	e->hash = hash;
 	e->mailbox = mailbox;
-	return 1;
+	return NULL;
+}
+
+int passwd_parse_line(char *line, struct passwd_entry *e)
+{
+	e->name = e->hash = e->mailbox = e->problem = NULL;
+	strip_line_end(line);
+	if (line[0] == '#' || is_blank(line))
+		return 0;
+	e->problem = entry_problem(line, e);
+	return e->problem ? -1 : 1;
 }
 
 /* ---- Hashes ---- */
@@ -226,6 +242,20 @@ static void strbuf_append(struct strbuf *sb, const char *s, size_t n)
 	sb->len += n;
 }
 
+/*
+ * What %c stands for in a template: the one list of escapes (%u, %h, %%).
+ * NULL for an unknown one, and for %h without a home.
+ */
+static const char *escape_value(char c, const char *user, const char *home)
+{
+	switch (c) {
+	case 'u': return user;
+	case 'h': return home && home[0] ? home : NULL;
+	case '%': return "%";
+	default: return NULL;
+	}
+}
+
 int auth_expand_mailbox(const char *tmpl, const char *user, const char *home,
 			char *out, size_t outlen)
 {
@@ -241,16 +271,12 @@ int auth_expand_mailbox(const char *tmpl, const char *user, const char *home,
 			continue;
 		}
 		p++;    /* a trailing lone '%' lands on the NUL: rejected below */
-		if (*p == 'u')
-			strbuf_append(&sb, user, strlen(user));
-		else if (*p == 'h' && home && home[0])
-			strbuf_append(&sb, home, strlen(home));
-		else if (*p == '%')
-			strbuf_append(&sb, "%", 1);
-		else {
+		const char *value = *p ? escape_value(*p, user, home) : NULL;
+		if (!value) {
 			out[0] = '\0';
 			return -1;
 		}
+		strbuf_append(&sb, value, strlen(value));
 	}
 	if (sb.overflow) {
 		out[0] = '\0';
@@ -258,6 +284,47 @@ int auth_expand_mailbox(const char *tmpl, const char *user, const char *home,
 	}
 	out[sb.len] = '\0';
 	return 0;
+}
+
+const char *auth_template_problem(const char *tmpl)
+{
+	static char why[64];
+	for (const char *p = tmpl; *p; p++) {
+		if (*p != '%')
+			continue;
+		if (!*++p)
+			return "a lone '%' at its end (%u, %h and %% are known)";
+		if (!escape_value(*p, "u", "/h")) {
+			snprintf(why, sizeof(why), "unknown escape %%%c (%%u, %%h and %%%% are known)",
+				 (unsigned char)*p >= 0x21 && (unsigned char)*p < 0x7f ? *p : '?');
+			return why;
+		}
+	}
+	char out[MAX_PATH_LEN];
+	/* Absolute whatever %h and %u turn out to be: "/" first, or %h (a home is absolute). */
+	if (auth_expand_mailbox(tmpl, "u", "/h", out, sizeof(out)) < 0)
+		return "too long";
+	if (out[0] != '/')
+		return "not an absolute path (it must start with / or %h)";
+	return NULL;
+}
+
+size_t auth_template_fixed_dir(const char *tmpl, char *out, size_t outlen)
+{
+	size_t end = 0;   /* after the last '/' before the first '%' */
+	for (size_t i = 0; tmpl[i] && tmpl[i] != '%'; i++)
+		if (tmpl[i] == '/')
+			end = i + 1;
+	if (end > 1)
+		end--;            /* "/var/mail/" -> "/var/mail"; "/" stays */
+	if (end == 0 || end >= outlen) {
+		if (outlen)
+			out[0] = '\0';
+		return 0;
+	}
+	memcpy(out, tmpl, end);
+	out[end] = '\0';
+	return end;
 }
 
 /* ---- Reading the --passwd file ---- */
@@ -362,12 +429,39 @@ static void scan_note_entry(struct passwd_scan *scan, const struct passwd_entry 
 		copy_string(scan->mailbox, sizeof(scan->mailbox), e->mailbox) == 0;
 }
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
 /* Parse one raw line; a NUL byte or an over-long line makes it malformed. */
 static int scan_parse(char *line, size_t len, enum line_status st, struct passwd_entry *e)
 {
-	if (st == LINE_TOO_LONG || memchr(line, '\0', len))
+	e->problem = st == LINE_TOO_LONG ?
+		     "line too long (limit " STRINGIFY(MAX_PASSWD_LINE) " octets)" :
+		     memchr(line, '\0', len) ? "NUL octet in the line" : NULL;
+	if (e->problem)
 		return -1;
 	return passwd_parse_line(line, e);
+}
+
+/*
+ * Malformed lines are logged once per session, not at every lookup (each
+ * login attempt reads the whole file): once per version of the file, known
+ * by device, inode, size and modification time.
+ */
+static bool already_reported(int fd)
+{
+	static struct stat reported;
+	static bool have;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return false;
+	bool same = have && st.st_dev == reported.st_dev && st.st_ino == reported.st_ino &&
+		    st.st_size == reported.st_size &&
+		    st.st_mtim.tv_sec == reported.st_mtim.tv_sec &&
+		    st.st_mtim.tv_nsec == reported.st_mtim.tv_nsec;
+	reported = st;
+	have = true;
+	return same;
 }
 
 /*
@@ -381,9 +475,11 @@ static int scan_passwd_file(const char *path, const char *user, struct passwd_sc
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0) {
-		log_msg(LOG_ERR, "passwd file %s: cannot open: %s", path, strerror(errno));
+		log_msg(LOG_ERR, "--passwd %s: cannot open: %s (expected a readable file of "
+			"name:hash[:mailbox] lines)", path, strerror(errno));
 		return -1;
 	}
+	bool quiet = already_reported(fd);
 	struct line_reader reader = { .fd = fd, .pos = 0, .len = 0 };
 	char line[MAX_PASSWD_LINE + 1];
 	unsigned lineno = 0;
@@ -402,15 +498,24 @@ static int scan_passwd_file(const char *path, const char *user, struct passwd_sc
 			lineno++;
 		struct passwd_entry e;
 		int parsed = scan_parse(line, len, st, &e);
-		if (parsed < 0)
-			log_msg(LOG_WARNING, "passwd file %s line %u: malformed, skipped",
-				path, lineno);
+		if (parsed < 0 && !quiet)
+			log_msg(LOG_WARNING, "passwd file %s line %u: malformed, skipped: %s",
+				path, lineno, e.problem);
 		else if (parsed > 0)
 			scan_note_entry(scan, &e, user);
 	}
 	/* Read-only descriptor: a close error loses nothing. */
 	(void)close(fd);
 	explicit_bzero(line, sizeof(line));
+	return rc;
+}
+
+int auth_check_passwd_file(const char *path)
+{
+	struct passwd_scan scan;
+	memset(&scan, 0, sizeof(scan));
+	int rc = scan_passwd_file(path, NULL, &scan);
+	explicit_bzero(&scan, sizeof(scan));
 	return rc;
 }
 

@@ -30,6 +30,7 @@ struct passwd_entry {
 	const char *name;
 	const char *hash;
 	const char *mailbox;           /* NULL when the line has no third field */
+	const char *problem;           /* why a malformed line is one, else NULL */
 };
 
 enum auth_result {
@@ -43,7 +44,8 @@ bool auth_valid_username(const char *name);
 
 /*
  * Parse one line (modified in place, trailing newline removed by the caller or
- * not). Returns 1 for an entry, 0 for a blank or comment line, -1 if malformed.
+ * not). Returns 1 for an entry, 0 for a blank or comment line, -1 if malformed
+ * (e->problem says why: "empty hash", "no ':' after the name" ...).
  */
 int passwd_parse_line(char *line, struct passwd_entry *e);
 
@@ -67,6 +69,28 @@ int auth_make_hash(const char *password, char *out, size_t outlen);
  */
 int auth_expand_mailbox(const char *tmpl, const char *user, const char *home,
 			char *out, size_t outlen);
+
+/*
+ * Why a template (--mailbox, --index-dir, --journal-dir, a passwd file's
+ * third field) can never expand to a usable path, or NULL: an unknown %
+ * escape, a lone % at the end, too long, or not absolute (it must start with
+ * '/' or %h). The text names no template (a static buffer, or a constant).
+ */
+const char *auth_template_problem(const char *tmpl);
+
+/*
+ * The directory part of tmpl that no expansion changes: up to the last '/'
+ * before the first '%' ("/var/mail" of "/var/mail/%u", of "/var/mail/all"
+ * and of "/var/mail/%u/inbox"; "" for "%h/mbox"). Its length, 0 when none.
+ */
+size_t auth_template_fixed_dir(const char *tmpl, char *out, size_t outlen);
+
+/*
+ * Start-up: read the --passwd file once, logging each malformed line with its
+ * reason (later reads of the same file in this process do not repeat them).
+ * 0, or -1 (logged) when it cannot be read.
+ */
+int auth_check_passwd_file(const char *path);
 
 /*
  * Verify user/password and fill *acct. An unknown user costs the same crypt(3)

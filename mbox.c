@@ -1246,35 +1246,45 @@ static enum mbox_status open_error(int err, char *why, size_t whylen)
 	}
 }
 
-/* "a regular file with 2 links owned by uid 1000": what was found, for the log. */
-static void describe_file(const struct stat *st, char *out, size_t outlen)
+void mbox_describe_file(const struct stat *st, const char *owner, char *out, size_t outlen)
 {
 	const char *kind = S_ISREG(st->st_mode) ? "a regular file" : S_ISDIR(st->st_mode) ?
-		"a directory" : S_ISFIFO(st->st_mode) ? "a FIFO" : S_ISCHR(st->st_mode) ||
-		S_ISBLK(st->st_mode) ? "a device" : S_ISSOCK(st->st_mode) ? "a socket" :
-		"a special file";
-	snprintf(out, outlen, "%s with %ju link%s owned by uid %ju", kind, (uintmax_t)st->st_nlink,
-		 st->st_nlink == 1 ? "" : "s", (uintmax_t)st->st_uid);
+		"a directory" : S_ISLNK(st->st_mode) ? "a symbolic link" : S_ISFIFO(st->st_mode) ?
+		"a FIFO" : S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? "a device" :
+		S_ISSOCK(st->st_mode) ? "a socket" : "a special file";
+	snprintf(out, outlen, "%s, mode %04o, %ju link%s, owner uid %ju%s%s%s", kind,
+		 (unsigned)(st->st_mode & 07777), (uintmax_t)st->st_nlink,
+		 st->st_nlink == 1 ? "" : "s", (uintmax_t)st->st_uid, owner ? " (" : "",
+		 owner ? owner : "", owner ? ")" : "");
 }
 
 /*
  * Only a regular file with one name, owned by the user it is served as, is a
  * mailbox: in a shared spool another user could have created it first (to
  * read what arrives), and a second name (a hard link) is another mailbox's
- * file, or a way to it. why_short names no path (the client sees it).
+ * file, or a way to it. The texts name no path (the client sees them).
  */
+const char *mbox_file_problem(const struct stat *st)
+{
+	return S_ISLNK(st->st_mode) ? "mailbox is a symbolic link" :
+		!S_ISREG(st->st_mode) ? "mailbox is not a regular file" :
+		st->st_uid != geteuid() ? "mailbox is not owned by the user it is served as" :
+		st->st_nlink != 1 ? "mailbox has more than one name (a hard link)" :
+		(st->st_mode & (S_IRUSR | S_IWUSR)) != (S_IRUSR | S_IWUSR) ?
+		"mailbox's mode does not let its owner read and write it" : NULL;
+}
+
+/* mbox_file_problem() on the opened file: no name to look up here (the sandbox has none). */
 static enum mbox_status check_file(const struct mbox *mb, const struct stat *st,
 				   char *why, size_t whylen)
 {
-	const char *why_short = !S_ISREG(st->st_mode) ? "mailbox is not a regular file" :
-		st->st_uid != geteuid() ? "mailbox is not owned by the user it is served as" :
-		st->st_nlink != 1 ? "mailbox has more than one name (a hard link)" : NULL;
+	const char *why_short = mbox_file_problem(st);
 	if (!why_short)
 		return MBOX_OK;
-	char found[128];
-	describe_file(st, found, sizeof(found));
-	log_msg(LOG_ERR, "mailbox %s refused: found %s, expected a regular file with 1 link "
-		"owned by uid %ju", mb->path ? mb->path : "(descriptor)", found,
+	char found[160];
+	mbox_describe_file(st, NULL, found, sizeof(found));
+	log_msg(LOG_ERR, "mailbox %s refused: %s: found %s; expected " MBOX_EXPECTED
+		" %ju", mb->path ? mb->path : "(descriptor)", why_short, found,
 		(uintmax_t)geteuid());
 	set_why(why, whylen, "%s", why_short);
 	return MBOX_PERM;
@@ -1296,13 +1306,33 @@ static enum mbox_status check_regular(struct mbox *mb, struct stat *st, char *wh
 	return MBOX_OK;
 }
 
+/*
+ * A missing mailbox is an empty maildrop, but one whose directory is missing
+ * too (%h/Mail/inbox without ~/Mail) is worth a line: mail may be going elsewhere.
+ */
+static void note_missing_dir(const char *path)
+{
+	char dir[MAX_PATH_LEN];
+	const char *slash = strrchr(path, '/');
+	if (!slash || slash == path || (size_t)(slash - path) >= sizeof(dir))
+		return;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	struct stat st;
+	if (stat(dir, &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
+		log_msg(LOG_WARNING, "mailbox %s: its directory %s does not exist (%s); serving "
+			"an empty maildrop", LOG_Q(path), LOG_Q(dir), strerror(errno));
+}
+
 /* Open the mailbox without following a symlink or blocking on a FIFO. A missing file is OK. */
 static enum mbox_status open_file(struct mbox *mb, const char *path, char *why, size_t whylen)
 {
 	int fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == ENOENT)
+		if (errno == ENOENT) {
+			note_missing_dir(path);
 			return MBOX_OK;   /* no mail yet: an empty maildrop */
+		}
 		return open_error(errno, why, whylen);
 	}
 	mb->fd = fd;

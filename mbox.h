@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "limits.h"
@@ -147,5 +148,21 @@ bool mbox_is_side_file(const char *path);
  * mailbox a template produces. MBOX_PERM (logged, *why set) or MBOX_OK.
  */
 enum mbox_status mbox_check_name(const char *path, char *why, size_t whylen);
+
+/*
+ * Why the file st describes is no mailbox to serve as this process's uid
+ * (NULL: it is one): not a regular file, another owner, a second name, a
+ * mode that denies its owner reading or writing. For the client: no path.
+ */
+const char *mbox_file_problem(const struct stat *st);
+
+/* What mbox_file_problem() expects, for the log; the uid follows. */
+#define MBOX_EXPECTED "a regular file, mode rw for its owner, 1 link, owner uid"
+
+/*
+ * "a regular file, mode 0600, 1 link, owner uid 0 (root)": what was found,
+ * for the log; owner is the owner's account name, NULL when not known.
+ */
+void mbox_describe_file(const struct stat *st, const char *owner, char *out, size_t outlen);
 
 #endif

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ enum {
 	EXIT_OK = 0,
 	EXIT_SESSION = 1,     /* no QUIT: lost connection, timeout, too many failures */
 	EXIT_USAGE = 64,
+	EXIT_NOINPUT = 66,    /* --recover: no such mailbox */
 	EXIT_CONFIG = 78,
 	EXIT_UPDATE = 75,     /* QUIT, but the deletions could not be applied */
 };
@@ -132,6 +134,64 @@ static void disarm_write_timer(struct client_out *co)
 	write_timed_out = 0;
 }
 
+/* Start-up errors also go to stderr (config_error): set once the log is open. */
+static bool errors_on_stderr;
+
+/*
+ * stderr is for a human (a terminal, a script, a supervisor's log) unless it
+ * is a socket: under inetd, xinetd, systemd's Accept=yes and stunnel it is
+ * the client's connection.
+ */
+static bool stderr_is_for_humans(void)
+{
+	struct stat st;
+	return fstat(STDERR_FILENO, &st) == 0 && !S_ISSOCK(st.st_mode);
+}
+
+/*
+ * The one place a usage or configuration error goes: the log (syslog, or
+ * --log wherever it stands on the command line), and stderr when that is
+ * for humans, a usage error with the pointer to --help. Never the client:
+ * it gets refuse_client()'s line.
+ */
+static void __attribute__((format(printf, 2, 3))) config_error(bool usage_error,
+							       const char *fmt, ...)
+{
+	char msg[MAX_LOG_LINE];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_msg(LOG_ERR, "%s%s", usage_error ? "usage error: " : "", msg);
+	if (!errors_on_stderr)
+		return;
+	fprintf(stderr, "%s: %s\n", POP3D_NAME, msg);
+	if (usage_error)
+		fprintf(stderr, "Try '%s --help' for more information.\n", POP3D_NAME);
+}
+
+/* The client's one line when pop3d cannot serve for its configuration; returns status. */
+static int refuse_client(int status)
+{
+	static const char line[] = "-ERR [SYS/TEMP] server configuration error, see the server log\r\n";
+	ssize_t n;
+	do
+		n = write(STDOUT_FILENO, line, sizeof(line) - 1);
+	while (n < 0 && errno == EINTR);   /* no client (a closed or odd stdout): nothing lost */
+	/*
+	 * What the client already sent (up to what it may send before a login)
+	 * is read and dropped: a socket closed with unread input is reset, and a
+	 * reset can destroy the line before the client reads it.
+	 */
+	char sink[CLIENT_READ_SIZE];
+	ssize_t got;
+	for (size_t drained = 0; drained < MAX_PREAUTH_INPUT &&
+	     (got = recv(STDIN_FILENO, sink, sizeof(sink), MSG_DONTWAIT)) > 0;)
+		drained += (size_t)got;
+	log_close();
+	return status;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -142,7 +202,8 @@ static void usage(FILE *f)
 "  -P, --passwd=FILE       authenticate against FILE (virtual users: name:hash[:mailbox])\n"
 "                          instead of the system accounts (getpwnam/getspnam + crypt(3))\n"
 "  -m, --mailbox=TEMPLATE  mailbox path; %%u = user name, %%h = home directory, %%%% = '%%'\n"
-"                          (default: /var/mail/%%u)\n"
+"                          (default: /var/mail/%%u); absolute (/ or %%h first), and its\n"
+"                          directory before the first %% must exist\n"
 "  -u, --user=ACCOUNT      when started as root, serve virtual users with ACCOUNT's uid/gid\n"
 "  -t, --timeout=SECONDS   idle autologout timer (default %d, the RFC 1939 minimum)\n"
 "  -L, --log=DEST          syslog (default, facility mail), stderr, or a file path\n"
@@ -155,7 +216,8 @@ static void usage(FILE *f)
 "  -T, --tls-only          refuse USER, PASS and AUTH unless the connection is known\n"
 "                          to be encrypted: started by stunnel's exec (a non-TCP\n"
 "                          stdin and REMOTE_HOST set) or coming from loopback\n"
-"  -R, --recover=MAILBOX   repair MAILBOX if an update was interrupted, then exit\n"
+"  -R, --recover=MAILBOX   repair MAILBOX if an update was interrupted, say what was\n"
+"                          done, then exit (%d: no such mailbox)\n"
 "      --max-messages=N    refuse a mailbox of more than N messages (default %d)\n"
 "      --max-mailbox-size=SIZE  refuse a mailbox larger than SIZE octets at login;\n"
 "                          K, M, G, T suffixes (default 1T)\n"
@@ -198,8 +260,9 @@ static void usage(FILE *f)
 "  -h, --help              print this help and exit\n"
 "\n"
 "Exit status: 0 after QUIT (and a successful update), %d for a usage error,\n"
-"%d for a configuration error, %d when the update failed, %d otherwise.\n",
-		DEFAULT_TIMEOUT, DEFAULT_LOGIN_DELAY, MAX_MESSAGES, DEFAULT_SESSION_TIME,
+"%d for a configuration error, %d when the update failed, %d otherwise.\n"
+"A usage or configuration error is logged; the client gets one -ERR line.\n",
+		DEFAULT_TIMEOUT, DEFAULT_LOGIN_DELAY, EXIT_NOINPUT, MAX_MESSAGES, DEFAULT_SESSION_TIME,
 		DEFAULT_LOGIN_TIMEOUT, DEFAULT_KNOWN_DAYS,
 		EXIT_USAGE, EXIT_CONFIG, EXIT_UPDATE, EXIT_SESSION);
 }
@@ -212,12 +275,12 @@ static int parse_sandbox(const char *arg, struct config *cfg)
 	else if (strcmp(arg, "no-landlock") == 0)
 		cfg->sandbox_no_landlock = true;
 	else {
-		fprintf(stderr, "pop3d: --sandbox takes 'strict' or 'no-landlock'\n");
+		config_error(true, "--sandbox %s: expected 'strict' or 'no-landlock'", arg);
 		return -1;
 	}
 	if (cfg->sandbox_strict && cfg->sandbox_no_landlock) {
-		fprintf(stderr, "pop3d: --sandbox=strict and --sandbox=no-landlock contradict "
-			"each other\n");
+		config_error(true, "--sandbox=strict and --sandbox=no-landlock contradict "
+			     "each other");
 		return -1;
 	}
 	return 0;
@@ -248,8 +311,8 @@ static int parse_throttle(const char *name, const char *arg, bool allow_zero, un
 			  unsigned *out)
 {
 	if (parse_seconds(arg, allow_zero, out) < 0 || *out > max) {
-		fprintf(stderr, "pop3d: --%s needs a number from %d to %u\n", name,
-			allow_zero ? 0 : 1, max);
+		config_error(true, "--%s %s: expected a number from %d to %u", name, arg,
+			     allow_zero ? 0 : 1, max);
 		return -1;
 	}
 	return 0;
@@ -259,8 +322,8 @@ static int parse_throttle(const char *name, const char *arg, bool allow_zero, un
 static int parse_rate(const char *name, const char *arg, struct throttle_rate *r)
 {
 	if (throttle_parse_rate(arg, r) < 0) {
-		fprintf(stderr, "pop3d: --%s needs N/SECS (N from 1 to %d, SECS from 1 to %d) "
-			"or 0\n", name, MAX_THROTTLE_BURST, MAX_THROTTLE_SECONDS);
+		config_error(true, "--%s %s: expected N/SECS (N from 1 to %d, SECS from 1 to %d) "
+			     "or 0", name, arg, MAX_THROTTLE_BURST, MAX_THROTTLE_SECONDS);
 		return -1;
 	}
 	return 0;
@@ -303,39 +366,75 @@ static int parse_size(const char *arg, off_t *out)
 	return 0;
 }
 
+/*
+ * The options, for both passes over them (find_log_dest, parse_options). A
+ * leading ':' makes getopt answer ':' for a missing argument; with opterr 0
+ * getopt itself prints nothing (config_error says it, where it belongs).
+ */
+static const char shortopts[] = ":P:m:u:t:L:Hl:d:R:TVh";
+static const struct option longopts[] = {
+	{"passwd", required_argument, NULL, 'P'},
+	{"mailbox", required_argument, NULL, 'm'},
+	{"user", required_argument, NULL, 'u'},
+	{"timeout", required_argument, NULL, 't'},
+	{"log", required_argument, NULL, 'L'},
+	{"hash", no_argument, NULL, 'H'},
+	{"lock", required_argument, NULL, 'l'},
+	{"login-delay", required_argument, NULL, 'd'},
+	{"recover", required_argument, NULL, 'R'},
+	{"tls-only", no_argument, NULL, 'T'},
+	{"max-messages", required_argument, NULL, OPT_MAX_MESSAGES},
+	{"max-mailbox-size", required_argument, NULL, OPT_MAX_SIZE},
+	{"max-session-time", required_argument, NULL, OPT_MAX_SESSION_TIME},
+	{"login-timeout", required_argument, NULL, OPT_LOGIN_TIMEOUT},
+	{"index-dir", required_argument, NULL, OPT_INDEX_DIR},
+	{"journal-dir", required_argument, NULL, OPT_JOURNAL_DIR},
+	{"preauth-user", required_argument, NULL, OPT_PREAUTH_USER},
+	{"sandbox", required_argument, NULL, OPT_SANDBOX},
+	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
+	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	{"throttle-account", required_argument, NULL, OPT_THROTTLE_ACCOUNT},
+	{"throttle-known", required_argument, NULL, OPT_THROTTLE_KNOWN},
+	{"throttle-source", required_argument, NULL, OPT_THROTTLE_SOURCE},
+	{"known-source-days", required_argument, NULL, OPT_KNOWN_DAYS},
+	{"version", no_argument, NULL, 'V'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+/* --log, wherever it stands: an error in an option before it is logged there too. */
+static const char *find_log_dest(int argc, char **argv)
+{
+	const char *dest = "syslog";
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
+		if (c == 'L')
+			dest = optarg;
+	optind = 0;   /* GNU getopt: 0 starts over, for parse_options */
+	return dest;
+}
+
+/* What getopt refused ('?' unknown or ambiguous, ':' no argument), in words. */
+static void bad_option(int c, char **argv)
+{
+	const char *arg = argv[optind - 1];
+	bool long_form = strncmp(arg, "--", 2) == 0;
+	if (c == ':' && long_form)
+		config_error(true, "option '%s' needs an argument", arg);
+	else if (c == ':')
+		config_error(true, "option '-%c' needs an argument", optopt);
+	else if (long_form || !optopt)
+		config_error(true, "unrecognized or ambiguous option '%s'", arg);
+	else
+		config_error(true, "unrecognized option '-%c'", optopt);
+}
+
 static int parse_options(int argc, char **argv, struct config *cfg)
 {
-	static const struct option longopts[] = {
-		{"passwd", required_argument, NULL, 'P'},
-		{"mailbox", required_argument, NULL, 'm'},
-		{"user", required_argument, NULL, 'u'},
-		{"timeout", required_argument, NULL, 't'},
-		{"log", required_argument, NULL, 'L'},
-		{"hash", no_argument, NULL, 'H'},
-		{"lock", required_argument, NULL, 'l'},
-		{"login-delay", required_argument, NULL, 'd'},
-		{"recover", required_argument, NULL, 'R'},
-		{"tls-only", no_argument, NULL, 'T'},
-		{"max-messages", required_argument, NULL, OPT_MAX_MESSAGES},
-		{"max-mailbox-size", required_argument, NULL, OPT_MAX_SIZE},
-		{"max-session-time", required_argument, NULL, OPT_MAX_SESSION_TIME},
-		{"login-timeout", required_argument, NULL, OPT_LOGIN_TIMEOUT},
-		{"index-dir", required_argument, NULL, OPT_INDEX_DIR},
-		{"journal-dir", required_argument, NULL, OPT_JOURNAL_DIR},
-		{"preauth-user", required_argument, NULL, OPT_PREAUTH_USER},
-		{"sandbox", required_argument, NULL, OPT_SANDBOX},
-		{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
-		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-		{"throttle-account", required_argument, NULL, OPT_THROTTLE_ACCOUNT},
-		{"throttle-known", required_argument, NULL, OPT_THROTTLE_KNOWN},
-		{"throttle-source", required_argument, NULL, OPT_THROTTLE_SOURCE},
-		{"known-source-days", required_argument, NULL, OPT_KNOWN_DAYS},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	int c;
-	while ((c = getopt_long(argc, argv, "P:m:u:t:L:Hl:d:R:TVh", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		switch (c) {
 		case 'P': cfg->passwd_file = optarg; break;
 		case 'm': cfg->mailbox_template = optarg; break;
@@ -350,14 +449,15 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 		case OPT_TRUSTED_PROXY: {
 			char why[128];
 			if (proxy_trust_parse(optarg, &cfg->trusted_proxies, why, sizeof(why)) < 0) {
-				fprintf(stderr, "pop3d: --trusted-proxy: %s\n", why);
+				config_error(true, "--trusted-proxy %s: %s", optarg, why);
 				return -1;
 			}
 			break;
 		}
 		case OPT_STATE_DIR:
 			if (*optarg != '/' && strcmp(optarg, "none") != 0) {
-				fprintf(stderr, "pop3d: --state-dir needs an absolute path or 'none'\n");
+				config_error(true, "--state-dir %s: expected an absolute path or 'none'",
+					     optarg);
 				return -1;
 			}
 			cfg->state_dir = strcmp(optarg, "none") == 0 ? NULL : optarg;
@@ -385,46 +485,51 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_MAX_MESSAGES:
 			if (parse_count(optarg, &cfg->max_messages) < 0) {
-				fprintf(stderr, "pop3d: --max-messages needs a number from 1 to %d\n",
-					MAX_MESSAGES);
+				config_error(true, "--max-messages %s: expected a number from 1 to %d",
+					     optarg, MAX_MESSAGES);
 				return -1;
 			}
 			break;
 		case OPT_MAX_SIZE:
 			if (parse_size(optarg, &cfg->max_mailbox_size) < 0 ||
 			    cfg->max_mailbox_size > MAX_MAILBOX_SIZE) {
-				fprintf(stderr, "pop3d: --max-mailbox-size needs a size like 500M, "
-					"at most 1T\n");
+				config_error(true, "--max-mailbox-size %s: expected a size like 500M, "
+					     "at most 1T", optarg);
 				return -1;
 			}
 			break;
 		case OPT_MAX_SESSION_TIME:
 			if (parse_seconds(optarg, false, &cfg->max_session_time) < 0) {
-				fprintf(stderr, "pop3d: --max-session-time needs a positive number of seconds\n");
+				config_error(true, "--max-session-time %s: expected a positive number of "
+					     "seconds", optarg);
 				return -1;
 			}
 			break;
 		case OPT_LOGIN_TIMEOUT:
 			if (parse_seconds(optarg, false, &cfg->login_timeout) < 0) {
-				fprintf(stderr, "pop3d: --login-timeout needs a positive number of seconds\n");
+				config_error(true, "--login-timeout %s: expected a positive number of "
+					     "seconds", optarg);
 				return -1;
 			}
 			break;
 		case 't':
 			if (parse_seconds(optarg, false, &cfg->timeout) < 0) {
-				fprintf(stderr, "pop3d: --timeout needs a positive number of seconds\n");
+				config_error(true, "--timeout %s: expected a positive number of "
+					     "seconds", optarg);
 				return -1;
 			}
 			break;
 		case 'd':
 			if (parse_seconds(optarg, true, &cfg->login_delay) < 0) {
-				fprintf(stderr, "pop3d: --login-delay needs a number of seconds\n");
+				config_error(true, "--login-delay %s: expected a number of seconds",
+					     optarg);
 				return -1;
 			}
 			break;
 		case 'l':
 			if (lock_parse_methods(optarg, &cfg->lock_methods) < 0) {
-				fprintf(stderr, "pop3d: --lock takes a comma list of dotlock, fcntl, flock\n");
+				config_error(true, "--lock %s: expected a comma list of dotlock, fcntl, flock",
+					     optarg);
 				return -1;
 			}
 			break;
@@ -435,12 +540,12 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 			usage(stdout);
 			exit(EXIT_OK);
 		default:
-			usage(stderr);
+			bad_option(c, argv);
 			return -1;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "pop3d: unexpected argument '%s'\n", argv[optind]);
+		config_error(true, "unexpected argument '%s'", argv[optind]);
 		return -1;
 	}
 	return 0;
@@ -526,6 +631,13 @@ static int drop_privileges(const char *name, uid_t uid, gid_t gid)
 	return 0;
 }
 
+/* What st describes, with its owner's account name: for the log, before any sandbox. */
+static void describe_found(const struct stat *st, char *out, size_t outlen)
+{
+	struct passwd *pw = getpwuid(st->st_uid);
+	mbox_describe_file(st, pw ? pw->pw_name : "no account", out, outlen);
+}
+
 /*
  * Who owns the mailbox at path (or, while it does not exist yet, its
  * directory). Root is never an answer: we do not serve mailboxes as root.
@@ -533,6 +645,7 @@ static int drop_privileges(const char *name, uid_t uid, gid_t gid)
 static int mailbox_owner(const char *path, uid_t *uid, gid_t *gid, char *why, size_t whylen)
 {
 	struct stat st;
+	char found[200];
 	int rc = lstat(path, &st);
 	if (rc < 0 && errno == ENOENT) {
 		char dir[MAX_PATH_LEN];
@@ -542,6 +655,8 @@ static int mailbox_owner(const char *path, uid_t *uid, gid_t *gid, char *why, si
 			*(slash == dir ? slash + 1 : slash) = '\0';
 		rc = lstat(slash ? dir : ".", &st);
 	} else if (rc == 0 && !S_ISREG(st.st_mode)) {
+		describe_found(&st, found, sizeof(found));
+		log_msg(LOG_ERR, "mailbox %s: found %s; expected a regular file", LOG_Q(path), found);
 		snprintf(why, whylen, "mailbox is not a regular file");
 		return -1;
 	}
@@ -550,12 +665,69 @@ static int mailbox_owner(const char *path, uid_t *uid, gid_t *gid, char *why, si
 		return -1;
 	}
 	if (st.st_uid == 0) {
+		describe_found(&st, found, sizeof(found));
+		log_msg(LOG_ERR, "mailbox %s: found %s; expected a file (or, while there is none, "
+			"a directory) of the account to serve it as, not root's; or --user to name "
+			"that account", LOG_Q(path), found);
 		snprintf(why, whylen, "mailbox belongs to root: set --user to serve it");
 		return -1;
 	}
 	*uid = st.st_uid;
 	*gid = st.st_gid;
 	return 0;
+}
+
+/*
+ * The mailbox cannot even be looked up (EACCES): name the directory on its
+ * path that denies this uid the search (x) permission, rather than say
+ * "Permission denied".
+ */
+static enum login_result explain_unreachable(const struct account *acct, char *why,
+					     size_t whylen)
+{
+	char dir[MAX_PATH_LEN];
+	snprintf(dir, sizeof(dir), "%s", acct->mailbox);
+	struct stat st;
+	char found[200] = "a directory it cannot look into";
+	/* The deepest directory that can still be looked up is the one in the way. */
+	for (char *slash = strrchr(dir, '/'); slash && slash > dir; slash = strrchr(dir, '/')) {
+		*slash = '\0';
+		if (stat(dir, &st) == 0) {
+			describe_found(&st, found, sizeof(found));
+			break;
+		}
+	}
+	struct passwd *me = getpwuid(geteuid());
+	log_msg(LOG_ERR, "mailbox %s for %s refused: directory %s denies search: found %s; "
+		"expected search (x) permission for uid %ju (%s)", LOG_Q(acct->mailbox),
+		LOG_Q(acct->name), LOG_Q(dir), found, (uintmax_t)geteuid(),
+		me ? me->pw_name : "no account");
+	snprintf(why, whylen, "mailbox directory is not accessible");
+	return LOGIN_SYS_PERM;
+}
+
+/*
+ * Before the worker's sandbox, which has no account names to look up: a
+ * mailbox mbox_open would refuse (mbox_file_problem, the one rule) is refused
+ * here, with the owner found and the one expected, by uid and name.
+ */
+static enum login_result check_mailbox_file(const struct account *acct, char *why,
+					    size_t whylen)
+{
+	struct stat st;
+	if (lstat(acct->mailbox, &st) < 0)
+		return errno == EACCES ? explain_unreachable(acct, why, whylen) : LOGIN_OK;
+	const char *problem = mbox_file_problem(&st);   /* missing: an empty maildrop */
+	if (!problem)
+		return LOGIN_OK;
+	char found[200];
+	describe_found(&st, found, sizeof(found));
+	struct passwd *me = getpwuid(geteuid());
+	log_msg(LOG_ERR, "mailbox %s for %s refused: %s: found %s; expected " MBOX_EXPECTED
+		" %ju (%s)", LOG_Q(acct->mailbox), LOG_Q(acct->name), problem, found,
+		(uintmax_t)geteuid(), me ? me->pw_name : "no account");
+	snprintf(why, whylen, "%s", problem);
+	return LOGIN_SYS_PERM;
 }
 
 /* Become uid for good: as its account when it has one, else with gid and no groups. */
@@ -761,6 +933,8 @@ static enum login_result role_take_maildrop(void *ctx, const struct account *acc
 	struct sandbox_paths paths = {.mailbox = acct->mailbox, .journal_dir = opt.journal_dir,
 				      .journal_alt_dir = opt.journal_alt_dir,
 				      .index_dir = opt.index_dir};
+	if ((lr = check_mailbox_file(acct, why, whylen)) != LOGIN_OK)
+		return lr;
 	if (enter_worker_sandbox(srv, &paths, why, whylen) < 0)
 		return LOGIN_SYS_TEMP;
 	if (mbox_recover_hooked(acct->mailbox, &opt, RECOVER_HOOKS, why, whylen) < 0) {
@@ -847,11 +1021,13 @@ static int setup_virtual_user(struct server *srv)
 		return 0;  /* as root, virtual mailboxes are then served as their owners */
 	struct passwd *pw = getpwnam(cfg->virtual_user);
 	if (!pw) {
-		log_msg(LOG_ERR, "--user %s: no such account", cfg->virtual_user);
+		config_error(false, "--user %s: no such account (expected the name of a system "
+			     "account)", cfg->virtual_user);
 		return -1;
 	}
 	if (srv->root && pw->pw_uid == 0) {
-		log_msg(LOG_ERR, "--user %s: refusing to serve mailboxes as root", cfg->virtual_user);
+		config_error(false, "--user %s: an account with uid 0 (expected an unprivileged "
+			     "one: mailboxes are never served as root)", cfg->virtual_user);
 		return -1;
 	}
 	if (!srv->root)
@@ -863,20 +1039,84 @@ static int setup_virtual_user(struct server *srv)
 	return 0;
 }
 
+/*
+ * A path template (--mailbox, --index-dir, --journal-dir; NULL: not set):
+ * absolute, known % escapes (auth.c knows them), %h only where there is a
+ * home, and the directory no expansion changes exists (/var/mail of
+ * /var/mail/%u): else every login would fail, or find an empty maildrop.
+ */
+static int check_template(const struct server *srv, const char *option, const char *tmpl)
+{
+	if (!tmpl)
+		return 0;
+	const char *problem = auth_template_problem(tmpl);
+	if (problem) {
+		config_error(false, "%s %s: %s", option, tmpl, problem);
+		return -1;
+	}
+	if (srv->cfg->passwd_file && strstr(tmpl, "%h") && !srv->virt_home[0]) {
+		config_error(false, "%s %s uses %%h, which virtual users only have with --user",
+			     option, tmpl);
+		return -1;
+	}
+	char dir[MAX_PATH_LEN];
+	struct stat st;
+	if (auth_template_fixed_dir(tmpl, dir, sizeof(dir)) == 0)
+		return 0;   /* %h/...: each home is its own */
+	if (stat(dir, &st) < 0) {
+		config_error(false, "%s %s: directory %s: %s (expected an existing directory)",
+			     option, tmpl, dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		config_error(false, "%s %s: %s is not a directory (expected an existing directory)",
+			     option, tmpl, dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* --passwd names a file pop3d can open and read (auth.c then reads its lines). */
+static int check_passwd_file(const char *path)
+{
+	int fd;
+	do
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	while (fd < 0 && errno == EINTR);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		config_error(false, "--passwd %s: %s (expected a readable file of "
+			     "name:hash[:mailbox] lines)", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);   /* read-only: nothing to lose */
+	/* A directory cannot be read, a FIFO would hang every login; /dev/null is no users. */
+	if (S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+		char found[200];
+		describe_found(&st, found, sizeof(found));
+		config_error(false, "--passwd %s: found %s (expected a regular file of "
+			     "name:hash[:mailbox] lines)", path, found);
+		return -1;
+	}
+	return 0;
+}
+
+/* Start-up, before the greeting and before any fork: what every login would trip over. */
 static int check_config(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
 	if (setup_virtual_user(srv) < 0)
 		return -1;
-	if (cfg->passwd_file && strstr(cfg->mailbox_template, "%h") && !srv->virt_home[0]) {
-		log_msg(LOG_ERR, "--mailbox %s uses %%h, which virtual users only have with --user",
-			cfg->mailbox_template);
+	if (check_template(srv, "--mailbox", cfg->mailbox_template) < 0 ||
+	    check_template(srv, "--index-dir", cfg->index_dir) < 0 ||
+	    check_template(srv, "--journal-dir", cfg->journal_dir) < 0)
 		return -1;
-	}
-	if (cfg->passwd_file && access(cfg->passwd_file, R_OK) < 0) {
-		log_msg(LOG_ERR, "--passwd %s: %s", cfg->passwd_file, strerror(errno));
+	/* Readable, and its malformed lines logged (once: logins do not repeat them). */
+	if (cfg->passwd_file && (check_passwd_file(cfg->passwd_file) < 0 ||
+				 auth_check_passwd_file(cfg->passwd_file) < 0))
 		return -1;
-	}
 	srv->auth.passwd_file = cfg->passwd_file;
 	srv->auth.mailbox_template = cfg->mailbox_template;
 	srv->auth.virtual_home = srv->virt_home[0] ? srv->virt_home : NULL;
@@ -1031,13 +1271,38 @@ static int exit_status(enum session_end end)
 	}
 }
 
+/* --recover's outcome: on stdout for whoever ran it, and in the log. */
+static void recover_says(const char *path, const struct mbox_recovery *res)
+{
+	char what[160];
+	if (!res->journal)
+		snprintf(what, sizeof(what), "nothing to recover");
+	else if (res->replayed && res->deletions >= 0)
+		snprintf(what, sizeof(what), "recovered: %ld deletion%s applied", res->deletions,
+			 res->deletions == 1 ? "" : "s");
+	else if (res->replayed)
+		snprintf(what, sizeof(what), "recovered: the deletions applied (not counted: the "
+			 "interrupted update had begun moving mail)");
+	else
+		snprintf(what, sizeof(what), "recovered: no deletions left to apply, the "
+			 "journal removed (see the log)");
+	log_msg(LOG_NOTICE, "--recover %s: %s", path, what);
+	printf("%s: %s\n", path, what);
+}
+
 static int run_recover(const struct server *srv)
 {
+	const char *path = srv->cfg->recover_path;
 	char why[256] = "";
+	struct stat st;
+	if (lstat(path, &st) < 0 && errno == ENOENT) {
+		config_error(false, "--recover %s: no such mailbox", path);
+		return EXIT_NOINPUT;
+	}
 	uid_t uid = geteuid();
 	gid_t gid = getegid();
-	if (srv->root && mailbox_owner(srv->cfg->recover_path, &uid, &gid, why, sizeof(why)) < 0) {
-		fprintf(stderr, "pop3d: %s: %s\n", srv->cfg->recover_path, why);
+	if (srv->root && mailbox_owner(path, &uid, &gid, why, sizeof(why)) < 0) {
+		config_error(false, "--recover %s: %s", path, why);
 		return EXIT_CONFIG;
 	}
 	struct mbox_options opt;
@@ -1052,14 +1317,15 @@ static int run_recover(const struct server *srv)
 	char journal_dir[MAX_PATH_LEN], account_dir[MAX_PATH_LEN];
 	opt.journal_dir = expand_dir("--journal-dir", srv->cfg->journal_dir, &self, journal_dir);
 	if (srv->cfg->journal_dir && !opt.journal_dir) {
-		fprintf(stderr, "pop3d: cannot expand --journal-dir %s\n", srv->cfg->journal_dir);
+		config_error(false, "--recover %s: cannot expand --journal-dir %s", path,
+			     srv->cfg->journal_dir);
 		return EXIT_CONFIG;
 	}
 	/* DIR/UID, made by root while it still can (an older layout's journal moved in). */
 	if (opt.journal_dir) {
-		if (journal_dir_prepare(opt.journal_dir, srv->cfg->recover_path, uid, gid, account_dir,
+		if (journal_dir_prepare(opt.journal_dir, path, uid, gid, account_dir,
 					sizeof(account_dir), why, sizeof(why)) < 0) {
-			fprintf(stderr, "pop3d: --journal-dir %s: %s\n", opt.journal_dir, why);
+			config_error(false, "--journal-dir %s: %s", opt.journal_dir, why);
 			return EXIT_CONFIG;
 		}
 		opt.journal_dir = account_dir;
@@ -1067,14 +1333,17 @@ static int run_recover(const struct server *srv)
 	char default_dir[MAX_PATH_LEN];   /* a journal left where the spool was not writable */
 	opt.journal_alt_dir = journal_default_dir(uid, default_dir, sizeof(default_dir));
 	if (srv->root && drop_to_uid(uid, gid) < 0) {
-		fprintf(stderr, "pop3d: %s: cannot switch to its owner\n", srv->cfg->recover_path);
+		config_error(false, "--recover %s: cannot switch to its owner (uid %ju)", path,
+			     (uintmax_t)uid);
 		return EXIT_CONFIG;
 	}
-	if (mbox_recover_hooked(srv->cfg->recover_path, &opt, RECOVER_HOOKS, why, sizeof(why)) < 0) {
-		fprintf(stderr, "pop3d: recovery of %s failed: %s\n", srv->cfg->recover_path, why);
+	struct mbox_recovery res;
+	if (mbox_recover_report(path, &opt, RECOVER_HOOKS, &res, why, sizeof(why)) < 0) {
+		config_error(false, "--recover %s: recovery failed: %s", path, why);
 		return EXIT_UPDATE;
 	}
-	return EXIT_OK;
+	recover_says(path, &res);
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_UPDATE;
 }
 
 #ifdef POP3D_FAULT_INJECTION
@@ -1589,6 +1858,25 @@ static void close_inherited_fds(void)
 		close(fd);
 }
 
+/*
+ * The log, before anything can go wrong: --log wherever it stands, else
+ * syslog (also when --log's file cannot be opened: that is logged there).
+ */
+static int open_start_log(int argc, char **argv, struct config *cfg)
+{
+	cfg->log_dest = find_log_dest(argc, argv);
+	int rc = log_open(cfg->log_dest);
+	int err = errno;
+	if (rc < 0)
+		(void)log_open("syslog");
+	errors_on_stderr = stderr_is_for_humans() &&
+			   (rc < 0 || strcmp(cfg->log_dest, "stderr") != 0);
+	if (rc < 0)
+		config_error(false, "--log %s: cannot open: %s (expected syslog, stderr or a file "
+			     "pop3d may append to)", cfg->log_dest, strerror(err));
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	close_inherited_fds();
@@ -1605,29 +1893,30 @@ int main(int argc, char **argv)
 		.state_dir = DEFAULT_STATE_DIR,
 		.throttle = {.known_days = DEFAULT_KNOWN_DAYS},
 	};
+	if (open_start_log(argc, argv, &cfg) < 0)
+		return refuse_client(EXIT_CONFIG);
 	if (throttle_parse_rate(DEFAULT_THROTTLE_ACCOUNT, &cfg.throttle.account) < 0 ||
 	    throttle_parse_rate(DEFAULT_THROTTLE_KNOWN, &cfg.throttle.known) < 0 ||
-	    throttle_parse_rate(DEFAULT_THROTTLE_SOURCE, &cfg.throttle.source) < 0)
-		return EXIT_CONFIG;   /* limits.h says something that is not a rate */
+	    throttle_parse_rate(DEFAULT_THROTTLE_SOURCE, &cfg.throttle.source) < 0) {
+		config_error(false, "limits.h: a default --throttle-* rate is not a rate");
+		return refuse_client(EXIT_CONFIG);
+	}
 	if (parse_options(argc, argv, &cfg) < 0)
-		return EXIT_USAGE;
+		return refuse_client(EXIT_USAGE);
 	if (cfg.hash_mode)
 		return run_hash();
-	if (log_open(cfg.log_dest) < 0) {
-		fprintf(stderr, "pop3d: --log %s: %s\n", cfg.log_dest, strerror(errno));
-		return EXIT_CONFIG;
-	}
 	struct server srv = {.cfg = &cfg, .root = geteuid() == 0};
 	if (cfg.recover_path)
 		return run_recover(&srv);
 	if (check_config(&srv) < 0)
-		return EXIT_CONFIG;
+		return refuse_client(EXIT_CONFIG);
+	errors_on_stderr = false;   /* serving: stderr is no longer ours to write */
 	peer_find(&srv.peer);
 	srv.expect_proxy = cfg.trusted_proxies.count > 0 &&
 			   proxy_trusted(&cfg.trusted_proxies, srv.peer.addr);
 	if (install_signals() < 0) {
 		log_msg(LOG_ERR, "cannot install signal handlers: %s", strerror(errno));
-		return EXIT_CONFIG;
+		return refuse_client(EXIT_CONFIG);
 	}
 
 	srv.scfg = (struct session_config){
@@ -1638,7 +1927,7 @@ int main(int argc, char **argv)
 		.plaintext_ok = !cfg.tls_only || srv.peer.encrypted,
 	};
 	if (setup_process_model(&srv) < 0)
-		return EXIT_CONFIG;
+		return refuse_client(EXIT_CONFIG);
 	struct privsep_roles roles = {
 		.ctx = &srv,
 		.greet = role_greet,

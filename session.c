@@ -173,13 +173,19 @@ static bool plaintext_refused(struct session *s)
 	return true;
 }
 
+/* "1 message", "2 messages": every count of messages the client reads. */
+static const char *messages_word(size_t n)
+{
+	return n == 1 ? "message" : "messages";
+}
+
 static void login_succeeded(struct session *s)
 {
 	struct totals t = maildrop_totals(s);
 	s->state = STATE_TRANSACTION;
 	s->logged_in = true;
-	outbuf_printf(s->out, "+OK %s has %zu messages (%llu octets)" CRLF,
-		      s->user, t.count, (unsigned long long)t.octets);
+	outbuf_printf(s->out, "+OK %s has %zu %s (%llu octets)" CRLF,
+		      s->user, t.count, messages_word(t.count), (unsigned long long)t.octets);
 	log_msg(LOG_INFO, "login: user=%s peer=%s messages=%zu octets=%llu",
 		LOG_Q(s->user), s->cfg->peer, t.count, (unsigned long long)t.octets);
 }
@@ -345,8 +351,8 @@ static void cmd_listing(struct session *s, int argc, char **args, bool uidl)
 		outbuf_puts(s->out, "+OK unique-id listing follows" CRLF);
 	} else {
 		struct totals t = maildrop_totals(s);
-		outbuf_printf(s->out, "+OK %zu messages (%llu octets)" CRLF,
-			      t.count, (unsigned long long)t.octets);
+		outbuf_printf(s->out, "+OK %zu %s (%llu octets)" CRLF,
+			      t.count, messages_word(t.count), (unsigned long long)t.octets);
 	}
 	size_t count = mbox_count(s->mb);
 	for (size_t i = 1; i <= count; i++) {
@@ -442,8 +448,8 @@ static void cmd_rset(struct session *s, int argc)
 	for (size_t i = 1; i <= count; i++)
 		mbox_msg(s->mb, i)->deleted = false;
 	struct totals t = maildrop_totals(s);
-	outbuf_printf(s->out, "+OK maildrop has %zu messages (%llu octets)" CRLF,
-		      t.count, (unsigned long long)t.octets);
+	outbuf_printf(s->out, "+OK maildrop has %zu %s (%llu octets)" CRLF,
+		      t.count, messages_word(t.count), (unsigned long long)t.octets);
 }
 
 static void count_deletions(struct session *s)
@@ -489,7 +495,8 @@ static void cmd_quit_update(struct session *s)
 	}
 	struct totals t = maildrop_totals(s);
 	release_maildrop(s);
-	outbuf_printf(s->out, "+OK %s signing off (%zu messages left)" CRLF, POP3D_NAME, t.count);
+	outbuf_printf(s->out, "+OK %s signing off (%zu %s left)" CRLF, POP3D_NAME, t.count,
+		      messages_word(t.count));
 	s->end = END_QUIT;
 }
 

@@ -81,6 +81,8 @@ struct op {
 	unsigned char *buf;              /* COPY_CHUNK_SIZE: the only data buffer */
 	char *why;
 	size_t whylen;
+	struct mbox_recovery *res;       /* a recovery's report, or NULL */
+	const struct mbox_options *opt;  /* ... and the options to count messages with */
 };
 
 /* A journal being written. */
@@ -715,6 +717,37 @@ static int finish_truncated(struct op *op, int mfd, off_t size, const struct jhd
 	return finish_update(op, mfd);
 }
 
+/* The client-visible messages of the mailbox at mfd, for a report (-1: none asked, or unknown). */
+static long count_messages(const struct op *op, int mfd)
+{
+	if (!op->res)
+		return -1;   /* nobody asks at a login: no second scan */
+	if (mfd < 0)
+		return 0;
+	int fd = dup(mfd);
+	struct mbox *mb;
+	char why[MAX_REASON_LEN];
+	if (fd < 0 || mbox_open_fd(&mb, fd, op->opt, why, sizeof(why)) != MBOX_OK)
+		return -1;
+	long n = (long)mbox_count(mb);
+	mbox_close(mb);
+	return n;
+}
+
+/*
+ * Whether the mailbox at X already holds the journal's first octets: 1 when
+ * the move has begun (or cannot be told from it), 0 when it has not.
+ */
+static int move_begun(struct op *op, int mfd, int jfd, const struct jhdr *h)
+{
+	unsigned char kept[4096];
+	size_t n = (size_t)min_off(h->l, (off_t)sizeof(kept));
+	if (mfd < 0 || pread_exact(jfd, kept, n, JNL_HDR_SIZE) < 0 ||
+	    pread_exact(mfd, op->buf, n, h->x) < 0)
+		return 1;
+	return memcmp(kept, op->buf, n) == 0;
+}
+
 /* Finish a complete journal against the mailbox as it is now. */
 static int apply_journal(struct op *op, int mfd, int *jfd, struct jhdr *h)
 {
@@ -738,7 +771,15 @@ static int apply_journal(struct op *op, int mfd, int *jfd, struct jhdr *h)
 	}
 	if (size > h->s && (rc = absorb_new_mail(op, mfd, jfd, h, size)) != RC_OK)
 		return rc;
+	long before = -1;   /* a mailbox the move has begun to change: its count means nothing */
+	if (op->res && move_begun(op, mfd, *jfd, h) == 0)
+		before = count_messages(op, mfd);
 	rc = replay(op, mfd, *jfd, h);
+	if (rc == RC_OK && op->res) {
+		long after = count_messages(op, mfd);
+		op->res->replayed = true;
+		op->res->deletions = before >= 0 && after >= 0 ? before - after : -1;
+	}
 	if (rc == RC_OK)
 		log_msg(LOG_NOTICE, "recover %s: interrupted update completed, %jd octets moved to %jd, "
 			"%jd octets removed", LOG_Q(op->path), (intmax_t)h->l, (intmax_t)h->x,
@@ -814,6 +855,8 @@ static int recover_locked(struct op *op, int mfd)
 		rc = open_found_journal(op, op->jpath, &jfd);
 	if (rc != RC_OK || jfd < 0)
 		return rc;
+	if (op->res)
+		op->res->journal = true;
 	struct jhdr h;
 	rc = journal_read(op, jfd, &h);
 	if (rc == RC_INVALID) {
@@ -846,11 +889,14 @@ static int open_mailbox(struct op *op, int *mfd)
 
 /* Recover from the journal in journal_dir (NULL: beside the mailbox), if there is one. */
 static int recover_from(const char *path, const char *journal_dir, const struct mbox_options *opt,
-			const struct update_hooks *hooks, char *why, size_t whylen)
+			const struct update_hooks *hooks, struct mbox_recovery *res,
+			char *why, size_t whylen)
 {
 	struct op op;
 	if (op_init(&op, path, journal_dir, hooks, why, whylen) != RC_OK)
 		return -1;
+	op.res = res;
+	op.opt = opt;
 	/*
 	 * Nearly always there is no journal: then no lock and no copy buffer. An
 	 * unreadable directory (EACCES) counts as none: the login then fails on
@@ -883,20 +929,29 @@ static int recover_from(const char *path, const char *journal_dir, const struct 
  * go now, beside the mailbox, and the other directory (journal_places_prepare),
  * so a changed spool mode or --journal-dir never strands one.
  */
-int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
-			const struct update_hooks *hooks, char *why, size_t whylen)
+int mbox_recover_report(const char *path, const struct mbox_options *opt,
+			const struct update_hooks *hooks, struct mbox_recovery *res,
+			char *why, size_t whylen)
 {
+	if (res)
+		*res = (struct mbox_recovery){.deletions = -1};
 	if (mbox_check_name(path, why, whylen) != MBOX_OK) {
 		errno = EPERM;
 		return -1;   /* a side file's name is never a mailbox: nothing to recover */
 	}
-	if (recover_from(path, opt->journal_dir, opt, hooks, why, whylen) < 0)
+	if (recover_from(path, opt->journal_dir, opt, hooks, res, why, whylen) < 0)
 		return -1;
-	if (opt->journal_dir && recover_from(path, NULL, opt, hooks, why, whylen) < 0)
+	if (opt->journal_dir && recover_from(path, NULL, opt, hooks, res, why, whylen) < 0)
 		return -1;
 	if (opt->journal_alt_dir && (!opt->journal_dir || strcmp(opt->journal_alt_dir, opt->journal_dir) != 0))
-		return recover_from(path, opt->journal_alt_dir, opt, hooks, why, whylen);
+		return recover_from(path, opt->journal_alt_dir, opt, hooks, res, why, whylen);
 	return 0;
+}
+
+int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
+			const struct update_hooks *hooks, char *why, size_t whylen)
+{
+	return mbox_recover_report(path, opt, hooks, NULL, why, whylen);
 }
 
 int mbox_recover(const char *path, const struct mbox_options *opt, char *why, size_t whylen)

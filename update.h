@@ -99,6 +99,18 @@ struct update_hooks {
 	void *ctx;
 };
 
+/* What a recovery did (pop3d --recover tells it). */
+struct mbox_recovery {
+	bool journal;      /* there was a journal of ours: the mailbox was repaired */
+	bool replayed;     /* its deletions were applied now (else: already, or none begun) */
+	long deletions;    /* messages the replay removed; -1 when they could not be counted */
+};
+
+/* mbox_recover_hooked, and what it did in *res. */
+int mbox_recover_report(const char *path, const struct mbox_options *opt,
+			const struct update_hooks *hooks, struct mbox_recovery *res,
+			char *why, size_t whylen);
+
 /* mbox_update / mbox_recover with hooks (NULL: none). */
 enum mbox_status mbox_update_hooked(struct mbox *mb, const struct update_hooks *hooks,
 				    char *why, size_t whylen);

@@ -20,7 +20,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	args="--user nobody $args"
 fi
 # shellcheck disable=SC2086
-"$pop3d" --passwd tests/scripts/passwd --mailbox "$tmp/%u.mbox" --log "$tmp/log" \
+"$pop3d" --passwd tests/scripts/passwd --mailbox "$PWD/$tmp/%u.mbox" --log "$tmp/log" \
 	--login-delay 0 --state-dir "$PWD/$tmp/state" $args <"$dir/input" >"$tmp/out"
 status=$?
 

@@ -174,6 +174,41 @@ static void test_parse_line(void **state)
 	}
 }
 
+/* A malformed line says why (the log line carries it). */
+static void test_parse_line_reasons(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *line, *problem;
+	} cases[] = {
+		{ "alice\n", "no ':' after the name" },
+		{ ":hash\n", "empty name" },
+		{ "-x:h\n", "invalid user name" },
+		{ "alice:\n", "empty hash" },
+		{ "alice::/m\n", "empty hash" },
+		{ "alice:ha sh\n", "hash not crypt(3)-like" },
+		{ "alice:h:/m:x\n", "more than three fields" },
+		{ "alice:h:mail/%u\n", "mailbox field not an absolute path" },
+		{ "alice:h:\n", "mailbox field not an absolute path" },
+		{ "alice:h:/m/%U\n", "bad % escape in the mailbox field" },
+		{ "alice:h:/m/%\n", "bad % escape in the mailbox field" },
+		{ "alice:h:/m/\x01x\n", "control character in the mailbox field" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[256];
+		snprintf(buf, sizeof(buf), "%s", cases[i].line);
+		struct passwd_entry e;
+		assert_int_equal(passwd_parse_line(buf, &e), -1);
+		assert_non_null(e.problem);
+		if (strncmp(e.problem, cases[i].problem, strlen(cases[i].problem)) != 0)
+			fail_msg("case %zu: \"%s\", expected \"%s\"", i, e.problem, cases[i].problem);
+	}
+	char ok[] = "bob:$y$x:/srv/%u/mbox\n";
+	struct passwd_entry e;
+	assert_int_equal(passwd_parse_line(ok, &e), 1);
+	assert_null(e.problem);
+}
+
 /* ---- auth_check_hash / auth_make_hash ---- */
 
 static void test_make_hash_round_trip(void **state)
@@ -295,6 +330,69 @@ static void test_expand_mailbox(void **state)
 			fail_msg("case %zu (%s): failed", i, cases[i].tmpl);
 		assert_string_equal(out, cases[i].want);
 	}
+}
+
+/* The template checks of start-up: the same escapes as the expansion. */
+static void test_template_problem(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *tmpl, *problem;   /* problem NULL: fine; else how the reason starts */
+	} cases[] = {
+		{ "/var/mail/%u", NULL },
+		{ "%h/Mail/inbox", NULL },
+		{ "%h", NULL },
+		{ "/m/100%%/%u", NULL },
+		{ "/plain", NULL },
+		{ "/m/%U", "unknown escape %U" },
+		{ "/m/%d/x", "unknown escape %d" },
+		{ "/m/%", "a lone '%'" },
+		{ "mail/%u", "not an absolute path" },
+		{ "%u/mbox", "not an absolute path" },
+		{ "%%/x", "not an absolute path" },
+		{ "", "not an absolute path" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *p = auth_template_problem(cases[i].tmpl);
+		if (!cases[i].problem && p)
+			fail_msg("case %zu (%s): refused: %s", i, cases[i].tmpl, p);
+		if (cases[i].problem && (!p || strncmp(p, cases[i].problem,
+						       strlen(cases[i].problem)) != 0))
+			fail_msg("case %zu (%s): \"%s\", expected \"%s\"", i, cases[i].tmpl,
+				 p ? p : "(accepted)", cases[i].problem);
+	}
+	/* Longer than any path: refused, not cut. */
+	char longer[MAX_PATH_LEN + 8];
+	memset(longer, 'x', sizeof(longer) - 1);
+	longer[0] = '/';
+	longer[sizeof(longer) - 1] = '\0';
+	assert_string_equal(auth_template_problem(longer), "too long");
+}
+
+static void test_template_fixed_dir(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *tmpl, *dir;
+	} cases[] = {
+		{ "/var/mail/%u", "/var/mail" },
+		{ "/var/mail/nonexistent-dir/%u", "/var/mail/nonexistent-dir" },
+		{ "/var/mail/all", "/var/mail" },
+		{ "/srv/%u/inbox", "/srv" },
+		{ "/srv/x%u/inbox", "/srv" },
+		{ "/m/100%%/%u", "/m" },
+		{ "/%u", "/" },
+		{ "%h/Mail/inbox", "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[64];
+		size_t n = auth_template_fixed_dir(cases[i].tmpl, out, sizeof(out));
+		assert_string_equal(out, cases[i].dir);
+		assert_int_equal(n, strlen(cases[i].dir));
+	}
+	char small[4];
+	assert_int_equal(auth_template_fixed_dir("/var/mail/%u", small, sizeof(small)), 0);
+	assert_string_equal(small, "");
 }
 
 static void test_expand_mailbox_overflow(void **state)
@@ -451,6 +549,16 @@ static void test_login_virtual_malformed_logged(void **state)
 	assert_int_equal(log->priority[i], LOG_WARNING);
 	assert_non_null(strstr(log->line[i], cfg.passwd_file));
 	assert_true(log_find(log, "line 8: malformed, skipped") >= 0);
+	/* Each says why. */
+	for (int k = 0; k < log->count; k++)
+		if (strstr(log->line[k], "malformed, skipped"))
+			assert_non_null(strstr(log->line[k], "skipped: "));
+	/* Once per session: the next lookups read the file again, but say nothing new. */
+	int lines = log->count;
+	assert_int_equal(auth_login(&cfg, "carol", "carol-pw", &acct), AUTH_OK);
+	assert_int_equal(auth_login(&cfg, "nobody-here", "x", &acct), AUTH_FAIL);
+	for (int k = lines; k < log->count; k++)
+		assert_null(strstr(log->line[k], "malformed"));
 	/* Comments, blank lines and good entries are not reported. */
 	for (int line = 1; line <= 7; line++) {
 		char needle[32];
@@ -734,6 +842,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_username),
 		cmocka_unit_test(test_parse_line),
+		cmocka_unit_test(test_parse_line_reasons),
+		cmocka_unit_test(test_template_problem),
+		cmocka_unit_test(test_template_fixed_dir),
 		cmocka_unit_test(test_make_hash_round_trip),
 		cmocka_unit_test(test_check_hash_methods),
 		cmocka_unit_test(test_check_hash_unusable),

@@ -1490,6 +1490,55 @@ static void collect_log(int priority, const char *msg, void *ctx)
 	snprintf(lb->text + used, sizeof(lb->text) - used, "%s\n", msg);
 }
 
+/* The one rule of what is a mailbox to serve, and how a file is described in the log. */
+static void test_file_problem_and_description(void **state)
+{
+	(void)state;
+	struct stat st = {.st_mode = S_IFREG | 0600, .st_nlink = 1, .st_uid = geteuid()};
+	assert_null(mbox_file_problem(&st));
+	st.st_mode = S_IFREG | 0400;   /* its owner cannot write it: the update would fail */
+	assert_non_null(strstr(mbox_file_problem(&st), "mode"));
+	st.st_mode = S_IFLNK | 0777;
+	assert_string_equal(mbox_file_problem(&st), "mailbox is a symbolic link");
+	st.st_mode = S_IFDIR | 0700;
+	assert_string_equal(mbox_file_problem(&st), "mailbox is not a regular file");
+	st.st_mode = S_IFREG | 0600;
+	st.st_uid = geteuid() + 1;
+	assert_non_null(strstr(mbox_file_problem(&st), "not owned by"));
+	char out[200];
+	st.st_uid = 0;
+	st.st_nlink = 2;
+	mbox_describe_file(&st, "root", out, sizeof(out));
+	assert_string_equal(out, "a regular file, mode 0600, 2 links, owner uid 0 (root)");
+	st.st_mode = S_IFIFO | 0644;
+	st.st_nlink = 1;
+	mbox_describe_file(&st, NULL, out, sizeof(out));
+	assert_string_equal(out, "a FIFO, mode 0644, 1 link, owner uid 0");
+}
+
+/* A missing mailbox is an empty maildrop; a missing directory too, with a log line. */
+static void test_missing_directory_logged(void **state)
+{
+	(void)state;
+	char path[600];
+	snprintf(path, sizeof(path), "%s/no-such-dir/inbox", test_path("missing-dir"));
+	struct logbuf lb = { "" };
+	log_set_hook(collect_log, &lb);
+	struct mbox *mb = NULL;
+	char why[256] = "";
+	assert_int_equal(open_path(&mb, path, why, sizeof(why)), MBOX_OK);
+	assert_int_equal(mbox_count(mb), 0);
+	mbox_close(mb);
+	assert_non_null(strstr(lb.text, "no-such-dir does not exist"));
+	assert_non_null(strstr(lb.text, "serving an empty maildrop"));
+	/* A missing file in an existing directory is just no mail yet: nothing logged. */
+	lb.text[0] = '\0';
+	assert_int_equal(open_path(&mb, test_path("missing-file"), why, sizeof(why)), MBOX_OK);
+	mbox_close(mb);
+	log_set_hook(NULL, NULL);
+	assert_string_equal(lb.text, "");
+}
+
 /* A mailbox with a second name (a hard link): refused, saying what was found and expected. */
 static void test_hard_linked_mailbox_refused(void **state)
 {
@@ -1507,8 +1556,9 @@ static void test_hard_linked_mailbox_refused(void **state)
 	log_set_hook(NULL, NULL);
 	assert_null(mb);
 	assert_non_null(strstr(why, "hard link"));
-	assert_non_null(strstr(lb.text, "found a regular file with 2 links"));
-	assert_non_null(strstr(lb.text, "expected a regular file with 1 link"));
+	assert_non_null(strstr(lb.text, "found a regular file, mode 0"));
+	assert_non_null(strstr(lb.text, ", 2 links, owner uid "));
+	assert_non_null(strstr(lb.text, "expected a regular file, mode rw for its owner, 1 link"));
 	assert_int_equal(unlink(other), 0);
 	assert_int_equal(open_path(&mb, path, why, sizeof(why)), MBOX_OK);
 	mbox_close(mb);
@@ -1606,6 +1656,8 @@ int main(void)
 		cmocka_unit_test(test_journal_present_is_temp),
 		cmocka_unit_test(test_open_records_identity),
 		cmocka_unit_test(test_hard_linked_mailbox_refused),
+		cmocka_unit_test(test_file_problem_and_description),
+		cmocka_unit_test(test_missing_directory_logged),
 		cmocka_unit_test(test_side_file_names_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

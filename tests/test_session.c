@@ -1220,6 +1220,28 @@ static void test_quit_with_deletions(void **state)
 	assert_int_equal(x->s.state, STATE_DONE);
 }
 
+/* One message is "1 message" wherever a count is told: STAT's neighbours, RSET, QUIT. */
+static void test_one_message_singular(void **state)
+{
+	struct fx *x = *state;
+	login(x);
+	assert_one_ok(say(x, "DELE 1\r\n"));
+	assert_one_ok(say(x, "DELE 2\r\n"));
+	const char *list = say(x, "LIST\r\n");
+	assert_true(starts_with(list, "+OK 1 message ("));
+	assert_one_ok(say(x, "QUIT\r\n"));
+	assert_non_null(strstr(memsink_str(&x->sink), "signing off (1 message left)\r\n"));
+}
+
+/* RSET tells the count back: three are "messages", never "message". */
+static void test_rset_count_plural(void **state)
+{
+	struct fx *x = *state;
+	login(x);
+	const char *r = say(x, "RSET\r\n");
+	assert_true(starts_with(r, "+OK maildrop has 3 messages ("));
+}
+
 static void test_quit_update_fails(void **state)
 {
 	struct fx *x = *state;
@@ -1661,6 +1683,8 @@ int main(void)
 		T(test_quit_in_authorization),
 		T(test_quit_without_deletions),
 		T(test_quit_with_deletions),
+		T(test_one_message_singular),
+		T(test_rset_count_plural),
 		T(test_quit_update_fails),
 		T(test_quit_releases_maildrop_before_answering),
 		T(test_abort_applies_nothing),

@@ -1274,6 +1274,42 @@ static void test_recover_without_journal(void **state)
 	free(orig);
 }
 
+/* What a recovery did, for pop3d --recover: nothing, or the deletions it applied. */
+static void test_recover_report(void **state)
+{
+	(void)state;
+	struct mbox_options opt;
+	mbox_default_options(&opt);
+	opt.lock_timeout = 2;
+	char why[WHY_LEN];
+	int replays = 0;
+	bool crashed = true;
+	for (int k = 1; crashed; k++) {
+		struct mbx m;
+		mbx_init(&m, "report", STD_N, std_sizes, false);
+		struct mbox_recovery res;
+		assert_int_equal(mbox_recover_report(m.path, &opt, NULL, &res, why, WHY_LEN), 0);
+		assert_false(res.journal);   /* no journal: nothing to recover */
+		struct mbox *mb = mbx_open(&m);
+		const bool del[STD_N] = { true, false, true };   /* two deletions */
+		mbx_mark(mb, &m, del);
+		struct fault f = { .crash_at = k };
+		update_with(mb, &f, why);
+		mbox_close(mb);
+		crashed = f.calls >= k;
+		bool journal = exists(m.jpath);
+		assert_int_equal(mbox_recover_report(m.path, &opt, NULL, &res, why, WHY_LEN), 0);
+		assert_int_equal(res.journal, crashed && journal);
+		/* Counted while the move had not begun; once it has, the count is unknown. */
+		if (res.replayed && res.deletions != -1) {
+			assert_int_equal(res.deletions, 2);
+			replays++;
+		}
+		mbx_free(&m);
+	}
+	assert_true(replays > 0);
+}
+
 /*
  * Another mailbox at a journal's name (user "alice.pop3d-journal" under
  * /var/mail/%u): it holds mail, so it is no journal of ours. Recovery must
@@ -1412,6 +1448,7 @@ int main(void)
 		cmocka_unit_test(test_mailbox_not_matching_journal_is_kept),
 		cmocka_unit_test(test_existing_journal_blocks_update),
 		cmocka_unit_test(test_recover_without_journal),
+		cmocka_unit_test(test_recover_report),
 		cmocka_unit_test(test_mail_at_journal_names_never_removed),
 		cmocka_unit_test(test_side_file_name_not_recovered),
 		cmocka_unit_test(test_recovery_refuses_hard_linked_mailbox),

@@ -138,6 +138,7 @@ assert not leftovers, leftovers
 r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(d, "%u.mbox"),
                     "--user", "root", "--log", os.path.join(top, "root.log"), *P.state_args()],
                    input=b"QUIT\r\n", capture_output=True, timeout=30)
-assert r.returncode == 78 and r.stdout == b"", (r.returncode, r.stdout)
+assert r.returncode == 78 and r.stdout.startswith(b"-ERR [SYS/TEMP] ") and \
+    r.stdout.count(b"\n") == 1, (r.returncode, r.stdout)
 print("ok: greeter unprivileged, chrooted and filtered; no mailbox before login, only the --user account's ids and groups after, "
       "no capabilities; other accounts' mailboxes refused; never as root")
