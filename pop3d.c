@@ -742,6 +742,15 @@ static int drop_to_uid(uid_t uid, gid_t gid)
  * --user for virtual users, or without --user the mailbox file's owner. The
  * worker of each login attempt is a process of its own.
  */
+/* Debian's spool: the dotlock through a process with group mail, forked while we are root. */
+static void start_dotlocker_if_needed(const struct server *srv, const char *mailbox, uid_t uid,
+				      const struct spool_access *sa)
+{
+	if (srv->root && sa->who == SPOOL_GROUP && sa->group == dotlocker_group() &&
+	    (srv->cfg->lock_methods & LOCK_DOTLOCK))
+		dotlocker_start(mailbox, uid, sa->group);
+}
+
 static enum login_result become_account(struct server *srv, const struct account *acct,
 					const char *journal_dir, char *why, size_t whylen)
 {
@@ -762,10 +771,7 @@ static enum login_result become_account(struct server *srv, const struct account
 	struct passwd *pw = by_owner ? getpwuid(uid) : NULL;
 	struct spool_access sa;
 	spool_access(acct->mailbox, pw ? pw->pw_name : name, uid, pw ? pw->pw_gid : gid, &sa);
-	/* Debian's spool: the dotlock through a process with group mail, forked while we are root. */
-	if (srv->root && sa.who == SPOOL_GROUP && sa.group == dotlocker_group() &&
-	    (srv->cfg->lock_methods & LOCK_DOTLOCK))
-		dotlocker_start(acct->mailbox, uid, sa.group);
+	start_dotlocker_if_needed(srv, acct->mailbox, uid, &sa);
 	/* The account's own journal directory, made by root while it still can. */
 	if (journal_places_prepare(journal_dir, acct->mailbox, uid, gid, sa.who == SPOOL_ACCOUNT,
 				   &srv->journal, why, whylen) < 0)
@@ -1332,6 +1338,11 @@ static int run_recover(const struct server *srv)
 	}
 	char default_dir[MAX_PATH_LEN];   /* a journal left where the spool was not writable */
 	opt.journal_alt_dir = journal_default_dir(uid, default_dir, sizeof(default_dir));
+	if (srv->root) {
+		struct spool_access sa;
+		spool_access(path, pw ? pw->pw_name : NULL, uid, pw ? pw->pw_gid : gid, &sa);
+		start_dotlocker_if_needed(srv, path, uid, &sa);
+	}
 	if (srv->root && drop_to_uid(uid, gid) < 0) {
 		config_error(false, "--recover %s: cannot switch to its owner (uid %ju)", path,
 			     (uintmax_t)uid);
