@@ -1,16 +1,20 @@
-"""The Debian package (debian/), built, linted, installed, used and purged on
-this machine (as root; it installs for real):
+"""The Debian package (debian/), built, linted, installed, used and purged,
+without touching the machine it runs on:
 
-- `dpkg-buildpackage -us -uc -b` in a copy of the sources outside the
-  repository (its objects are not touched), unit tests included;
-- lintian on the .changes: no error and no warning;
+- `dpkg-buildpackage -us -uc -b` in a copy of the sources under a fresh
+  0700 directory (the build must not depend on the directories above the
+  tree), unit tests included; lintian on the .changes: no error, no warning;
+- everything else inside a throw-away root (throwaway_root.py: namespaces,
+  an overlay of / on a tmpfs, chroot): any pop3d or pop3-server package in it
+  is purged first; afterwards the machine's package set (dpkg -l), its
+  /etc/passwd, group and shadow files are checked to be unchanged;
 - `dpkg -i`: the pop3d system account (system uid, home /nonexistent,
   shell /usr/sbin/nologin, its own group), /var/lib/pop3d root 0700,
   /var/lib/pop3d-journal root 0755, /run/pop3d 0755 and /run/pop3d/empty
   0555 (tmpfiles.d); `/usr/sbin/pop3d --version`; nothing enabled and
   nothing new listening; the installed files are what `make install
   PREFIX=/usr` lays out (same contents) plus the listed Debian files, the
-  units pass `systemd-analyze verify` as installed;
+  units are the examples, unchanged, and pass `systemd-analyze verify`;
 - one real session through the installed pop3d@.service command line, run
   as systemd runs it (systemd-socket-activate), on a spool the user cannot
   write in (like /var/mail): deleting a middle message needs the journal in
@@ -24,9 +28,13 @@ this machine (as root; it installs for real):
 - and with a journal left in the package's own journal directory: purge
   keeps the directory and the journal, and says so; an upgrade from the
   1777 directory of older versions makes it 0755 and keeps the journals
-  there (pop3d moves each into its account's directory at the next login).
+  there (pop3d moves each into its account's directory at the next login);
+- then, in the same root and with the same package, an administrator's
+  first day with every shipped example (first_day.py).
+
+Without a throw-away root (no namespaces or overlayfs, /usr on a file
+system of its own) the test is skipped: it never installs on the machine.
 """
-import fcntl
 import grp
 import gzip
 import os
@@ -39,18 +47,22 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 import deploy_common as D
+import first_day
 import pop3lib as P
+import throwaway_root as T
 
 ROOT = D.ROOT
 if os.geteuid() != 0:
-    print("skipped: installs a package for real (needs root)")
+    print("skipped: installs a package in a throw-away root (needs root)")
     sys.exit(77)
 if os.environ.get("POP3D_NESTED"):
     print("skipped: the package is built from the sources, not from $POP3D")
     sys.exit(77)
-for tool in ("dpkg-buildpackage", "dh", "lintian", "fakeroot", "systemd-socket-activate"):
+for tool in ("dpkg-buildpackage", "dh", "lintian", "fakeroot", "systemd-socket-activate",
+             "xinetd", "stunnel4", "procmail", "useradd"):
     if not shutil.which(tool):
         print(f"skipped: {tool} is not installed (tests/deps.sh check installs it)")
         sys.exit(77)
@@ -82,24 +94,9 @@ def dpkg(*args):
         time.sleep(2)
 
 
-if package_status() != "not-installed":
-    print(f"skipped: a pop3d package is on this machine ({package_status()}); not touching it")
-    sys.exit(77)
 
-# Two test runs on one machine would install and purge under each other.
-lock = open("/run/lock/pop3d-debian-package-test.lock", "w")
-lock_deadline = time.time() + 600
-while True:
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        break
-    except BlockingIOError:
-        assert time.time() < lock_deadline, "another package test held the lock for 10 min"
-        time.sleep(1)
-
-d = D.fresh_dir("debian-package")
-work = tempfile.mkdtemp(prefix="pop3d-deb.")
-try:
+def build(work, d):
+    """Build the package in WORK/src (WORK is 0700), lint it: (deb, version)."""
     # ---- build, outside the repository ----
     src = os.path.join(work, "src")
     os.makedirs(src)
@@ -144,7 +141,34 @@ try:
     tags = [line for line in r.stdout.splitlines() if line[:2] in ("E:", "W:")]
     assert r.returncode == 0 and not tags, f"lintian (exit {r.returncode}):\n{r.stdout}{r.stderr}"
     print(f"built in {build_time:.0f} s; lintian: {r.stdout.strip() or 'no tags'}")
+    return deb, version
 
+
+def host_state():
+    """What the test must leave on the machine as it found it."""
+    pkgs = run(["dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n"]).stdout
+    files = {p: D.read(p) for p in ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")
+             if os.path.exists(p)}
+    paths = {p: os.path.lexists(p) for p in ("/var/lib/pop3d", "/var/lib/pop3d-journal",
+                                            "/usr/local/sbin/pop3d", "/etc/xinetd.d/pop3",
+                                            "/etc/stunnel/pop3s.conf", "/var/mail/carol")}
+    return {"packages": pkgs, **files, **paths}
+
+
+def clean_slate():
+    """In the throw-away root: no POP3 server package, and nothing a pop3d
+    left (the root starts as a copy of the machine, whose tests run pop3d)."""
+    first_day.purge_pop3_servers()
+    for path in ("/var/lib/pop3d", "/var/lib/pop3d-journal", "/run/pop3d"):
+        shutil.rmtree(path, ignore_errors=True)
+    if subprocess.run(["getent", "passwd", "pop3d"], capture_output=True).returncode == 0:
+        run(["deluser", "--quiet", "--system", "pop3d"])
+    if subprocess.run(["getent", "group", "pop3d"], capture_output=True).returncode == 0:
+        run(["delgroup", "--quiet", "--system", "pop3d"])
+
+
+def package_checks(deb, version, d):
+    """Inside the throw-away root: install, use, purge, three times over."""
     # ---- the layout: make install PREFIX=/usr, and the Debian files ----
     mi = os.path.join(d, "make-install")
     run(["make", "--no-print-directory", "-o", "pop3d", "install", f"DESTDIR={mi}",
@@ -307,14 +331,11 @@ try:
                                                      "pop3-starttls.socket",
                                                      "pop3-starttls@.service"))], timeout=60)
         assert not r.stdout and not r.stderr, r.stdout + r.stderr
+        # The units are the examples as make install writes them, unchanged.
         examples = os.path.join(mi, "usr/share/doc/pop3d/examples/systemd")
         for u in os.listdir(examples):
-            if u != "pop3d@.service":
-                assert D.read(os.path.join(system, u)) == D.read(os.path.join(examples, u)), u
+            assert D.read(os.path.join(system, u)) == D.read(os.path.join(examples, u)), u
         cmd = D.unit_command(os.path.join(system, "pop3d@.service"))
-        example_cmd = D.unit_command(os.path.join(examples, "pop3d@.service"))
-        assert cmd == [example_cmd[0], "--journal-dir=/var/lib/pop3d-journal",
-                       *example_cmd[1:]], cmd
         assert D.read("/etc/fail2ban/filter.d/pop3d.conf") == \
             D.read(os.path.join(ROOT, "contrib/fail2ban/filter.d/pop3d.conf"))
 
@@ -364,10 +385,7 @@ try:
     # once suggested for journals ----
     # (/run/pop3d does not count: any pop3d run as root makes it, e.g. a
     # test running meanwhile, and purge_and_check allows for it)
-    if any(v for k, v in state().items() if k != "/run/pop3d"):
-        print("not repeated with a group and journal directory made beforehand: "
-              f"some were there before the test ({state()})")
-        sys.exit(0)
+    assert not any(v for k, v in state().items() if k != "/run/pop3d"), state()
     run(["addgroup", "--quiet", "--system", "pop3d"])
     os.makedirs("/var/lib/pop3d-journal", mode=0o700)
     keep = "/var/lib/pop3d-journal/admin-file"
@@ -417,5 +435,39 @@ try:
     finally:
         shutil.rmtree("/var/lib/pop3d-journal", ignore_errors=True)
     print("ok: purge keeps a journal directory that still holds a journal")
-finally:
-    shutil.rmtree(work, ignore_errors=True)
+
+
+if not T.inside():
+    d = D.fresh_dir("debian-package")
+    work = tempfile.mkdtemp(prefix="pop3d-deb.")   # 0700: only root may enter
+    try:
+        t0 = time.time()
+        build(work, d)
+        t1 = time.time()
+        before = host_state()
+        status = T.reexec(__file__, [work], [work, ROOT])
+        after = host_state()
+        changed = sorted(k for k in before if before[k] != after.get(k))
+        assert not changed, f"the test changed the machine: {changed}"
+        print(f"build and lintian {t1 - t0:.0f} s, in the throw-away root {time.time() - t1:.0f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(status)
+
+work = sys.argv[1]
+syslog = T.enter()
+d = D.fresh_dir("debian-package")
+with open(os.path.join(work, "src", "debian", "changelog")) as f:
+    version = f.readline().split("(")[1].split(")")[0]
+arch = run(["dpkg", "--print-architecture"]).stdout.strip()
+deb = os.path.join(work, f"pop3d_{version}_{arch}.deb")
+clean_slate()
+try:
+    package_checks(deb, version, d)
+    failed = False
+except Exception:  # reported; the first day still runs, from a clean slate
+    traceback.print_exc()
+    failed = True
+    clean_slate()
+first_day.run(syslog, D.fresh_dir("first-day"), deb, ROOT)
+sys.exit(1 if failed else 0)

@@ -2,9 +2,10 @@
 system daemons (debian_package.py, first_day.py): nothing they do reaches the
 machine.
 
-- unshare: a mount, pid and network namespace of the test's own; the test's
-  process is pid 1 there, so every daemon it started dies with it, and only
-  its own loopback interface exists (ports 110 and 995 are free there);
+- unshare: a mount, pid and network namespace of the test's own; the test
+  runs under its pid 1 (which reaps orphans as init does), so every daemon
+  it started dies with it, and only its own loopback interface exists
+  (ports 110 and 995 are free there);
 - an overlay whose lower layer is the machine's / (read only through it) and
   whose upper layer is a tmpfs: dpkg -i/--purge, useradd, files in /etc and
   /var/mail all land in the tmpfs and vanish with the namespace;
@@ -155,11 +156,31 @@ class Syslog:
                              "\n".join(t for _, t in self.since(mark)))
 
 
+def _init():
+    """Pid 1 of the namespace stays behind as its init: it reaps every process
+    whose parent is gone (a daemon's, after its init script stopped it;
+    start-stop-daemon waits for a zombie to vanish) until the test, its
+    child, ends, and exits with the test's status; the kernel then kills
+    whatever is left in the namespace. The test goes on in the child."""
+    test = os.fork()
+    if test == 0:
+        return
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(1)
+        if pid == test:
+            os._exit(os.waitstatus_to_exitcode(status) % 256 if os.WIFEXITED(status)
+                     else 128 + os.WTERMSIG(status))
+
+
 def enter():
-    """Inside the namespaces (pid 1): build the root, chroot into it, bring up
+    """Inside the namespaces: build the root, chroot into it, bring up
     loopback and serve /dev/log. Returns the Syslog. Exits 77 if overlayfs
     or a mount is refused (the machine cannot give a throw-away root)."""
     assert inside() and os.getpid() == 1, "enter() runs as pid 1 of reexec()'s namespaces"
+    _init()
     top = os.environ["POP3D_THROWAWAY_TOP"]
     try:
         root = _prepare(top)
