@@ -95,10 +95,8 @@ def dpkg(*args):
 
 
 
-def build(work, d):
-    """Build the package in WORK/src (WORK is 0700), lint it: (deb, version)."""
-    # ---- build, outside the repository ----
-    src = os.path.join(work, "src")
+def copy_sources(src):
+    """The tracked (and new, not ignored) files of the tree into SRC."""
     os.makedirs(src)
     git = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others",
                           "--exclude-standard"], capture_output=True)
@@ -116,6 +114,13 @@ def build(work, d):
         if os.path.isfile(os.path.join(ROOT, n)):  # not a deleted file git still lists
             os.makedirs(os.path.dirname(os.path.join(src, n)), exist_ok=True)
             shutil.copy2(os.path.join(ROOT, n), os.path.join(src, n))
+
+
+def build(work, d):
+    """Build the package in WORK/src (WORK is 0700), lint it: (deb, version)."""
+    # ---- build, outside the repository ----
+    src = os.path.join(work, "src")
+    copy_sources(src)
     # A build from a clean tree: the objects of the repository's ./pop3d stay there.
     run(["make", "-C", src, "clean"])
     t0 = time.time()
@@ -165,6 +170,28 @@ def clean_slate():
         run(["deluser", "--quiet", "--system", "pop3d"])
     if subprocess.run(["getent", "group", "pop3d"], capture_output=True).returncode == 0:
         run(["delgroup", "--quiet", "--system", "pop3d"])
+
+
+def user_build(d):
+    """The same build as an ordinary user (Rules-Requires-Root: no; fakeroot
+    named as an administrator would), in a copy under the user's 0700 home:
+    the unit tests' non-root paths, in a directory no other account enters."""
+    run(["useradd", "--create-home", "--shell", "/bin/sh", "builder"])
+    home = pwd.getpwnam("builder").pw_dir
+    os.chmod(home, 0o700)
+    src = os.path.join(home, "src")
+    copy_sources(src)
+    run(["chown", "-R", "builder:builder", src])
+    run(["runuser", "-u", "builder", "--", "make", "-C", src, "clean"])
+    t0 = time.time()
+    r = subprocess.run(["runuser", "-u", "builder", "--", "dpkg-buildpackage", "-us", "-uc", "-b",
+                        "-rfakeroot"], cwd=src, capture_output=True, text=True, timeout=600)
+    D.write(os.path.join(d, "build-as-user.log"), r.stdout + r.stderr)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, f"dpkg-buildpackage as a user failed:\n{out[-4000:]}"
+    assert out.count("[  PASSED  ]") >= 8 and "[  FAILED  ]" not in out, \
+        "the build as a user did not run the unit tests"
+    print(f"ok: built as an ordinary user too ({time.time() - t0:.0f} s)")
 
 
 def package_checks(deb, version, d):
@@ -463,6 +490,7 @@ arch = run(["dpkg", "--print-architecture"]).stdout.strip()
 deb = os.path.join(work, f"pop3d_{version}_{arch}.deb")
 clean_slate()
 try:
+    user_build(d)
     package_checks(deb, version, d)
     failed = False
 except Exception:  # reported; the first day still runs, from a clean slate
