@@ -116,37 +116,56 @@ def copy_sources(src):
             shutil.copy2(os.path.join(ROOT, n), os.path.join(src, n))
 
 
-def build(work, d):
-    """Build the package in WORK/src (WORK is 0700), lint it: (deb, version)."""
-    # ---- build, outside the repository ----
-    src = os.path.join(work, "src")
-    copy_sources(src)
-    # A build from a clean tree: the objects of the repository's ./pop3d stay there.
-    run(["make", "-C", src, "clean"])
-    t0 = time.time()
-    r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, capture_output=True,
-                       text=True, timeout=600)
-    D.write(os.path.join(d, "build.log"), r.stdout + r.stderr)
-    assert r.returncode == 0, f"dpkg-buildpackage failed:\n{(r.stdout + r.stderr)[-4000:]}"
-    out = r.stdout + r.stderr
-    assert out.count("[  PASSED  ]") >= 8 and "[  FAILED  ]" not in out, \
-        "the package build did not run the unit tests"
-    build_time = time.time() - t0
-    with open(os.path.join(src, "debian", "changelog")) as f:
-        version = f.readline().split("(")[1].split(")")[0]
-    arch = run(["dpkg", "--print-architecture"]).stdout.strip()
-    deb = os.path.join(work, f"pop3d_{version}_{arch}.deb")
-    changes = os.path.join(work, f"pop3d_{version}_{arch}.changes")
-    assert os.path.isfile(deb) and os.path.isfile(changes), os.listdir(work)
+class Build:
+    """dpkg-buildpackage -us -uc -b in a fresh copy of the sources, SRC, in
+    the background: as root, or as USER (Rules-Requires-Root: no; fakeroot
+    named as an administrator would) in that user's 0700 home."""
 
-    # ---- lintian ----
+    def __init__(self, src, log, user=None):
+        copy_sources(src)
+        as_user = ["runuser", "-u", user, "--"] if user else []
+        if user:
+            run(["chown", "-R", f"{user}:{user}", src])
+        # A build from a clean tree: the objects of the repository's ./pop3d stay there.
+        run([*as_user, "make", "-C", src, "clean"])
+        self.log, self.what = log, f"the build as {user or 'root'}"
+        self.t0 = time.time()
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen([*as_user, "dpkg-buildpackage", "-us", "-uc", "-b",
+                                          *(["-rfakeroot"] if user else [])],
+                                         cwd=src, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT)
+
+    def finish(self):
+        """Wait (bounded) and check it: the seconds it took."""
+        try:
+            self.proc.wait(timeout=900)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"{self.what} took more than 15 minutes")
+        out = D.read(self.log).decode(errors="replace")
+        assert self.proc.returncode == 0, f"{self.what} failed:\n{out[-4000:]}"
+        assert out.count("[  PASSED  ]") >= 8 and "[  FAILED  ]" not in out, \
+            f"{self.what} did not run the unit tests"
+        return time.time() - self.t0
+
+
+def lintian(changes, d):
     r = subprocess.run(["lintian", "--fail-on", "error,warning", "--info", changes],
                        capture_output=True, text=True, timeout=300)
     D.write(os.path.join(d, "lintian.log"), r.stdout + r.stderr)
     tags = [line for line in r.stdout.splitlines() if line[:2] in ("E:", "W:")]
     assert r.returncode == 0 and not tags, f"lintian (exit {r.returncode}):\n{r.stdout}{r.stderr}"
-    print(f"built in {build_time:.0f} s; lintian: {r.stdout.strip() or 'no tags'}")
-    return deb, version
+    return r.stdout.strip() or "no tags"
+
+
+def user_build(d):
+    """The build as an ordinary user: the unit tests' paths for a caller
+    that is not root, in a directory no other account may enter."""
+    run(["useradd", "--create-home", "--shell", "/bin/sh", "builder"])
+    home = pwd.getpwnam("builder").pw_dir
+    os.chmod(home, 0o700)
+    return Build(os.path.join(home, "src"), os.path.join(d, "build-as-user.log"), "builder")
 
 
 def host_state():
@@ -170,28 +189,6 @@ def clean_slate():
         run(["deluser", "--quiet", "--system", "pop3d"])
     if subprocess.run(["getent", "group", "pop3d"], capture_output=True).returncode == 0:
         run(["delgroup", "--quiet", "--system", "pop3d"])
-
-
-def user_build(d):
-    """The same build as an ordinary user (Rules-Requires-Root: no; fakeroot
-    named as an administrator would), in a copy under the user's 0700 home:
-    the unit tests' non-root paths, in a directory no other account enters."""
-    run(["useradd", "--create-home", "--shell", "/bin/sh", "builder"])
-    home = pwd.getpwnam("builder").pw_dir
-    os.chmod(home, 0o700)
-    src = os.path.join(home, "src")
-    copy_sources(src)
-    run(["chown", "-R", "builder:builder", src])
-    run(["runuser", "-u", "builder", "--", "make", "-C", src, "clean"])
-    t0 = time.time()
-    r = subprocess.run(["runuser", "-u", "builder", "--", "dpkg-buildpackage", "-us", "-uc", "-b",
-                        "-rfakeroot"], cwd=src, capture_output=True, text=True, timeout=600)
-    D.write(os.path.join(d, "build-as-user.log"), r.stdout + r.stderr)
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, f"dpkg-buildpackage as a user failed:\n{out[-4000:]}"
-    assert out.count("[  PASSED  ]") >= 8 and "[  FAILED  ]" not in out, \
-        "the build as a user did not run the unit tests"
-    print(f"ok: built as an ordinary user too ({time.time() - t0:.0f} s)")
 
 
 def package_checks(deb, version, d):
@@ -465,37 +462,50 @@ def package_checks(deb, version, d):
 
 
 if not T.inside():
-    d = D.fresh_dir("debian-package")
     work = tempfile.mkdtemp(prefix="pop3d-deb.")   # 0700: only root may enter
     try:
         t0 = time.time()
-        build(work, d)
-        t1 = time.time()
         before = host_state()
         status = T.reexec(__file__, [work], [work, ROOT])
         after = host_state()
         changed = sorted(k for k in before if before[k] != after.get(k))
         assert not changed, f"the test changed the machine: {changed}"
-        print(f"build and lintian {t1 - t0:.0f} s, in the throw-away root {time.time() - t1:.0f} s")
+        print(f"{time.time() - t0:.0f} s in all")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     sys.exit(status)
 
+# In the throw-away root: both builds at once (one core each), then the rest.
 work = sys.argv[1]
 syslog = T.enter()
 d = D.fresh_dir("debian-package")
-with open(os.path.join(work, "src", "debian", "changelog")) as f:
+clean_slate()
+src = os.path.join(work, "src")
+as_root = Build(src, os.path.join(d, "build.log"))
+as_user = user_build(d)
+took = as_root.finish()
+with open(os.path.join(src, "debian", "changelog")) as f:
     version = f.readline().split("(")[1].split(")")[0]
 arch = run(["dpkg", "--print-architecture"]).stdout.strip()
 deb = os.path.join(work, f"pop3d_{version}_{arch}.deb")
-clean_slate()
+changes = os.path.join(work, f"pop3d_{version}_{arch}.changes")
+assert os.path.isfile(deb) and os.path.isfile(changes), os.listdir(work)
+print(f"built in {took:.0f} s; lintian: {lintian(changes, d)}")
+failed = False
 try:
-    user_build(d)
+    t0 = time.time()
     package_checks(deb, version, d)
-    failed = False
+    print(f"package checks {time.time() - t0:.0f} s")
 except Exception:  # reported; the first day still runs, from a clean slate
     traceback.print_exc()
     failed = True
     clean_slate()
-first_day.run(syslog, D.fresh_dir("first-day"), deb, ROOT)
+t0 = time.time()
+try:
+    first_day.run(syslog, D.fresh_dir("first-day"), deb, ROOT)
+except Exception:
+    traceback.print_exc()
+    failed = True
+print(f"first day {time.time() - t0:.0f} s")
+print(f"built as an ordinary user too ({as_user.finish():.0f} s)")
 sys.exit(1 if failed else 0)
