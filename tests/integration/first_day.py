@@ -25,6 +25,7 @@ inside its throw-away root (throwaway_root.py), with the package it built
 All front ends are tried; the failures are listed together at the end.
 """
 
+import glob
 import grp
 import gzip
 import os
@@ -91,6 +92,10 @@ class FirstDay:
     # ---- the machine as Debian leaves it, and one user ----
 
     def setup(self):
+        # The root is a copy of the machine: none of its own front ends for
+        # port 110 or 995 (the init scripts would start every one of them).
+        for path in glob.glob("/etc/stunnel/*.conf") + glob.glob("/etc/xinetd.d/pop3*"):
+            os.unlink(path)
         mail = grp.getgrnam("mail")
         os.makedirs(SPOOL, exist_ok=True)
         os.chown(SPOOL, 0, mail.gr_gid)   # Debian's, whatever the host's spool is
