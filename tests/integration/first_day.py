@@ -236,14 +236,15 @@ class FirstDay:
         text = (gzip.decompress(data) if man_page.endswith(".gz") else data).decode()
         line = next(ln for ln in text.splitlines() if re.match(r"pop3\s+stream\s+tcp", ln))
         line = line.replace("\\-", "-")
-        with open("/etc/inetd.conf", "a") as f:
-            f.write(line + "\n")
+        conf = D.read("/etc/inetd.conf") if os.path.exists("/etc/inetd.conf") else b""
+        D.write("/etc/inetd.conf", conf + line.encode() + b"\n")
         sh(["/etc/init.d/openbsd-inetd", "restart"], timeout=WAIT)
         try:
             wait_until(lambda: listening(110), "inetd on port 110")
             self.session(f"{label}: pop3d(8)'s /etc/inetd.conf line", self.plain(110))
         finally:
             sh(["/etc/init.d/openbsd-inetd", "stop"], timeout=WAIT)
+            D.write("/etc/inetd.conf", conf)
             wait_until(lambda: not listening(110), "inetd stops")
 
     def every_example(self, ex, man_page, label):
