@@ -8,7 +8,10 @@ WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-p
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection -fPIE
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
-ALL_CFLAGS = $(CSTD) $(WARN) $(HARDEN) $(CFLAGS)
+# Journals of accounts that cannot create files beside their mailbox (Debian's
+# 2775 root:mail /var/mail) go to JOURNALDIR/UID when --journal-dir is not given.
+JOURNALDIR ?= /var/lib/pop3d-journal
+ALL_CFLAGS = $(CSTD) $(WARN) $(HARDEN) -DPOP3D_JOURNAL_DIR='"$(JOURNALDIR)"' $(CFLAGS)
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 # x86: control-flow protection (endbr64 at every indirect-branch target of
 # ours, shadow-stack compatible). ld keeps the binary's IBT/SHSTK note only if
@@ -29,14 +32,14 @@ endif
 
 # Everything but main(): shared by the binary and the unit tests.
 LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c \
-            privsep.c sandbox.c proxy.c peer.c throttle.c
+            privsep.c sandbox.c proxy.c peer.c throttle.c dotlocker.c
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 HEADERS  := $(wildcard *.h)
 
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
             tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2 \
             tests/test_privsep tests/test_proxy tests/test_peer tests/test_throttle \
-            tests/test_lock_nfs tests/test_log
+            tests/test_lock_nfs tests/test_log tests/test_dotlocker
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -68,6 +71,7 @@ tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_log:     tests/test_log.o     log.o
 tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_privsep: tests/test_privsep.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_dotlocker: tests/test_dotlocker.o dotlocker.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_proxy:   tests/test_proxy.o proxy.o peer.o
 # test_peer also parses PROXY headers: the third way an address arrives.
 tests/test_peer:    tests/test_peer.o peer.o proxy.o

@@ -77,10 +77,12 @@
 
 /* Locking, as Debian's MDAs and liblockfile do it. */
 #define LOCK_TIMEOUT         30    /* seconds to wait for the mailbox lock */
+#define LOCK_TIMEOUT_MAX     3600  /* seconds the dotlocker is ever asked to wait */
 #define DOTLOCK_STALE_AGE    300   /* seconds after which a dotlock is stale */
 #define LOCK_RETRY_USEC      100000 /* pause between lock attempts */
 #define DOTLOCK_SUFFIX       ".lock"  /* MAILBOX.lock, the MDAs' name */
 #define DOTLOCK_TEMP_PREFIX  ".lk"    /* temporary lock files: ours (".lk.pop3d.") and liblockfile's */
+#define MAX_ACCOUNT_GROUPS   1024     /* supplementary groups looked at to tell who may write a spool */
 #define DOTLOCK_MAX_SIZE     64       /* octets a dotlock may hold to be broken: empty or a pid line */
 
 /* Files. Every name pop3d makes for a mailbox carries SIDE_FILE_MARK (mbox_is_side_file). */
@@ -90,6 +92,9 @@
 #define SESSION_LOCK_ATTEMPTS 3           /* tries when the lock file is replaced under us */
 #define JOURNAL_TEMP_SUFFIX ".new"          /* journal being rewritten by recovery */
 #define JOURNAL_WITNESS_SIZE 4096         /* octets at the old end of file that tell "not yet truncated" */
+#ifndef POP3D_JOURNAL_DIR   /* the Makefile's JOURNALDIR */
+#define POP3D_JOURNAL_DIR  "/var/lib/pop3d-journal" /* journals where the account cannot write beside its mailbox */
+#endif
 #define JOURNAL_DIR_MODE   0700           /* --journal-dir/UID, one per account */
 #define JOURNAL_ASIDE_INFIX ".planted."   /* --journal-dir/UID.planted.N: what was in its place */
 #define JOURNAL_ASIDE_ATTEMPTS 100        /* names tried for it */

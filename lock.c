@@ -6,9 +6,11 @@
 #define _GNU_SOURCE
 #include "lock.h"
 
+#include "dotlocker.h"
 #include "fileio.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -354,9 +356,17 @@ static bool dir_not_writable(int err)
 	return err == EACCES || err == EPERM || err == EROFS;
 }
 
-/* Take PATH.lock. 0 taken or skipped (directory not writable), -1 with errno and why. */
-static int dotlock_take(const char *path, const struct timespec *deadline,
-			struct mail_lock *lk, char *why, size_t whylen)
+static void dotlock_why(int err, char *why, size_t whylen)
+{
+	if (err == ETIMEDOUT)
+		set_why(why, whylen, "mailbox is locked by another process");
+	else
+		set_why(why, whylen, "cannot create dotlock: %s", strerror(err));
+}
+
+/* Take PATH.lock here. 0 taken or skipped (directory not writable), -1 with errno and why. */
+static int dotlock_take_local(const char *path, const struct timespec *deadline,
+			      struct mail_lock *lk, char *why, size_t whylen)
 {
 	char *lockpath = concat(path, strlen(path), DOTLOCK_SUFFIX);
 	if (!lockpath) {
@@ -400,10 +410,7 @@ static int dotlock_take(const char *path, const struct timespec *deadline,
 	free(tmp);
 
 	if (rc < 0) {
-		if (err == ETIMEDOUT)
-			set_why(why, whylen, "mailbox is locked by another process");
-		else
-			set_why(why, whylen, "cannot create dotlock: %s", strerror(err));
+		dotlock_why(err, why, whylen);
 		free(lockpath);
 		errno = err;
 		return -1;
@@ -433,7 +440,7 @@ static bool dotlock_has_our_pid(const char *lockpath)
  * now. The inode alone does not prove it (a new file may reuse the number),
  * so the pid written into it must match too.
  */
-static void dotlock_release(struct mail_lock *lk)
+static void dotlock_release_local(struct mail_lock *lk)
 {
 	struct stat st;
 	if (lstat(lk->dotlock, &st) < 0) {
@@ -451,6 +458,134 @@ static void dotlock_release(struct mail_lock *lk)
 	}
 	free(lk->dotlock);
 	lk->dotlock = NULL;
+}
+
+/* ---- through the dotlocker ---------------------------------------------- */
+
+static int dotlocker_fd = -1;      /* the keeper's end; -1: none */
+static char *dotlocker_mailbox;    /* the one mailbox it locks */
+
+void lock_use_dotlocker(int fd, const char *mailbox)
+{
+	lock_forget_dotlocker();
+	dotlocker_mailbox = strdup(mailbox);
+	if (dotlocker_mailbox)
+		dotlocker_fd = fd;
+	else
+		close(fd);   /* no dotlocker then: the dotlock is skipped with its log line */
+}
+
+void lock_forget_dotlocker(void)
+{
+	if (dotlocker_fd >= 0)
+		close(dotlocker_fd);
+	dotlocker_fd = -1;
+	free(dotlocker_mailbox);
+	dotlocker_mailbox = NULL;
+}
+
+static bool through_dotlocker(const char *path)
+{
+	return dotlocker_fd >= 0 && strcmp(path, dotlocker_mailbox) == 0;
+}
+
+/* Whole seconds until the deadline, rounded up; 0 once it has passed. */
+static unsigned seconds_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0 || !time_before(&now, deadline))
+		return 0;
+	time_t s = deadline->tv_sec - now.tv_sec + (deadline->tv_nsec > now.tv_nsec ? 1 : 0);
+	return s > LOCK_TIMEOUT_MAX ? LOCK_TIMEOUT_MAX : (unsigned)s;
+}
+
+/* One request, one answer. 0, or -1 with errno (EIO: the dotlocker is gone or refused). */
+static int dotlocker_call(uint32_t op, unsigned timeout, struct dl_answer *a)
+{
+	struct dl_request rq = {.op = op, .timeout = timeout};
+	ssize_t n;
+	while ((n = send(dotlocker_fd, &rq, sizeof(rq), MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof(rq))
+		while ((n = recv(dotlocker_fd, a, sizeof(*a), 0)) < 0 && errno == EINTR)
+			;
+	if (n != (ssize_t)sizeof(*a)) {
+		log_msg(LOG_ERR, "the dotlocker of %s did not answer: %s", LOG_Q(dotlocker_mailbox),
+			n < 0 ? strerror(errno) : "it has ended");
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+static int dotlock_take_remote(const char *path, const struct timespec *deadline,
+			       struct mail_lock *lk, char *why, size_t whylen)
+{
+	struct dl_answer a;
+	if (dotlocker_call(DL_TAKE, seconds_left(deadline), &a) < 0) {
+		dotlock_why(EIO, why, whylen);
+		return -1;
+	}
+	if (a.err != 0) {
+		dotlock_why(a.err, why, whylen);
+		errno = a.err;
+		return -1;
+	}
+	if (!a.taken)
+		return 0;   /* skipped: the dotlocker logged why */
+	lk->dotlock = concat(path, strlen(path), DOTLOCK_SUFFIX);
+	lk->dotlock_remote = true;
+	lk->held |= LOCK_DOTLOCK;
+	if (!lk->dotlock) {   /* taken, but no name to release it by: give it back now */
+		dotlocker_call(DL_RELEASE, 0, &a);
+		set_why(why, whylen, "out of memory");
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+static void dotlock_release_remote(struct mail_lock *lk)
+{
+	struct dl_answer a;
+	if (dotlocker_fd >= 0 && dotlocker_call(DL_RELEASE, 0, &a) == 0 && a.err != 0)
+		log_msg(LOG_ERR, "the dotlocker cannot remove %s: %s", LOG_Q(lk->dotlock),
+			strerror(a.err));
+	free(lk->dotlock);
+	lk->dotlock = NULL;
+	lk->dotlock_remote = false;
+}
+
+static int dotlock_take(const char *path, const struct timespec *deadline,
+			struct mail_lock *lk, char *why, size_t whylen)
+{
+	if (through_dotlocker(path))
+		return dotlock_take_remote(path, deadline, lk, why, whylen);
+	return dotlock_take_local(path, deadline, lk, why, whylen);
+}
+
+static void dotlock_release(struct mail_lock *lk)
+{
+	if (lk->dotlock_remote)
+		dotlock_release_remote(lk);
+	else
+		dotlock_release_local(lk);
+}
+
+int dotlock_take_here(const char *path, unsigned timeout, struct mail_lock *lk,
+		      char *why, size_t whylen)
+{
+	memset(lk, 0, sizeof(*lk));
+	lk->fd = -1;
+	struct timespec deadline = deadline_after(timeout);
+	return dotlock_take_local(path, &deadline, lk, why, whylen);
+}
+
+void dotlock_release_here(struct mail_lock *lk)
+{
+	if (lk->dotlock)
+		dotlock_release_local(lk);
+	lk->held = 0;
 }
 
 /* ---- fcntl and flock ---------------------------------------------------- */
@@ -636,6 +771,85 @@ void mailbox_unlock(struct mail_lock *lk)
 	lk->held = 0;
 	lk->fd = -1;
 	errno = saved;
+}
+
+/* ---- who may create files beside a mailbox ------------------------------ */
+
+static bool in_groups(gid_t g, const struct account_creds *who)
+{
+	if (g == who->gid)
+		return true;
+	for (size_t i = 0; i < who->ngroups; i++)
+		if (who->groups[i] == g)
+			return true;
+	return false;
+}
+
+void spool_access_decide(const struct stat *dir, const struct account_creds *who,
+			 struct spool_access *out)
+{
+	const mode_t wx_user = S_IWUSR | S_IXUSR, wx_group = S_IWGRP | S_IXGRP,
+		     wx_other = S_IWOTH | S_IXOTH;
+	mode_t m = dir->st_mode;
+	bool can;
+	/* The kernel uses the first class the account is in, even when a later one grants more. */
+	if (who->uid == 0)
+		can = true;
+	else if (who->uid == dir->st_uid)
+		can = (m & wx_user) == wx_user;
+	else if (in_groups(dir->st_gid, who))
+		can = (m & wx_group) == wx_group;
+	else
+		can = (m & wx_other) == wx_other;
+	out->group = dir->st_gid;
+	if (can)
+		out->who = SPOOL_ACCOUNT;
+	else if (who->uid != dir->st_uid && !in_groups(dir->st_gid, who) && (m & wx_group) == wx_group)
+		out->who = SPOOL_GROUP;
+	else
+		out->who = SPOOL_NOBODY;
+}
+
+/* The supplementary groups the account will have: n of them into groups (at most *n). */
+static void account_groups(const char *account, gid_t gid, gid_t *groups, size_t *n)
+{
+	int got;
+	if (geteuid() != 0) {
+		got = getgroups((int)*n, groups);
+	} else if (account) {
+		got = (int)*n;
+		/* More than MAX_ACCOUNT_GROUPS: the first ones (-1 but got filled): a "no" at worst. */
+		if (getgrouplist(account, gid, groups, &got) < 0 && got > (int)*n)
+			got = (int)*n;
+	} else {
+		got = 0;
+	}
+	*n = got < 0 ? 0 : (size_t)got;
+}
+
+int spool_access(const char *mailbox, const char *account, uid_t uid, gid_t gid,
+		 struct spool_access *out)
+{
+	out->who = SPOOL_ACCOUNT;
+	out->group = gid;
+	const char *slash = strrchr(mailbox, '/');
+	char dir[MAX_PATH_LEN];
+	size_t len = !slash ? 1 : slash == mailbox ? 1 : (size_t)(slash - mailbox);
+	if (len >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(dir, slash ? mailbox : ".", len);
+	dir[len] = '\0';
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		return -1;
+	gid_t groups[MAX_ACCOUNT_GROUPS];
+	size_t n = MAX_ACCOUNT_GROUPS;
+	account_groups(account, gid, groups, &n);
+	struct account_creds who = {.uid = uid, .gid = gid, .groups = groups, .ngroups = n};
+	spool_access_decide(&st, &who, out);
+	return 0;
 }
 
 /* ---- the one-session lock ----------------------------------------------- */

@@ -1082,6 +1082,7 @@ void mbox_default_options(struct mbox_options *opt)
 	opt->max_size = MAX_MAILBOX_SIZE;
 	opt->index_dir = NULL;
 	opt->journal_dir = NULL;
+	opt->journal_alt_dir = NULL;
 	opt->no_mmap = false;
 }
 
@@ -1365,6 +1366,8 @@ static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_
 	enum mbox_status st = check_no_journal_in(mb, NULL, why, whylen);
 	if (st == MBOX_OK && mb->opt.journal_dir)
 		st = check_no_journal_in(mb, mb->opt.journal_dir, why, whylen);
+	if (st == MBOX_OK && mb->opt.journal_alt_dir)
+		st = check_no_journal_in(mb, mb->opt.journal_alt_dir, why, whylen);
 	return st;
 }
 

@@ -44,6 +44,7 @@ struct mbox_options {
 	off_t max_size;
 	const char *index_dir;   /* expanded --index-dir, or NULL: no index (read by mbox_open only) */
 	const char *journal_dir; /* expanded --journal-dir, or NULL: journal beside the mailbox */
+	const char *journal_alt_dir; /* where an older journal may also be (update.h), or NULL */
 	bool no_mmap;            /* read the file with pread(2) only, never map it (tests) */
 };
 

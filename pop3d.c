@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "dotlocker.h"
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
@@ -78,7 +79,7 @@ struct server {
 	uid_t virt_uid;             /* --user account, for virtual users */
 	gid_t virt_gid;
 	char virt_home[MAX_PATH_LEN];
-	char journal_dir[MAX_PATH_LEN]; /* expanded --journal-dir: lives as long as the mailbox */
+	struct journal_places journal;  /* the account's journal places: live as long as the mailbox */
 	struct privsep_config ps;   /* the process model's settings */
 	struct session_config scfg; /* what both halves of the session are told */
 	struct peer peer;           /* scfg.peer is peer.addr */
@@ -584,10 +585,18 @@ static enum login_result become_account(struct server *srv, const struct account
 			LOG_Q(acct->name), why);
 		return LOGIN_SYS_PERM;
 	}
+	/* Who may write beside the mailbox, asked as root of the account uid is about to be. */
+	const char *name = !srv->root ? NULL : acct->system ? acct->name : srv->cfg->virtual_user;
+	struct passwd *pw = by_owner ? getpwuid(uid) : NULL;
+	struct spool_access sa;
+	spool_access(acct->mailbox, pw ? pw->pw_name : name, uid, pw ? pw->pw_gid : gid, &sa);
+	/* Debian's spool: the dotlock through a process with group mail, forked while we are root. */
+	if (srv->root && sa.who == SPOOL_GROUP && sa.group == dotlocker_group() &&
+	    (srv->cfg->lock_methods & LOCK_DOTLOCK))
+		dotlocker_start(acct->mailbox, uid, sa.group);
 	/* The account's own journal directory, made by root while it still can. */
-	if (journal_dir && journal_dir_prepare(journal_dir, acct->mailbox, uid, gid,
-					       srv->journal_dir, sizeof(srv->journal_dir),
-					       why, whylen) < 0)
+	if (journal_places_prepare(journal_dir, acct->mailbox, uid, gid, sa.who == SPOOL_ACCOUNT,
+				   &srv->journal, why, whylen) < 0)
 		return LOGIN_SYS_TEMP;
 	if (!srv->root)
 		return LOGIN_OK;  /* an ordinary user serves mailboxes as itself */
@@ -747,8 +756,10 @@ static enum login_result role_take_maildrop(void *ctx, const struct account *acc
 	char index_dir[MAX_PATH_LEN];
 	/* Without a usable index directory the login goes on, unindexed. */
 	opt.index_dir = expand_dir("--index-dir", srv->cfg->index_dir, acct, index_dir);
-	opt.journal_dir = jdir ? srv->journal_dir : NULL;   /* DIR/UID (journal_dir_prepare) */
+	opt.journal_dir = srv->journal.dir[0] ? srv->journal.dir : NULL;   /* journal_places_prepare */
+	opt.journal_alt_dir = srv->journal.alt[0] ? srv->journal.alt : NULL;
 	struct sandbox_paths paths = {.mailbox = acct->mailbox, .journal_dir = opt.journal_dir,
+				      .journal_alt_dir = opt.journal_alt_dir,
 				      .index_dir = opt.index_dir};
 	if (enter_worker_sandbox(srv, &paths, why, whylen) < 0)
 		return LOGIN_SYS_TEMP;
@@ -1053,6 +1064,8 @@ static int run_recover(const struct server *srv)
 		}
 		opt.journal_dir = account_dir;
 	}
+	char default_dir[MAX_PATH_LEN];   /* a journal left where the spool was not writable */
+	opt.journal_alt_dir = journal_default_dir(uid, default_dir, sizeof(default_dir));
 	if (srv->root && drop_to_uid(uid, gid) < 0) {
 		fprintf(stderr, "pop3d: %s: cannot switch to its owner\n", srv->cfg->recover_path);
 		return EXIT_CONFIG;
@@ -1137,6 +1150,13 @@ static int probe_rename(char **a)
 	return rename(a[0], to);
 }
 static int probe_unlink(char **a) { return unlink(a[0]); }
+
+/* A new file at path (a dotlock of its own, say). */
+static int probe_create(char **a)
+{
+	int fd = open(a[0], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return fd < 0 ? -1 : close(fd);
+}
 static int probe_setxattr(char **a) { return setxattr(a[0], "user.pop3d", "x", 1, 0); }
 
 static int probe_stat(char **a)
@@ -1219,6 +1239,7 @@ static const struct probe {
 	{"STAT", 1, probe_stat}, {"CHMOD", 1, probe_chmod}, {"TRUNCATE", 1, probe_truncate},
 	{"UTIME", 1, probe_utime}, {"CHOWN", 1, probe_chown},
 	{"LINK", 1, probe_link}, {"RENAME", 1, probe_rename}, {"UNLINK", 1, probe_unlink},
+	{"CREATE", 1, probe_create},
 	{"SETXATTR", 1, probe_setxattr}, {"SIGNAL", 1, probe_signal}, {"KILL", 1, probe_kill},
 	{"PIDFD", 1, probe_pidfd}, {"PRLIMIT", 1, probe_prlimit}, {"NICE", 1, probe_nice},
 	{"SETOWN", 1, probe_setown}, {"LANDLOCK", 0, probe_landlock},

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lock.h"
 #include "log.h"
 #include "sandbox.h"
 
@@ -157,12 +158,18 @@ static void forward_log(int priority, const char *msg, void *ctx)
 	send_text(*(const int *)ctx, PS_LOG, (uint32_t)priority, msg);
 }
 
+static int log_chan = -1;   /* the hook's context: this process's channel, set once */
+
 void privsep_forward_logs(int chan)
 {
-	static int fd;   /* the hook's context: this process's channel, set once */
-	fd = chan;
+	log_chan = chan;
 	log_close();   /* the inherited syslog socket or log file is the authenticator's */
-	log_set_hook(forward_log, &fd);
+	log_set_hook(forward_log, &log_chan);
+}
+
+int privsep_log_channel(void)
+{
+	return log_chan;
 }
 
 /* ---- the greeter's side ---- */
@@ -282,6 +289,11 @@ static pid_t fork_bound(void)
 		privsep_die_with_parent();
 	}
 	return pid;
+}
+
+pid_t privsep_fork(void)
+{
+	return fork_bound();
 }
 
 /* ---- children and their ends ---- */
@@ -481,6 +493,7 @@ static int keeper_main(const struct privsep_roles *roles, const struct account *
 	pid_t pid = fork_bound();
 	if (pid == 0) {
 		close(sv[0]);
+		lock_forget_dotlocker();   /* only the keeper may ask for the dotlock */
 		_exit(session_main(roles, mb, ho, sv[1]));
 	}
 	free(ho);

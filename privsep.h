@@ -11,6 +11,8 @@
  *     │              greeting, CAPA, USER, PASS, AUTH, QUIT before login
  *     └─ worker: keeper  (the account, Landlock: the mailbox's directory)
  *                  │      takes the maildrop, applies deletions at QUIT
+ *                  ├─ dotlocker  (Debian's spool only: the account with group mail,
+ *                  │              MAILBOX.lock and nothing else; dotlocker.h)
  *                  └─ session  (the account, Landlock: no path at all)
  *                           the TRANSACTION state, from the greeter's handoff
  *
@@ -161,6 +163,12 @@ void privsep_die_with_parent(void);
 
 /* In a child: every log line goes to the authenticator over chan. */
 void privsep_forward_logs(int chan);
+
+/* The channel privsep_forward_logs was given, or -1. */
+int privsep_log_channel(void);
+
+/* fork(2), the child bound to the parent's life (privsep_die_with_parent); as fork. */
+pid_t privsep_fork(void);
 
 /* The greeter's side. */
 enum login_result privsep_login(int chan, const char *user, const char *password,

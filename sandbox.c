@@ -120,6 +120,20 @@ static uint64_t ll_dir_rights(int abi)
 	return r;
 }
 
+/*
+ * The dotlocker's rights in the mailbox's directory: make its temporary file
+ * and link it to MAILBOX.lock, read a lock to judge it, remove its own and a
+ * stale one, open the directory to fsync it. Writing is needed for the pid in
+ * its new file; its seccomp filter lets it open for writing only a file it
+ * creates (O_CREAT|O_EXCL), never a mailbox of group mail. No truncate.
+ */
+static uint64_t ll_dotlocker_rights(void)
+{
+	return LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+	       LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |
+	       LANDLOCK_ACCESS_FS_REMOVE_FILE;
+}
+
 static int ll_allow_dir(int ruleset, const char *dir, uint64_t rights, char *why, size_t whylen)
 {
 	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -155,7 +169,7 @@ static void dir_of(const char *path, char *out, size_t size)
 static int ll_add_paths(int ruleset, int abi, const struct sandbox_paths *p,
 			char *why, size_t whylen)
 {
-	uint64_t rights = ll_dir_rights(abi);
+	uint64_t rights = p->dotlock_only ? ll_dotlocker_rights() : ll_dir_rights(abi);
 	char dir[4096];
 	if (p->mailbox) {
 		dir_of(p->mailbox, dir, sizeof(dir));
@@ -163,6 +177,8 @@ static int ll_add_paths(int ruleset, int abi, const struct sandbox_paths *p,
 			return -1;
 	}
 	if (p->journal_dir && ll_allow_dir(ruleset, p->journal_dir, rights, why, whylen) < 0)
+		return -1;
+	if (p->journal_alt_dir && ll_allow_dir(ruleset, p->journal_alt_dir, rights, why, whylen) < 0)
 		return -1;
 	if (p->index_dir) {
 		/* Made here, not by the index code later: Landlock grants nothing to a directory not yet there. */
@@ -590,6 +606,74 @@ int sandbox_seccomp_session(char *why, size_t whylen)
 	     nr <= NEWEST_KNOWN_SYSCALL + UNKNOWN_SYSCALLS; nr++)
 		rc |= seccomp_rule_add_array(ctx, SCMP_ACT_TRAP, nr, 0, NULL);
 	return load(ctx, rc, "session process", why, whylen);
+}
+
+/* open(2)/openat(2) (flags argument arg): to read, or to create a new file, nothing else. */
+static int allow_safe_open(scmp_filter_ctx ctx, const char *name, unsigned arg)
+{
+	/* Read only: no O_TRUNC (which truncates even O_RDONLY), no O_CREAT. */
+	struct scmp_arg_cmp rd = arg_is(arg, SCMP_CMP_MASKED_EQ, O_ACCMODE | O_TRUNC | O_CREAT,
+					O_RDONLY);
+	/* A new file (O_EXCL: never an existing one, never through a symlink), not truncating. */
+	struct scmp_arg_cmp excl = arg_is(arg, SCMP_CMP_MASKED_EQ, O_CREAT | O_EXCL | O_TRUNC,
+					  O_CREAT | O_EXCL);
+	return rule(ctx, SCMP_ACT_ALLOW, name, 1, &rd) | rule(ctx, SCMP_ACT_ALLOW, name, 1, &excl);
+}
+
+int sandbox_seccomp_dotlocker(int sock, char *why, size_t whylen)
+{
+	if (sandbox_seccomp_skipped())
+		return 0;
+	scmp_filter_ctx ctx = new_filter(SCMP_ACT_TRAP, why, whylen);
+	if (!ctx)
+		return -1;
+	struct scmp_arg_cmp no_exec = arg_is(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+	struct scmp_arg_cmp sig0 = arg_is(1, SCMP_CMP_EQ, 0, 0);
+	int rc = 0;
+	rc |= allow_on_fd(ctx, "recvfrom", sock);    /* the keeper's requests */
+	rc |= allow_on_fd(ctx, "sendto", sock);      /* its answers */
+	rc |= allow(ctx, "write");                   /* log lines; the pid into its new file */
+	rc |= allow_safe_open(ctx, "openat", 2);
+	rc |= allow_safe_open(ctx, "open", 1);
+	rc |= allow(ctx, "close");
+	rc |= allow(ctx, "read");                    /* a lock's pid */
+	rc |= allow(ctx, "pread64");                 /* ... */
+	rc |= allow(ctx, "fstat");                   /* is it still the file we judged? */
+	rc |= allow(ctx, "newfstatat");              /* lstat(2), fstat(2) as glibc makes them */
+	rc |= allow(ctx, "lstat");
+	rc |= allow(ctx, "stat");
+	rc |= allow(ctx, "statx");
+	rc |= allow(ctx, "fstatat64");
+	rc |= allow(ctx, "fstat64");
+	rc |= allow(ctx, "lstat64");
+	rc |= allow(ctx, "link");                    /* the NFS-safe link method */
+	rc |= allow(ctx, "linkat");
+	rc |= allow(ctx, "unlink");                  /* its temporary file, its lock, a stale lock */
+	rc |= allow(ctx, "unlinkat");
+	rc |= allow(ctx, "fsync");                   /* the lock durable, its removal too */
+	rc |= rule(ctx, SCMP_ACT_ALLOW, "kill", 1, &sig0);   /* is a lock's holder alive? */
+	rc |= allow(ctx, "getpid");                  /* the pid it writes */
+	rc |= allow(ctx, "uname");                   /* gethostname(3): the temporary file's name */
+	rc |= allow(ctx, "clock_gettime");           /* the deadline, the lock's age */
+	rc |= allow(ctx, "clock_nanosleep");         /* the pause between attempts */
+	rc |= allow(ctx, "nanosleep");
+	rc |= allow(ctx, "gettimeofday");
+	rc |= allow(ctx, "time");
+	rc |= allow(ctx, "brk");                     /* malloc(3) */
+	rc |= rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, &no_exec);
+	rc |= allow(ctx, "munmap");
+	rc |= allow(ctx, "mremap");
+	rc |= allow(ctx, "madvise");
+	rc |= allow(ctx, "rt_sigreturn");
+	rc |= allow(ctx, "exit_group");
+	rc |= allow(ctx, "exit");
+#if defined(__SANITIZE_ADDRESS__)
+	rc |= allow(ctx, "sigaltstack");
+	rc |= allow(ctx, "rt_sigprocmask");
+	rc |= allow(ctx, "gettid");
+	rc |= allow(ctx, "sched_yield");
+#endif
+	return load(ctx, rc, "dotlocker", why, whylen);
 }
 
 void sandbox_syscall_name(int nr, char *out, size_t size)

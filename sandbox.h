@@ -25,6 +25,15 @@
  *             socket, bind and kill: it holds only the descriptors the keeper
  *             gave it. It reads the mailbox through the descriptor the keeper
  *             opened and asks the keeper to update.
+ *   dotlocker only where the account cannot create files beside its mailbox
+ *             and group mail can (Debian's /var/mail 2775 root:mail): a child
+ *             of the keeper forked as root, then the account's uid with gid
+ *             mail and no other group, NO_NEW_PRIVS, no capabilities, its own
+ *             seccomp allowlist (sandbox_seccomp_dotlocker), Landlock: read,
+ *             make and remove files in the mailbox's directory only. It takes
+ *             and releases MAILBOX.lock, the one path fixed at its fork, when
+ *             the keeper asks (dotlocker.h); the session process has no way
+ *             to reach it.
  *   authenticator  the process started by the front end (root when started
  *             as root): it never reads a client byte, only the fixed-format
  *             messages of its children (privsep.c).
@@ -41,8 +50,11 @@
 /* What the keeper may reach by path. NULL members are left out. */
 struct sandbox_paths {
 	const char *mailbox;      /* its directory: lock, journal, temporary files */
-	const char *journal_dir;  /* --journal-dir, expanded */
+	const char *journal_dir;  /* where journals are written (update.h: journal_places) */
+	const char *journal_alt_dir; /* where an older journal may be */
 	const char *index_dir;    /* --index-dir, expanded (created here if missing) */
+	bool dotlock_only;        /* the dotlocker: in the mailbox's directory only read, make
+				     and remove files (no truncate; no other path at all) */
 };
 
 /* PR_SET_NO_NEW_PRIVS and an empty capability set. 0, or -1 with why. */
@@ -79,6 +91,13 @@ int sandbox_seccomp_worker(char *why, size_t whylen);
 
 /* The session process's, on top of the worker's: no path, no socket, no signal. */
 int sandbox_seccomp_session(char *why, size_t whylen);
+
+/*
+ * The dotlocker's allowlist (dotlocker.h): its requests on sock; write (log
+ * lines, its lock's pid); open a file only to read it or to create a new one
+ * (O_CREAT|O_EXCL); link, unlink, fsync; kill(pid, 0); sleep; nothing else.
+ */
+int sandbox_seccomp_dotlocker(int sock, char *why, size_t whylen);
 
 /* True under valgrind, where the seccomp filters are not loaded. */
 bool sandbox_seccomp_skipped(void);

@@ -844,15 +844,12 @@ static int open_mailbox(struct op *op, int *mfd)
 	return RC_OK;
 }
 
-int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
+/* Recover from the journal in journal_dir (NULL: beside the mailbox), if there is one. */
+static int recover_from(const char *path, const char *journal_dir, const struct mbox_options *opt,
 			const struct update_hooks *hooks, char *why, size_t whylen)
 {
-	if (mbox_check_name(path, why, whylen) != MBOX_OK) {
-		errno = EPERM;
-		return -1;   /* a side file's name is never a mailbox: nothing to recover */
-	}
 	struct op op;
-	if (op_init(&op, path, opt->journal_dir, hooks, why, whylen) != RC_OK)
+	if (op_init(&op, path, journal_dir, hooks, why, whylen) != RC_OK)
 		return -1;
 	/*
 	 * Nearly always there is no journal: then no lock and no copy buffer. An
@@ -879,6 +876,27 @@ int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
 	close_keep_errno(mfd);
 	op_free(&op);
 	return rc == RC_OK ? 0 : -1;
+}
+
+/*
+ * Every place an interrupted update may have left a journal: where journals
+ * go now, beside the mailbox, and the other directory (journal_places_prepare),
+ * so a changed spool mode or --journal-dir never strands one.
+ */
+int mbox_recover_hooked(const char *path, const struct mbox_options *opt,
+			const struct update_hooks *hooks, char *why, size_t whylen)
+{
+	if (mbox_check_name(path, why, whylen) != MBOX_OK) {
+		errno = EPERM;
+		return -1;   /* a side file's name is never a mailbox: nothing to recover */
+	}
+	if (recover_from(path, opt->journal_dir, opt, hooks, why, whylen) < 0)
+		return -1;
+	if (opt->journal_dir && recover_from(path, NULL, opt, hooks, why, whylen) < 0)
+		return -1;
+	if (opt->journal_alt_dir && (!opt->journal_dir || strcmp(opt->journal_alt_dir, opt->journal_dir) != 0))
+		return recover_from(path, opt->journal_alt_dir, opt, hooks, why, whylen);
+	return 0;
 }
 
 int mbox_recover(const char *path, const struct mbox_options *opt, char *why, size_t whylen)
@@ -1051,6 +1069,41 @@ int journal_dir_prepare(const char *dir, const char *mailbox, uid_t uid, gid_t g
 	if (rc < 0)
 		set_why(why, whylen, "a journal of the older layout cannot be moved");
 	return rc;
+}
+
+const char *journal_default_dir(uid_t uid, char *out, size_t outlen)
+{
+	struct stat st;
+	int n = snprintf(out, outlen, "%s/%ju", POP3D_JOURNAL_DIR, (uintmax_t)uid);
+	if (n < 0 || (size_t)n >= outlen || lstat(out, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		out[0] = '\0';
+		return NULL;
+	}
+	return out;
+}
+
+int journal_places_prepare(const char *configured, const char *mailbox, uid_t uid, gid_t gid,
+			   bool beside_ok, struct journal_places *out, char *why, size_t whylen)
+{
+	out->dir[0] = out->alt[0] = '\0';
+	const char *dir = configured;
+	struct stat st;
+	if (!dir && !beside_ok) {
+		if (stat(POP3D_JOURNAL_DIR, &st) == 0 && S_ISDIR(st.st_mode))
+			dir = POP3D_JOURNAL_DIR;
+		else
+			log_msg(LOG_ERR, "uid %ju cannot create files beside %s and the journal "
+				"directory %s is missing (%s): an update will fail; create %s "
+				"(owner root, mode 0755) or pass --journal-dir", (uintmax_t)uid,
+				LOG_Q(mailbox), POP3D_JOURNAL_DIR, strerror(errno), POP3D_JOURNAL_DIR);
+	}
+	if (dir && journal_dir_prepare(dir, mailbox, uid, gid, out->dir, sizeof(out->dir),
+				       why, whylen) < 0)
+		return -1;
+	journal_default_dir(uid, out->alt, sizeof(out->alt));
+	if (strcmp(out->alt, out->dir) == 0)
+		out->alt[0] = '\0';
+	return 0;
 }
 
 /* ---- the update ------------------------------------------------------------------ */

@@ -2,10 +2,12 @@
 #ifndef POP3D_UPDATE_H
 #define POP3D_UPDATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "fileio.h"
+#include "limits.h"
 #include "mbox.h"
 
 /* A journal's first octets and its header's size (the format: update.c). */
@@ -48,6 +50,30 @@ enum mbox_status mbox_update(struct mbox *mb, char *why, size_t whylen);
  */
 int journal_dir_prepare(const char *dir, const char *mailbox, uid_t uid, gid_t gid,
 			char *out, size_t outlen, char *why, size_t whylen);
+
+/* Where an account's journals are written, and where an older one may also be. */
+struct journal_places {
+	char dir[MAX_PATH_LEN];   /* journals are written here; "" beside the mailbox */
+	char alt[MAX_PATH_LEN];   /* another directory one may have been left in, "" none
+				     (beside the mailbox is always looked at too) */
+};
+
+/*
+ * Choose and prepare (journal_dir_prepare, as root before the switch to uid)
+ * the journal places of uid's mailbox. configured: the expanded
+ * --journal-dir, always used when given. Else beside the mailbox when
+ * beside_ok (spool_access: the account can create files there), else
+ * POP3D_JOURNAL_DIR/UID; where that directory is missing too, a log line
+ * says what to do and the journal stays beside (an update then fails, as it
+ * would have). alt: POP3D_JOURNAL_DIR/UID when it exists and is not dir, so
+ * that a changed spool mode never strands a journal. 0, or -1 as
+ * journal_dir_prepare.
+ */
+int journal_places_prepare(const char *configured, const char *mailbox, uid_t uid, gid_t gid,
+			   bool beside_ok, struct journal_places *out, char *why, size_t whylen);
+
+/* POP3D_JOURNAL_DIR/UID into out when it is a directory (out), else NULL. */
+const char *journal_default_dir(uid_t uid, char *out, size_t outlen);
 
 /*
  * Repair a mailbox left mid-update (a journal next to it), under the mailbox

@@ -611,6 +611,61 @@ static void test_journal_dir_crash_and_recover(void **state)
 	mbx_free(&m);
 }
 
+/*
+ * A journal left where journals no longer go (the spool's mode changed, or
+ * --journal-dir was added or dropped) is still found and recovered: from the
+ * other directory (journal_alt_dir), and from beside the mailbox.
+ */
+static void crash_with_journal_in(const struct mbx *m, const char *jdir, const bool *del)
+{
+	struct mbox_options opt;
+	mbox_default_options(&opt);
+	opt.lock_timeout = 2;
+	opt.journal_dir = jdir;
+	struct mbox *mb = NULL;
+	char why[WHY_LEN] = "";
+	char jpath[1300];
+	assert_int_equal(mbox_journal_path(m->path, jdir, jpath, sizeof(jpath)), 0);
+	assert_int_equal(mbox_open(&mb, m->path, &opt, why, sizeof(why)), MBOX_OK);
+	mbx_mark(mb, m, del);
+	struct fault f = { .jpath = jpath, .crash_what = "mailbox-truncated" };
+	assert_int_equal(update_with(mb, &f, why), MBOX_TEMP);
+	mbox_close(mb);
+	assert_true(exists(jpath));
+}
+
+static void test_journal_found_in_either_place(void **state)
+{
+	(void)state;
+	char jdir[600];
+	snprintf(jdir, sizeof(jdir), "%s/journals-either", test_tmpdir());
+	assert_true(mkdir(jdir, 0700) == 0 || errno == EEXIST);
+	const bool del[STD_N] = { false, true };
+	size_t len;
+	char why[WHY_LEN] = "";
+	struct mbox *mb = NULL;
+	for (int beside = 0; beside < 2; beside++) {
+		struct mbx m;
+		mbx_init(&m, beside ? "either-beside" : "either-dir", STD_N, std_sizes, false);
+		crash_with_journal_in(&m, beside ? NULL : jdir, del);
+		struct mbox_options opt;
+		mbox_default_options(&opt);
+		opt.lock_timeout = 2;
+		/* Journals now go to the other place. */
+		opt.journal_dir = beside ? jdir : NULL;
+		opt.journal_alt_dir = beside ? NULL : jdir;
+		assert_int_equal(mbox_open(&mb, m.path, &opt, why, sizeof(why)), MBOX_TEMP);
+		assert_int_equal(mbox_recover(m.path, &opt, why, sizeof(why)), 0);
+		char *exp = mbx_expect(&m, del, NULL, &len);
+		assert_file(m.path, exp, len);
+		free(exp);
+		assert_int_equal(mbox_open(&mb, m.path, &opt, why, sizeof(why)), MBOX_OK);
+		mbox_close(mb);
+		assert_no_journal(&m);
+		mbx_free(&m);
+	}
+}
+
 static void test_log_line(void **state)
 {
 	(void)state;
@@ -1338,6 +1393,7 @@ int main(void)
 		cmocka_unit_test(test_delete_all_truncates_without_journal),
 		cmocka_unit_test(test_move_uses_journal),
 		cmocka_unit_test(test_journal_dir_crash_and_recover),
+		cmocka_unit_test(test_journal_found_in_either_place),
 		cmocka_unit_test(test_log_line),
 		cmocka_unit_test(test_refuse_changed_header_of_deleted),
 		cmocka_unit_test(test_refuse_message_removed),
