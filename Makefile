@@ -126,10 +126,9 @@ DOCDIR     ?= $(PREFIX)/share/doc/pop3d
 # --state-dir's default: made 0700 when missing (an existing one, e.g. a 1733
 # --journal-dir, is left as it is); uninstall leaves it and its table.
 STATEDIR   ?= /var/lib/pop3d
-# The default journal directory, for spools the users cannot write in
-# (Debian's /var/mail): root's, 0755, made when missing (pop3d makes a 0700
-# UID/ of each account's own in it); uninstall leaves it and its journals.
-JOURNALDIR ?= /var/lib/pop3d-journal
+# JOURNALDIR (defined above, compiled in as the default): root's, 0755, made
+# when missing (pop3d makes a 0700 UID/ of each account's own in it);
+# uninstall leaves it and its journals.
 # The STARTTLS front ends (port 110 through stunnel's protocol = pop3) too.
 EXAMPLES   := xinetd.d/pop3 xinetd.d/pop3s xinetd.d/pop3-starttls \
               stunnel/pop3s.conf stunnel/pop3-starttls.conf \
