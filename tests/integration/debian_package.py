@@ -41,6 +41,7 @@ import os
 import poplib
 import pwd
 import random
+import re
 import shutil
 import stat
 import subprocess
@@ -168,15 +169,37 @@ def user_build(d):
     return Build(os.path.join(home, "src"), os.path.join(d, "build-as-user.log"), "builder")
 
 
+# Every account the test (or the package) makes, in the throw-away root only.
+TEST_ACCOUNTS = ("pop3d", "builder", first_day.USER)
+# One of them as a field of an account line: a name, or a group's member.
+TEST_ACCOUNT_FIELD = rf"(^|[:,])({'|'.join(TEST_ACCOUNTS)})([:,]|$)"
+
+
 def host_state():
-    """What the test must leave on the machine as it found it."""
+    """What the test must leave on the machine as it found it: the package set
+    (dpkg -l), the account files, and a few paths, as sets of lines."""
     pkgs = run(["dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n"]).stdout
-    files = {p: D.read(p) for p in ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")
-             if os.path.exists(p)}
-    paths = {p: os.path.lexists(p) for p in ("/var/lib/pop3d", "/var/lib/pop3d-journal",
-                                            "/usr/local/sbin/pop3d", "/etc/xinetd.d/pop3",
-                                            "/etc/stunnel/pop3s.conf", "/var/mail/carol")}
-    return {"packages": pkgs, **files, **paths}
+    state = {"packages": set(pkgs.splitlines())}
+    for path in ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"):
+        state[path] = set(D.read(path).decode().splitlines()) if os.path.exists(path) else set()
+    state["paths"] = {p for p in ("/var/lib/pop3d", "/var/lib/pop3d-journal",
+                                  "/usr/local/sbin/pop3d", "/etc/xinetd.d/pop3",
+                                  "/etc/stunnel/pop3s.conf", "/var/mail/" + first_day.USER)
+                      if os.path.lexists(p)}
+    return state
+
+
+def machine_changes(before, after):
+    """(changes the test may have made, other changes): an account line that
+    names none of the test's accounts was changed by something else running
+    on the machine meanwhile (another test suite's temporary user)."""
+    ours, others = [], []
+    for key in before:
+        for sign, lines in (("-", before[key] - after[key]), ("+", after[key] - before[key])):
+            for line in sorted(lines):
+                other = key.startswith("/etc/") and not re.search(TEST_ACCOUNT_FIELD, line)
+                (others if other else ours).append(f"{key}: {sign}{line}")
+    return ours, others
 
 
 def clean_slate():
@@ -467,9 +490,10 @@ if not T.inside():
         t0 = time.time()
         before = host_state()
         status = T.reexec(__file__, [work], [work, ROOT])
-        after = host_state()
-        changed = sorted(k for k in before if before[k] != after.get(k))
-        assert not changed, f"the test changed the machine: {changed}"
+        ours, others = machine_changes(before, host_state())
+        if others:
+            print("changed on the machine meanwhile, not by this test:\n  " + "\n  ".join(others))
+        assert not ours, "the test changed the machine:\n  " + "\n  ".join(ours)
         print(f"{time.time() - t0:.0f} s in all")
     finally:
         shutil.rmtree(work, ignore_errors=True)
