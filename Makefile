@@ -117,18 +117,25 @@ demo:
 	@$(MAKE) --no-print-directory pop3d
 	@sh examples/demo.sh
 
-# Installation: the binary in sbin, the manual page, and the example
-# configurations in $(DOCDIR)/examples (xinetd.d/, stunnel/, systemd/,
-# fail2ban/), their /usr/local/sbin/pop3d replaced by the real path.
+# Installation: the binary in sbin, the manual page, and every example
+# configuration in $(DOCDIR)/examples (xinetd.d/, stunnel/, stunnel/inetd/,
+# systemd/, fail2ban/), their /usr/local/sbin/pop3d replaced by the real path.
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/pop3d
 # --state-dir's default: made 0700 when missing (an existing one, e.g. a 1733
 # --journal-dir, is left as it is); uninstall leaves it and its table.
 STATEDIR   ?= /var/lib/pop3d
-EXAMPLES   := xinetd.d/pop3 xinetd.d/pop3s stunnel/pop3s.conf stunnel/pop3s-inetd.conf \
+# JOURNALDIR (defined above, compiled in as the default): root's, 0755, made
+# when missing (pop3d makes a 0700 UID/ of each account's own in it);
+# uninstall leaves it and its journals.
+# The STARTTLS front ends (port 110 through stunnel's protocol = pop3) too.
+EXAMPLES   := xinetd.d/pop3 xinetd.d/pop3s xinetd.d/pop3-starttls \
+              stunnel/pop3s.conf stunnel/pop3-starttls.conf \
+              stunnel/inetd/pop3s.conf stunnel/inetd/pop3-starttls.conf \
               systemd/pop3d.socket systemd/pop3d@.service systemd/pop3s.socket \
-              systemd/pop3s@.service contrib/fail2ban/filter.d/pop3d.conf \
+              systemd/pop3s@.service systemd/pop3-starttls.socket \
+              systemd/pop3-starttls@.service contrib/fail2ban/filter.d/pop3d.conf \
               contrib/fail2ban/jail.d/pop3d.conf
 SET_PATHS  := s|/usr/local/sbin/pop3d|$(SBINDIR)/pop3d|g; s|/usr/local/share/doc/pop3d|$(DOCDIR)|g
 
@@ -140,6 +147,7 @@ install: pop3d
 	chmod 644 $(DESTDIR)$(MANDIR)/man8/pop3d.8
 	install -m 644 README $(DESTDIR)$(DOCDIR)/README
 	[ -d $(DESTDIR)$(STATEDIR) ] || install -d -m 700 $(DESTDIR)$(STATEDIR)
+	[ -d $(DESTDIR)$(JOURNALDIR) ] || install -d -m 755 $(DESTDIR)$(JOURNALDIR)
 	for f in $(EXAMPLES); do \
 		dest=$(DESTDIR)$(DOCDIR)/examples/$${f#contrib/}; \
 		install -d "$${dest%/*}" && sed '$(SET_PATHS)' "$$f" >"$$dest" && \
@@ -150,7 +158,8 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/pop3d $(DESTDIR)$(MANDIR)/man8/pop3d.8 $(DESTDIR)$(DOCDIR)/README
 	for f in $(EXAMPLES); do rm -f $(DESTDIR)$(DOCDIR)/examples/$${f#contrib/}; done
 	-cd $(DESTDIR)$(DOCDIR) 2>/dev/null && rmdir examples/fail2ban/filter.d \
-		examples/fail2ban/jail.d examples/fail2ban examples/xinetd.d examples/stunnel \
+		examples/fail2ban/jail.d examples/fail2ban examples/xinetd.d \
+		examples/stunnel/inetd examples/stunnel \
 		examples/systemd examples 2>/dev/null; rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null; true
 
 clean:
@@ -231,11 +240,6 @@ lint:
 	@sh tests/lint.sh
 
 # ---- Debian package (debian/) ----
-# The STARTTLS front ends (port 110 through stunnel's protocol = pop3) are
-# installed with the other examples, by make install and by the package alike.
-EXAMPLES += stunnel/pop3-starttls.conf stunnel/pop3-starttls-inetd.conf \
-            xinetd.d/pop3-starttls systemd/pop3-starttls.socket systemd/pop3-starttls@.service
-
 # make deb: dpkg-buildpackage -us -uc -b in a copy of the tracked (and new,
 # not ignored) files under build/deb/src, so this tree's objects and ./pop3d
 # stay as they are; the .deb, .changes and .buildinfo land in build/deb.

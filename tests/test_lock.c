@@ -854,37 +854,50 @@ static int fallback_checks(const char *path, const char *lf)
 	return 0;
 }
 
+/*
+ * As root: the checks run as nobody on a mailbox of nobody's in a directory
+ * of root's. That directory is a fresh one in /tmp, not under tests/tmp: the
+ * source tree may sit below a directory nobody cannot enter (a package built
+ * in a 0700 directory), and the test must not depend on it.
+ */
+static void unwritable_directory_as_nobody(struct logbuf *lb)
+{
+	char dir[] = "/tmp/pop3d-test-lock.XXXXXX", path[sizeof(dir) + 8], lf[600];
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/mbox", dir);
+	snprintf(lf, sizeof(lf), "%s", session_lock_name(path));
+	test_write_file(path, "From a\n\nbody\n", 13);
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(100);
+		int rc = fallback_checks(path, lf);
+		_exit(rc ? rc : strstr(lb->text, "holds on this host only") ? 0 : 6);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	int removed = unlink(path) == 0 && rmdir(dir) == 0;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(removed);   /* nothing else was left there */
+}
+
 static void test_emulated_unwritable_directory_falls_back_to_socket(void **state)
 {
 	(void)state;
-	const char *path = make_mailbox("n6");
-	char lf[600], dir[600];
-	snprintf(lf, sizeof(lf), "%s", session_lock_name(path));
-	snprintf(dir, sizeof(dir), "%s", path);
-	*strrchr(dir, '/') = '\0';
 	struct logbuf lb = { "" };
 	log_set_hook(collect_log, &lb);
 	if (geteuid() == 0) {
-		/* root writes anywhere: the mailbox's owner is nobody, in a directory of root's */
-		assert_int_equal(chown(path, 65534, 65534), 0);
-		char top[600];   /* the test's own mkdtemp directory (0700): nobody must pass */
-		snprintf(top, sizeof(top), "%s", dir);
-		*strrchr(top, '/') = '\0';
-		assert_int_equal(chmod(top, 0711), 0);
-		pid_t pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
-				_exit(100);
-			int rc = fallback_checks(path, lf);
-			_exit(rc ? rc : strstr(lb.text, "holds on this host only") ? 0 : 6);
-		}
-		int status;
-		assert_int_equal(waitpid(pid, &status, 0), pid);
-		assert_true(WIFEXITED(status));
-		assert_int_equal(WEXITSTATUS(status), 0);
-		assert_int_equal(chmod(top, 0700), 0);
+		unwritable_directory_as_nobody(&lb);
 	} else {
+		const char *path = make_mailbox("n6");
+		char lf[600], dir[600];
+		snprintf(lf, sizeof(lf), "%s", session_lock_name(path));
+		snprintf(dir, sizeof(dir), "%s", path);
+		*strrchr(dir, '/') = '\0';
 		assert_int_equal(chmod(dir, 0555), 0);
 		int rc = fallback_checks(path, lf);
 		assert_int_equal(chmod(dir, 0755), 0);

@@ -1,7 +1,7 @@
 """Python's poplib, POP3 and POP3_SSL, through the shipped systemd units run
 by systemd-socket-activate (what systemd does with Accept=yes):
 pop3d.socket/pop3d@.service -> pop3d, and pop3s.socket/pop3s@.service ->
-stunnel (inetd mode, stunnel/pop3s-inetd.conf) -> pop3d.
+stunnel (inetd mode, stunnel/inetd/pop3s.conf) -> pop3d.
 
 poplib hands over the raw lines, so this is the strictest check: STAT and
 LIST sizes, UIDL, RETR of every message (byte-identical after unstuffing,

@@ -1,16 +1,20 @@
-"""The Debian package (debian/), built, linted, installed, used and purged on
-this machine (as root; it installs for real):
+"""The Debian package (debian/), built, linted, installed, used and purged,
+without touching the machine it runs on:
 
-- `dpkg-buildpackage -us -uc -b` in a copy of the sources outside the
-  repository (its objects are not touched), unit tests included;
-- lintian on the .changes: no error and no warning;
+- `dpkg-buildpackage -us -uc -b` in a copy of the sources under a fresh
+  0700 directory (the build must not depend on the directories above the
+  tree), unit tests included; lintian on the .changes: no error, no warning;
+- everything else inside a throw-away root (throwaway_root.py: namespaces,
+  an overlay of / on a tmpfs, chroot): any pop3d or pop3-server package in it
+  is purged first; afterwards the machine's package set (dpkg -l), its
+  /etc/passwd, group and shadow files are checked to be unchanged;
 - `dpkg -i`: the pop3d system account (system uid, home /nonexistent,
   shell /usr/sbin/nologin, its own group), /var/lib/pop3d root 0700,
   /var/lib/pop3d-journal root 0755, /run/pop3d 0755 and /run/pop3d/empty
   0555 (tmpfiles.d); `/usr/sbin/pop3d --version`; nothing enabled and
   nothing new listening; the installed files are what `make install
   PREFIX=/usr` lays out (same contents) plus the listed Debian files, the
-  units pass `systemd-analyze verify` as installed;
+  units are the examples, unchanged, and pass `systemd-analyze verify`;
 - one real session through the installed pop3d@.service command line, run
   as systemd runs it (systemd-socket-activate), on a spool the user cannot
   write in (like /var/mail): deleting a middle message needs the journal in
@@ -24,33 +28,42 @@ this machine (as root; it installs for real):
 - and with a journal left in the package's own journal directory: purge
   keeps the directory and the journal, and says so; an upgrade from the
   1777 directory of older versions makes it 0755 and keeps the journals
-  there (pop3d moves each into its account's directory at the next login).
+  there (pop3d moves each into its account's directory at the next login);
+- then, in the same root and with the same package, an administrator's
+  first day with every shipped example (first_day.py).
+
+Without a throw-away root (no namespaces or overlayfs, /usr on a file
+system of its own) the test is skipped: it never installs on the machine.
 """
-import fcntl
 import grp
 import gzip
 import os
 import poplib
 import pwd
 import random
+import re
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 import deploy_common as D
+import first_day
 import pop3lib as P
+import throwaway_root as T
 
 ROOT = D.ROOT
 if os.geteuid() != 0:
-    print("skipped: installs a package for real (needs root)")
+    print("skipped: installs a package in a throw-away root (needs root)")
     sys.exit(77)
 if os.environ.get("POP3D_NESTED"):
     print("skipped: the package is built from the sources, not from $POP3D")
     sys.exit(77)
-for tool in ("dpkg-buildpackage", "dh", "lintian", "fakeroot", "systemd-socket-activate"):
+for tool in ("dpkg-buildpackage", "dh", "lintian", "fakeroot", "systemd-socket-activate",
+             "xinetd", "stunnel4", "procmail", "useradd"):
     if not shutil.which(tool):
         print(f"skipped: {tool} is not installed (tests/deps.sh check installs it)")
         sys.exit(77)
@@ -82,26 +95,9 @@ def dpkg(*args):
         time.sleep(2)
 
 
-if package_status() != "not-installed":
-    print(f"skipped: a pop3d package is on this machine ({package_status()}); not touching it")
-    sys.exit(77)
 
-# Two test runs on one machine would install and purge under each other.
-lock = open("/run/lock/pop3d-debian-package-test.lock", "w")
-lock_deadline = time.time() + 600
-while True:
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        break
-    except BlockingIOError:
-        assert time.time() < lock_deadline, "another package test held the lock for 10 min"
-        time.sleep(1)
-
-d = D.fresh_dir("debian-package")
-work = tempfile.mkdtemp(prefix="pop3d-deb.")
-try:
-    # ---- build, outside the repository ----
-    src = os.path.join(work, "src")
+def copy_sources(src):
+    """The tracked (and new, not ignored) files of the tree into SRC."""
     os.makedirs(src)
     git = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others",
                           "--exclude-standard"], capture_output=True)
@@ -119,32 +115,107 @@ try:
         if os.path.isfile(os.path.join(ROOT, n)):  # not a deleted file git still lists
             os.makedirs(os.path.dirname(os.path.join(src, n)), exist_ok=True)
             shutil.copy2(os.path.join(ROOT, n), os.path.join(src, n))
-    # A build from a clean tree: the objects of the repository's ./pop3d stay there.
-    run(["make", "-C", src, "clean"])
-    t0 = time.time()
-    r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, capture_output=True,
-                       text=True, timeout=600)
-    D.write(os.path.join(d, "build.log"), r.stdout + r.stderr)
-    assert r.returncode == 0, f"dpkg-buildpackage failed:\n{(r.stdout + r.stderr)[-4000:]}"
-    out = r.stdout + r.stderr
-    assert out.count("[  PASSED  ]") >= 8 and "[  FAILED  ]" not in out, \
-        "the package build did not run the unit tests"
-    build_time = time.time() - t0
-    with open(os.path.join(src, "debian", "changelog")) as f:
-        version = f.readline().split("(")[1].split(")")[0]
-    arch = run(["dpkg", "--print-architecture"]).stdout.strip()
-    deb = os.path.join(work, f"pop3d_{version}_{arch}.deb")
-    changes = os.path.join(work, f"pop3d_{version}_{arch}.changes")
-    assert os.path.isfile(deb) and os.path.isfile(changes), os.listdir(work)
 
-    # ---- lintian ----
+
+class Build:
+    """dpkg-buildpackage -us -uc -b in a fresh copy of the sources, SRC, in
+    the background: as root, or as USER (Rules-Requires-Root: no; fakeroot
+    named as an administrator would) in that user's 0700 home."""
+
+    def __init__(self, src, log, user=None):
+        copy_sources(src)
+        as_user = ["runuser", "-u", user, "--"] if user else []
+        if user:
+            run(["chown", "-R", f"{user}:{user}", src])
+        # A build from a clean tree: the objects of the repository's ./pop3d stay there.
+        run([*as_user, "make", "-C", src, "clean"])
+        self.log, self.what = log, f"the build as {user or 'root'}"
+        self.t0 = time.time()
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen([*as_user, "dpkg-buildpackage", "-us", "-uc", "-b",
+                                          *(["-rfakeroot"] if user else [])],
+                                         cwd=src, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT)
+
+    def finish(self):
+        """Wait (bounded) and check it: the seconds it took."""
+        try:
+            self.proc.wait(timeout=900)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"{self.what} took more than 15 minutes")
+        out = D.read(self.log).decode(errors="replace")
+        assert self.proc.returncode == 0, f"{self.what} failed:\n{out[-4000:]}"
+        assert out.count("[  PASSED  ]") >= 8 and "[  FAILED  ]" not in out, \
+            f"{self.what} did not run the unit tests"
+        return time.time() - self.t0
+
+
+def lintian(changes, d):
     r = subprocess.run(["lintian", "--fail-on", "error,warning", "--info", changes],
                        capture_output=True, text=True, timeout=300)
     D.write(os.path.join(d, "lintian.log"), r.stdout + r.stderr)
     tags = [line for line in r.stdout.splitlines() if line[:2] in ("E:", "W:")]
     assert r.returncode == 0 and not tags, f"lintian (exit {r.returncode}):\n{r.stdout}{r.stderr}"
-    print(f"built in {build_time:.0f} s; lintian: {r.stdout.strip() or 'no tags'}")
+    return r.stdout.strip() or "no tags"
 
+
+def user_build(d):
+    """The build as an ordinary user: the unit tests' paths for a caller
+    that is not root, in a directory no other account may enter."""
+    run(["useradd", "--create-home", "--shell", "/bin/sh", "builder"])
+    home = pwd.getpwnam("builder").pw_dir
+    os.chmod(home, 0o700)
+    return Build(os.path.join(home, "src"), os.path.join(d, "build-as-user.log"), "builder")
+
+
+# Every account the test (or the package) makes, in the throw-away root only.
+TEST_ACCOUNTS = ("pop3d", "builder", first_day.USER)
+# One of them as a field of an account line: a name, or a group's member.
+TEST_ACCOUNT_FIELD = rf"(^|[:,])({'|'.join(TEST_ACCOUNTS)})([:,]|$)"
+
+
+def host_state():
+    """What the test must leave on the machine as it found it: the package set
+    (dpkg -l), the account files, and a few paths, as sets of lines."""
+    pkgs = run(["dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n"]).stdout
+    state = {"packages": set(pkgs.splitlines())}
+    for path in ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"):
+        state[path] = set(D.read(path).decode().splitlines()) if os.path.exists(path) else set()
+    state["paths"] = {p for p in ("/var/lib/pop3d", "/var/lib/pop3d-journal",
+                                  "/usr/local/sbin/pop3d", "/etc/xinetd.d/pop3",
+                                  "/etc/stunnel/pop3s.conf", "/var/mail/" + first_day.USER)
+                      if os.path.lexists(p)}
+    return state
+
+
+def machine_changes(before, after):
+    """(changes the test may have made, other changes): an account line that
+    names none of the test's accounts was changed by something else running
+    on the machine meanwhile (another test suite's temporary user)."""
+    ours, others = [], []
+    for key in before:
+        for sign, lines in (("-", before[key] - after[key]), ("+", after[key] - before[key])):
+            for line in sorted(lines):
+                other = key.startswith("/etc/") and not re.search(TEST_ACCOUNT_FIELD, line)
+                (others if other else ours).append(f"{key}: {sign}{line}")
+    return ours, others
+
+
+def clean_slate():
+    """In the throw-away root: no POP3 server package, and nothing a pop3d
+    left (the root starts as a copy of the machine, whose tests run pop3d)."""
+    first_day.purge_pop3_servers()
+    for path in ("/var/lib/pop3d", "/var/lib/pop3d-journal", "/run/pop3d"):
+        shutil.rmtree(path, ignore_errors=True)
+    if subprocess.run(["getent", "passwd", "pop3d"], capture_output=True).returncode == 0:
+        run(["deluser", "--quiet", "--system", "pop3d"])
+    if subprocess.run(["getent", "group", "pop3d"], capture_output=True).returncode == 0:
+        run(["delgroup", "--quiet", "--system", "pop3d"])
+
+
+def package_checks(deb, version, d):
+    """Inside the throw-away root: install, use, purge, three times over."""
     # ---- the layout: make install PREFIX=/usr, and the Debian files ----
     mi = os.path.join(d, "make-install")
     run(["make", "--no-print-directory", "-o", "pop3d", "install", f"DESTDIR={mi}",
@@ -307,14 +378,11 @@ try:
                                                      "pop3-starttls.socket",
                                                      "pop3-starttls@.service"))], timeout=60)
         assert not r.stdout and not r.stderr, r.stdout + r.stderr
+        # The units are the examples as make install writes them, unchanged.
         examples = os.path.join(mi, "usr/share/doc/pop3d/examples/systemd")
         for u in os.listdir(examples):
-            if u != "pop3d@.service":
-                assert D.read(os.path.join(system, u)) == D.read(os.path.join(examples, u)), u
+            assert D.read(os.path.join(system, u)) == D.read(os.path.join(examples, u)), u
         cmd = D.unit_command(os.path.join(system, "pop3d@.service"))
-        example_cmd = D.unit_command(os.path.join(examples, "pop3d@.service"))
-        assert cmd == [example_cmd[0], "--journal-dir=/var/lib/pop3d-journal",
-                       *example_cmd[1:]], cmd
         assert D.read("/etc/fail2ban/filter.d/pop3d.conf") == \
             D.read(os.path.join(ROOT, "contrib/fail2ban/filter.d/pop3d.conf"))
 
@@ -364,10 +432,7 @@ try:
     # once suggested for journals ----
     # (/run/pop3d does not count: any pop3d run as root makes it, e.g. a
     # test running meanwhile, and purge_and_check allows for it)
-    if any(v for k, v in state().items() if k != "/run/pop3d"):
-        print("not repeated with a group and journal directory made beforehand: "
-              f"some were there before the test ({state()})")
-        sys.exit(0)
+    assert not any(v for k, v in state().items() if k != "/run/pop3d"), state()
     run(["addgroup", "--quiet", "--system", "pop3d"])
     os.makedirs("/var/lib/pop3d-journal", mode=0o700)
     keep = "/var/lib/pop3d-journal/admin-file"
@@ -417,5 +482,54 @@ try:
     finally:
         shutil.rmtree("/var/lib/pop3d-journal", ignore_errors=True)
     print("ok: purge keeps a journal directory that still holds a journal")
-finally:
-    shutil.rmtree(work, ignore_errors=True)
+
+
+if not T.inside():
+    work = tempfile.mkdtemp(prefix="pop3d-deb.")   # 0700: only root may enter
+    try:
+        t0 = time.time()
+        before = host_state()
+        status = T.reexec(__file__, [work], [work, ROOT])
+        ours, others = machine_changes(before, host_state())
+        if others:
+            print("changed on the machine meanwhile, not by this test:\n  " + "\n  ".join(others))
+        assert not ours, "the test changed the machine:\n  " + "\n  ".join(ours)
+        print(f"{time.time() - t0:.0f} s in all")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(status)
+
+# In the throw-away root: both builds at once (one core each), then the rest.
+work = sys.argv[1]
+syslog = T.enter()
+d = D.fresh_dir("debian-package")
+clean_slate()
+src = os.path.join(work, "src")
+as_root = Build(src, os.path.join(d, "build.log"))
+as_user = user_build(d)
+took = as_root.finish()
+with open(os.path.join(src, "debian", "changelog")) as f:
+    version = f.readline().split("(")[1].split(")")[0]
+arch = run(["dpkg", "--print-architecture"]).stdout.strip()
+deb = os.path.join(work, f"pop3d_{version}_{arch}.deb")
+changes = os.path.join(work, f"pop3d_{version}_{arch}.changes")
+assert os.path.isfile(deb) and os.path.isfile(changes), os.listdir(work)
+print(f"built in {took:.0f} s; lintian: {lintian(changes, d)}")
+failed = False
+try:
+    t0 = time.time()
+    package_checks(deb, version, d)
+    print(f"package checks {time.time() - t0:.0f} s")
+except Exception:  # reported; the first day still runs, from a clean slate
+    traceback.print_exc()
+    failed = True
+    clean_slate()
+t0 = time.time()
+try:
+    first_day.run(syslog, D.fresh_dir("first-day"), deb, ROOT)
+except Exception:
+    traceback.print_exc()
+    failed = True
+print(f"first day {time.time() - t0:.0f} s")
+print(f"built as an ordinary user too ({as_user.finish():.0f} s)")
+sys.exit(1 if failed else 0)

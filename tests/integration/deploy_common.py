@@ -170,10 +170,10 @@ def xinetd_config(shipped, port, server, server_args, logfile):
 
 
 def stunnel_inetd_config(d, pem, pop3d_args):
-    """stunnel/pop3s-inetd.conf with our certificate and ./pop3d. Its logging
+    """stunnel/inetd/pop3s.conf with our certificate and ./pop3d. Its logging
     is left as shipped: under xinetd, stderr is the client's socket, so a
     stray log line there would break the TLS handshake."""
-    text = read(os.path.join(ROOT, "stunnel", "pop3s-inetd.conf")).decode()
+    text = read(os.path.join(ROOT, "stunnel", "inetd", "pop3s.conf")).decode()
     text = set_option(text, "cert", pem)
     text = set_option(text, "exec", POP3D)
     shipped_args = get_option(text, "execArgs")
@@ -183,10 +183,18 @@ def stunnel_inetd_config(d, pem, pop3d_args):
     return path
 
 
+def stunnel_foreground(text):
+    """A shipped daemon configuration forks, as /etc/init.d/stunnel4 needs
+    (it would hang on one that does not); the test's private copy stays in
+    the foreground, in the process group the test stops."""
+    assert not re.search(r"^[ \t]*foreground[ \t]*=", text, re.M), \
+        "a stunnel daemon configuration in the foreground hangs /etc/init.d/stunnel4"
+    return "foreground = yes\n" + text
+
+
 def stunnel_daemon_config(d, pem, port, pop3d_args):
     """stunnel/pop3s.conf on 127.0.0.1:PORT with pid and log files in D."""
-    text = read(os.path.join(ROOT, "stunnel", "pop3s.conf")).decode()
-    assert get_option(text, "foreground") == "yes", "stunnel@.service needs foreground = yes"
+    text = stunnel_foreground(read(os.path.join(ROOT, "stunnel", "pop3s.conf")).decode())
     text = set_option(text, "pid", os.path.join(d, "stunnel.pid"))
     text = set_option(text, "syslog", "no")
     text = set_option(text, "accept", f"127.0.0.1:{port}")
@@ -251,7 +259,7 @@ def xinetd_pop3s(d, pem, pop3d_args):
 
 
 def stunnel(d, pem, pop3d_args):
-    """stunnel/pop3s.conf: stunnel daemon (foreground) -> pop3d."""
+    """stunnel/pop3s.conf: stunnel daemon (kept in the foreground) -> pop3d."""
     port = P.free_port()
     conf = stunnel_daemon_config(d, pem, port, pop3d_args)
     return FrontEnd(["stunnel", conf], port, os.path.join(d, "stunnel.out"))
@@ -306,9 +314,9 @@ def systemd_pop3d(d, pop3d_args):
 
 def systemd_pop3s(d, pem, pop3d_args):
     """systemd/pop3s@.service's ExecStart: stunnel in inetd mode, with the
-    rewritten stunnel/pop3s-inetd.conf in place of the installed one."""
+    rewritten stunnel/inetd/pop3s.conf in place of the installed one."""
     cmd = unit_command(os.path.join(ROOT, "systemd", "pop3s@.service"))
-    assert cmd[1:] == ["/etc/stunnel/pop3s-inetd.conf"], cmd
+    assert cmd[1:] == ["/etc/stunnel/inetd/pop3s.conf"], cmd
     assert os.access(cmd[0], os.X_OK), f"pop3s@.service runs {cmd[0]}, which is not there"
     return socket_activated(d, [cmd[0], stunnel_inetd_config(d, pem, pop3d_args)])
 

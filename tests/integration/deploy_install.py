@@ -5,6 +5,9 @@ pop3d(8) manual page.
   binary), pop3d.8 in usr/share/man/man8 (644), README and every example
   configuration under usr/share/doc/pop3d/examples (644), each naming
   /usr/sbin/pop3d and nothing under /usr/local; uninstall leaves no file.
+- Every file in xinetd.d/, stunnel/ and systemd/ is an installed example.
+- /var/lib/pop3d-journal (the default journal directory) is made root's,
+  0755, when missing; uninstall leaves it.
 - The default PREFIX (/usr/local): the examples are installed unchanged.
 - The manual page: groff finds nothing to warn about; it has the sections a
   pop3d(8) needs; every option of `pop3d --help` is an entry of OPTIONS; the
@@ -21,13 +24,13 @@ ROOT = D.ROOT
 EXAMPLES = {  # source in the repository: path under share/doc/pop3d/examples
     "xinetd.d/pop3": "xinetd.d/pop3", "xinetd.d/pop3s": "xinetd.d/pop3s",
     "stunnel/pop3s.conf": "stunnel/pop3s.conf",
-    "stunnel/pop3s-inetd.conf": "stunnel/pop3s-inetd.conf",
+    "stunnel/inetd/pop3s.conf": "stunnel/inetd/pop3s.conf",
     "systemd/pop3d.socket": "systemd/pop3d.socket",
     "systemd/pop3d@.service": "systemd/pop3d@.service",
     "systemd/pop3s.socket": "systemd/pop3s.socket",
     "systemd/pop3s@.service": "systemd/pop3s@.service",
     "stunnel/pop3-starttls.conf": "stunnel/pop3-starttls.conf",
-    "stunnel/pop3-starttls-inetd.conf": "stunnel/pop3-starttls-inetd.conf",
+    "stunnel/inetd/pop3-starttls.conf": "stunnel/inetd/pop3-starttls.conf",
     "xinetd.d/pop3-starttls": "xinetd.d/pop3-starttls",
     "systemd/pop3-starttls.socket": "systemd/pop3-starttls.socket",
     "systemd/pop3-starttls@.service": "systemd/pop3-starttls@.service",
@@ -36,6 +39,11 @@ EXAMPLES = {  # source in the repository: path under share/doc/pop3d/examples
 }
 
 d = D.fresh_dir("deploy-install")
+shipped_examples = sorted(os.path.relpath(os.path.join(p, f), ROOT)
+                          for top in ("xinetd.d", "stunnel", "systemd")
+                          for p, _, fs in os.walk(os.path.join(ROOT, top)) for f in fs)
+missing = sorted(set(shipped_examples) - set(EXAMPLES))
+assert not missing, f"shipped examples make install does not install: {missing}"
 
 
 def make(*args):
@@ -61,6 +69,9 @@ doc = "usr/share/doc/pop3d"
 want = sorted(["usr/sbin/pop3d", "usr/share/man/man8/pop3d.8", f"{doc}/README"] +
               [f"{doc}/examples/{v}" for v in EXAMPLES.values()])
 assert files_under(dest) == want, files_under(dest)
+journal_dir = os.path.join(dest, "var/lib/pop3d-journal")
+assert os.path.isdir(journal_dir) and mode(journal_dir) == 0o755, \
+    "make install did not make /var/lib/pop3d-journal 0755"
 binary = os.path.join(dest, "usr/sbin/pop3d")
 assert mode(binary) == 0o755 and D.read(binary) == D.read(D.POP3D)
 out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
@@ -82,6 +93,7 @@ assert "/usr/local" not in man
 
 make("uninstall", f"DESTDIR={dest}", "PREFIX=/usr")
 assert files_under(dest) == [], files_under(dest)
+assert os.path.isdir(journal_dir), "uninstall removed the journal directory"
 
 # ---- default PREFIX: the shipped files as they are ----
 dest = os.path.join(d, "default")

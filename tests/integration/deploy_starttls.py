@@ -1,9 +1,9 @@
 """POP3 with STARTTLS (STLS) on port 110 through stunnel's protocol = pop3,
 from the shipped files, each run for real on a free port of 127.0.0.1:
 
-- stunnel/pop3-starttls.conf: stunnel as a daemon (foreground) -> pop3d;
+- stunnel/pop3-starttls.conf: stunnel as a daemon (kept in the foreground) -> pop3d;
 - xinetd.d/pop3-starttls: xinetd -> stunnel in inetd mode
-  (stunnel/pop3-starttls-inetd.conf) -> pop3d;
+  (stunnel/inetd/pop3-starttls.conf) -> pop3d;
 - systemd/pop3-starttls.socket + pop3-starttls@.service: what systemd does
   with Accept=yes (systemd-socket-activate) -> stunnel in inetd mode -> pop3d;
   both units pass `systemd-analyze verify` without a word.
@@ -56,7 +56,7 @@ def shipped(rel):
     return D.read(os.path.join(ROOT, rel)).decode()
 
 
-for rel in ("stunnel/pop3-starttls.conf", "stunnel/pop3-starttls-inetd.conf"):
+for rel in ("stunnel/pop3-starttls.conf", "stunnel/inetd/pop3-starttls.conf"):
     text = shipped(rel)
     assert D.get_option(text, "protocol") == "pop3", rel
     assert D.get_option(text, "exec") == D.INSTALLED_POP3D, rel
@@ -65,11 +65,11 @@ for rel in ("stunnel/pop3-starttls.conf", "stunnel/pop3-starttls-inetd.conf"):
     assert D.get_option(text, "syslog") == "yes", rel
 daemon_text = shipped("stunnel/pop3-starttls.conf")
 assert D.get_option(daemon_text, "accept") == "110"
-assert D.get_option(daemon_text, "foreground") == "yes", "stunnel@.service needs foreground"
-assert "accept" not in re.findall(r"^(\w+)\s*=", shipped("stunnel/pop3-starttls-inetd.conf"),
+D.stunnel_foreground(daemon_text)   # asserts that the shipped one forks
+assert "accept" not in re.findall(r"^(\w+)\s*=", shipped("stunnel/inetd/pop3-starttls.conf"),
                                   re.M), "an accept line would take stunnel out of inetd mode"
 xinetd_text = shipped("xinetd.d/pop3-starttls")
-assert D.get_option(xinetd_text, "server_args") == "/etc/stunnel/pop3-starttls-inetd.conf"
+assert D.get_option(xinetd_text, "server_args") == "/etc/stunnel/inetd/pop3-starttls.conf"
 assert re.search(r"^service pop3\s*$", xinetd_text, re.M), "not the pop3 service (port 110)"
 sock = os.path.join(ROOT, "systemd", "pop3-starttls.socket")
 svc = os.path.join(ROOT, "systemd", "pop3-starttls@.service")
@@ -79,7 +79,7 @@ for key, want in (("StandardInput", "socket"), ("StandardOutput", "socket"),
                   ("StandardError", "journal")):
     assert D.unit_value(svc, key) == want, key
 unit_cmd = D.unit_command(svc)
-assert unit_cmd[1:] == ["/etc/stunnel/pop3-starttls-inetd.conf"], unit_cmd
+assert unit_cmd[1:] == ["/etc/stunnel/inetd/pop3-starttls.conf"], unit_cmd
 assert os.access(unit_cmd[0], os.X_OK), f"{unit_cmd[0]} is not there"
 
 units = os.path.join(d, "units")
@@ -109,14 +109,14 @@ def with_test_args(text):
 
 
 def inetd_config(sub):
-    path = os.path.join(sub, "pop3-starttls-inetd.conf")
-    D.write(path, with_test_args(shipped("stunnel/pop3-starttls-inetd.conf")))
+    path = os.path.join(sub, "pop3-starttls-inetd.conf")   # a private copy
+    D.write(path, with_test_args(shipped("stunnel/inetd/pop3-starttls.conf")))
     return path
 
 
 def stunnel_daemon(sub):
     port = P.free_port()
-    text = with_test_args(daemon_text)
+    text = with_test_args(D.stunnel_foreground(daemon_text))
     text = D.set_option(text, "pid", os.path.join(sub, "stunnel.pid"))
     text = D.set_option(text, "syslog", "no")
     text = D.set_option(text, "accept", f"127.0.0.1:{port}")
@@ -245,7 +245,7 @@ with D.xinetd(sub, os.path.join(ROOT, "xinetd.d", "pop3-starttls"),
     for secret in ("PASS", "secret", PLAIN, "AUTH"):
         assert secret not in sent, f"curl sent {secret!r} before TLS:\n{sent}"
 
-# 3. stunnel as a daemon (stunnel@pop3-starttls) -> pop3d; fetchmail and mpop.
+# 3. stunnel as a daemon (/etc/init.d/stunnel4) -> pop3d; fetchmail and mpop.
 sub = subdir("stunnel")
 with stunnel_daemon(sub) as fe:
     assert int(D.read(os.path.join(sub, "stunnel.pid"))) > 0

@@ -6,7 +6,7 @@ private configuration that holds only that service (on a free port of
 - xinetd -> pop3d: a session works with the shipped server_args (the test's
   appended), the log names the peer 127.0.0.1 and a failed login in the
   stable format, xinetd sees exit status 0 after QUIT;
-- xinetd -> stunnel (inetd mode, stunnel/pop3s-inetd.conf) -> pop3d with the
+- xinetd -> stunnel (inetd mode, stunnel/inetd/pop3s.conf) -> pop3d with the
   shipped --tls-only: TLS with the certificate checked, USER offered and
   accepted (stunnel's exec counts as encrypted), the peer taken from stunnel.
 """
