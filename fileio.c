@@ -70,17 +70,24 @@ int fsync_retry(int fd)
 	return r;
 }
 
-int fsync_parent_dir(const char *path)
+int parent_dir(const char *path, char *dir, size_t size)
 {
-	char dir[MAX_PATH_LEN + 1];
 	const char *slash = strrchr(path, '/');
 	size_t len = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
-	if (len >= sizeof(dir)) {
+	if (len >= size) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	memcpy(dir, slash ? path : ".", len);
 	dir[len] = '\0';
+	return 0;
+}
+
+int fsync_parent_dir(const char *path)
+{
+	char dir[MAX_PATH_LEN + 1];
+	if (parent_dir(path, dir, sizeof(dir)) < 0)
+		return -1;
 	int fd;
 	while ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 && errno == EINTR)
 		;

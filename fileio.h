@@ -16,6 +16,9 @@ int pwrite_all(int fd, const void *buf, size_t len, off_t off);
 /* fsync, retrying EINTR. 0, or -1 with errno. */
 int fsync_retry(int fd);
 
+/* The directory part of path into dir ("." without a slash, "/" for "/name"). 0, or -1 ENAMETOOLONG. */
+int parent_dir(const char *path, char *dir, size_t size);
+
 /*
  * Make a create, link or unlink in path's directory durable: fsync the
  * directory (a file system that cannot sync one, EINVAL, counts as done).

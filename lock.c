@@ -832,17 +832,9 @@ int spool_access(const char *mailbox, const char *account, uid_t uid, gid_t gid,
 {
 	out->who = SPOOL_ACCOUNT;
 	out->group = gid;
-	const char *slash = strrchr(mailbox, '/');
 	char dir[MAX_PATH_LEN];
-	size_t len = !slash ? 1 : slash == mailbox ? 1 : (size_t)(slash - mailbox);
-	if (len >= sizeof(dir)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(dir, slash ? mailbox : ".", len);
-	dir[len] = '\0';
 	struct stat st;
-	if (stat(dir, &st) < 0)
+	if (parent_dir(mailbox, dir, sizeof(dir)) < 0 || stat(dir, &st) < 0)
 		return -1;
 	gid_t groups[MAX_ACCOUNT_GROUPS];
 	size_t n = MAX_ACCOUNT_GROUPS;

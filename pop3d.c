@@ -24,6 +24,7 @@
 
 #include "auth.h"
 #include "dotlocker.h"
+#include "fileio.h"
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
@@ -228,9 +229,10 @@ static void usage(FILE *f)
 "                          login rescans only mail added since (%%u, %%h, %%%% as for\n"
 "                          --mailbox; off by default); made 0700 if missing\n"
 "      --journal-dir=TEMPLATE  write update journals in this directory instead of\n"
-"                          beside the mailbox, for spools the user cannot write in\n"
-"                          (%%u, %%h, %%%%; e.g. /var/lib/pop3d-journal: as root,\n"
-"                          a directory UID/ of each account's own in it)\n"
+"                          beside the mailbox (%%u, %%h, %%%%; as root, in a directory\n"
+"                          UID/ of each account's own in it). Default: beside the\n"
+"                          mailbox where the user may create files there, else\n"
+"                          " POP3D_JOURNAL_DIR "/UID (Debian's /var/mail)\n"
 "      --preauth-user=ACCOUNT  as root, the unprivileged account that reads the\n"
 "                          client before login, chrooted in " PREAUTH_EMPTY_DIR "\n"
 "                          (default " PREAUTH_USER ", else " PREAUTH_FALLBACK_USER ")\n"
@@ -649,11 +651,7 @@ static int mailbox_owner(const char *path, uid_t *uid, gid_t *gid, char *why, si
 	int rc = lstat(path, &st);
 	if (rc < 0 && errno == ENOENT) {
 		char dir[MAX_PATH_LEN];
-		snprintf(dir, sizeof(dir), "%s", path);
-		char *slash = strrchr(dir, '/');
-		if (slash)
-			*(slash == dir ? slash + 1 : slash) = '\0';
-		rc = lstat(slash ? dir : ".", &st);
+		rc = parent_dir(path, dir, sizeof(dir)) < 0 ? -1 : lstat(dir, &st);
 	} else if (rc == 0 && !S_ISREG(st.st_mode)) {
 		describe_found(&st, found, sizeof(found));
 		log_msg(LOG_ERR, "mailbox %s: found %s; expected a regular file", LOG_Q(path), found);

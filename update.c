@@ -1255,8 +1255,8 @@ static int truncate_only(struct op *op, const struct mbox *mb, const struct plan
 		return fail(op, "cannot sync %s", op->path);
 	if ((rc = step(op, "mailbox-synced")) != RC_OK)
 		return rc;
-	log_msg(LOG_INFO, "update %s: %zu messages removed, %jd octets, by truncate", LOG_Q(op->path),
-		p->ndeleted, (intmax_t)(p->s - p->x));
+	log_msg(LOG_INFO, "update %s: %zu message%s removed, %jd octets, by truncate", LOG_Q(op->path),
+		p->ndeleted, p->ndeleted == 1 ? "" : "s", (intmax_t)(p->s - p->x));
 	return RC_OK;
 }
 
@@ -1364,8 +1364,9 @@ static int move_through_journal(struct op *op, const struct mbox *mb, const stru
 			return rc;
 		}
 	}
-	log_msg(LOG_INFO, "update %s: %zu messages removed, %jd octets, by moving %jd octets "
-		"through the journal", LOG_Q(op->path), p->ndeleted, (intmax_t)(p->s - p->x - p->l),
+	log_msg(LOG_INFO, "update %s: %zu message%s removed, %jd octets, by moving %jd octets "
+		"through the journal", LOG_Q(op->path), p->ndeleted, p->ndeleted == 1 ? "" : "s",
+		(intmax_t)(p->s - p->x - p->l),
 		(intmax_t)p->l);
 	return RC_OK;
 }

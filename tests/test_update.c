@@ -674,7 +674,7 @@ static void test_log_line(void **state)
 	const bool first[STD_N] = { true };
 	delete_case(first, false, NULL);
 	assert_int_equal(lc.update_lines, 1);
-	assert_non_null(strstr(lc.last, "1 messages removed"));
+	assert_non_null(strstr(lc.last, "1 message removed"));
 	assert_non_null(strstr(lc.last, "journal"));
 	bool all[STD_N];
 	for (size_t i = 0; i < STD_N; i++)
