@@ -117,7 +117,7 @@ demo:
 	@$(MAKE) --no-print-directory pop3d
 	@sh examples/demo.sh
 
-# Installation: the binary in sbin, the manual page, and every example
+# Installation: the binary in sbin, the manual page, README, and every example
 # configuration in $(DOCDIR)/examples (xinetd.d/, stunnel/, stunnel/inetd/,
 # systemd/, fail2ban/), their /usr/local/sbin/pop3d replaced by the real path.
 SBINDIR    ?= $(PREFIX)/sbin
@@ -145,7 +145,8 @@ install: pop3d
 	install -m 755 pop3d $(DESTDIR)$(SBINDIR)/pop3d
 	sed '$(SET_PATHS)' pop3d.8 >$(DESTDIR)$(MANDIR)/man8/pop3d.8
 	chmod 644 $(DESTDIR)$(MANDIR)/man8/pop3d.8
-	install -m 644 README $(DESTDIR)$(DOCDIR)/README
+	sed '$(SET_PATHS)' README >$(DESTDIR)$(DOCDIR)/README
+	chmod 644 $(DESTDIR)$(DOCDIR)/README
 	[ -d $(DESTDIR)$(STATEDIR) ] || install -d -m 700 $(DESTDIR)$(STATEDIR)
 	[ -d $(DESTDIR)$(JOURNALDIR) ] || install -d -m 755 $(DESTDIR)$(JOURNALDIR)
 	for f in $(EXAMPLES); do \

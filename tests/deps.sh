@@ -58,17 +58,87 @@ if [ "$goal" = check ]; then
 	[ -e /usr/lib/python3/dist-packages/fusepy.py ] || missing="$missing python3-fusepy"
 fi
 
-[ -z "$missing" ] && exit 0
-# Each package once, in a stable order.
-missing=$(printf '%s\n' $missing | sort -u | tr '\n' ' ')
-if [ "$(id -u)" -eq 0 ]; then
-	echo "Installing:$missing" >&2
-	export DEBIAN_FRONTEND=noninteractive
+# The inetd line of pop3d(8) (tests/integration/first_day.py) needs
+# openbsd-inetd, which conflicts with xinetd (both are an inet-superserver):
+# it is never installed here. Its .deb, and those of what it needs that this
+# machine lacks, wait in INETD_CACHE (first_day.py names the same directory)
+# for the test's throw-away root to install them in place of xinetd. Fetched
+# only when missing; without them that test skips the inetd line, saying so.
+INETD_CACHE=${POP3D_INETD_CACHE:-/var/cache/pop3d-tests/openbsd-inetd}
+updated=no
+
+apt_update() {
+	[ "$updated" = yes ] && return 0
+	updated=yes
 	apt-get update -qq </dev/null
+}
+
+inetd_debs_wanted() {
+	# What apt would install, xinetd removed (a simulation: nothing changes).
+	apt-get install -s -qq --no-install-recommends openbsd-inetd </dev/null 2>/dev/null
+}
+
+apt_download() {
 	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing </dev/null >/dev/null
-else
-	echo "Missing Debian packages. Install them with:" >&2
-	echo "  sudo apt-get install -y $missing" >&2
-	exit 1
+	apt-get download -qq $1 </dev/null >/dev/null 2>&1
+}
+
+fetch_inetd_debs() {
+	command -v apt-get >/dev/null 2>&1 || return 1
+	sim=$(inetd_debs_wanted || { apt_update && inetd_debs_wanted; }) || return 1
+	pkgs=$(printf '%s\n' "$sim" | sed -n 's/^Inst \([^ ]*\) .*/\1/p' | tr '\n' ' ')
+	mkdir -p "$INETD_CACHE" || return 1
+	# The exact file names apt would fetch (name_version_arch.deb).
+	files=""
+	if [ -n "$pkgs" ]; then
+		# shellcheck disable=SC2086
+		files=$(apt-get download --print-uris $pkgs </dev/null | awk '{ print $2 }') ||
+			return 1
+	fi
+	get=""
+	for f in $files; do [ -s "$INETD_CACHE/$f" ] || get="$get ${f%%_*}"; done
+	if [ -n "$get" ]; then
+		tmp=$(mktemp -d "$INETD_CACHE/.fetch.XXXXXX") || return 1
+		chown _apt "$tmp" 2>/dev/null || true   # apt fetches as _apt where it can
+		if ! (cd "$tmp" && { apt_download "$get" || { apt_update && apt_download "$get"; }; }) ||
+				! mv "$tmp"/*.deb "$INETD_CACHE"/; then
+			rm -rf "$tmp"
+			return 1
+		fi
+		rmdir "$tmp"
+		echo "tests/deps.sh: fetched (not installed):$get into $INETD_CACHE," \
+			"for the inetd line in the first-day test's throw-away root" >&2
+	fi
+	# The list the test installs (empty: openbsd-inetd is installed); other
+	# files are stale versions.
+	for f in $files; do echo "$f"; done >"$INETD_CACHE/debs.new" &&
+		mv "$INETD_CACHE/debs.new" "$INETD_CACHE/debs" || return 1
+	for f in "$INETD_CACHE"/*.deb; do
+		[ -e "$f" ] || continue
+		grep -qxF "${f##*/}" "$INETD_CACHE/debs" || rm -f "$f"
+	done
+}
+
+if [ -n "$missing" ]; then
+	# Each package once, in a stable order.
+	# shellcheck disable=SC2086
+	missing=$(printf '%s\n' $missing | sort -u | tr '\n' ' ')
+	if [ "$(id -u)" -eq 0 ]; then
+		echo "Installing:$missing" >&2
+		export DEBIAN_FRONTEND=noninteractive
+		apt_update
+		# shellcheck disable=SC2086
+		apt-get install -y -qq --no-install-recommends $missing </dev/null >/dev/null
+	else
+		echo "Missing Debian packages. Install them with:" >&2
+		echo "  sudo apt-get install -y $missing" >&2
+		exit 1
+	fi
 fi
+# Only root runs the first-day test.
+[ "$goal" = check ] && [ "$(id -u)" -eq 0 ] || exit 0
+if ! fetch_inetd_debs; then
+	echo "tests/deps.sh: cannot fetch openbsd-inetd's .deb into $INETD_CACHE:" \
+		"the first-day test will skip the inetd line" >&2
+fi
+exit 0

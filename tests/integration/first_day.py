@@ -16,8 +16,13 @@ inside its throw-away root (throwaway_root.py), with the package it built
   steps: stunnel/pop3s.conf and pop3-starttls.conf in /etc/stunnel started
   with /etc/init.d/stunnel4 (the inetd-mode ones sit in /etc/stunnel/inetd
   meanwhile: the init script must neither start nor hang on them); the
-  systemd units' command lines through systemd-socket-activate; the inetd
-  line of pop3d(8) with openbsd-inetd, when it is installed;
+  systemd units' command lines through systemd-socket-activate;
+- last, xinetd purged and openbsd-inetd installed in its place (they
+  conflict; tests/deps.sh fetches its .debs, never installs them on the
+  machine, and without them this part is skipped, saying why): the
+  /etc/inetd.conf line of pop3d(8), which README gives too (the same line in
+  both, as installed), started with /etc/init.d/openbsd-inetd, as make
+  install installed pop3d, then as the package does;
 - each session: USER/PASS, RETR 2 (byte-identical), DELE 2, QUIT answered
   +OK, the mailbox then lacks exactly message 2, and nothing pop3d logged
   (syslog: /dev/log, served by the test) is a warning or worse.
@@ -47,11 +52,16 @@ BOX = os.path.join(SPOOL, USER)
 PEM = "/etc/ssl/private/pop3d.pem"
 WAIT = 60          # seconds a daemon may take to listen, or to go
 LOG_WARNING = 4    # syslog severities 0..4 are warnings or worse
+# openbsd-inetd's .debs and the list of them ("debs"), as tests/deps.sh
+# fetches them (the same directory is named there).
+INETD_CACHE = os.environ.get("POP3D_INETD_CACHE", "/var/cache/pop3d-tests/openbsd-inetd")
+INETD_LINE = re.compile(r"^\s*(pop3\s+stream\s+tcp\s.*)$", re.M)
 
 
 def sh(argv, timeout=120, input=None):
     r = subprocess.run(argv, capture_output=True, timeout=timeout, input=input,
-                       stdin=None if input is not None else subprocess.DEVNULL)
+                       stdin=None if input is not None else subprocess.DEVNULL,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     out = (r.stdout + r.stderr).decode(errors="replace")
     assert r.returncode == 0, f"{' '.join(argv)}: exit {r.returncode}\n{out}"
     return out
@@ -73,6 +83,19 @@ def wait_until(cond, what, timeout=WAIT):
         if time.time() > deadline:
             raise AssertionError(f"{what}: not within {timeout} s")
         time.sleep(0.05)
+
+
+def inetd_lines(path):
+    """The /etc/inetd.conf lines a document gives (pop3d(8) or README, gzipped
+    or not), as an administrator copies them: roff's \\- as -."""
+    data = D.read(path)
+    text = (gzip.decompress(data) if path.endswith(".gz") else data).decode()
+    return [ln.replace("\\-", "-") for ln in INETD_LINE.findall(text)]
+
+
+def installed(path):
+    """PATH, or PATH.gz where dh_compress put it."""
+    return path if os.path.exists(path) else path + ".gz"
 
 
 def copy(src, dst):
@@ -228,26 +251,27 @@ class FirstDay:
             finally:
                 D.stop(proc)
 
-    def inetd(self, man_page, label):
-        if not shutil.which("inetd") or not os.path.exists("/etc/init.d/openbsd-inetd"):
-            print(f"skip  {label}: the inetd line of pop3d(8) (openbsd-inetd is not installed)")
-            return
-        data = D.read(man_page)
-        text = (gzip.decompress(data) if man_page.endswith(".gz") else data).decode()
-        line = next(ln for ln in text.splitlines() if re.match(r"pop3\s+stream\s+tcp", ln))
-        line = line.replace("\\-", "-")
+    def inetd(self, man_page, readme, label):
+        """The one inetd line of pop3d(8), which README must give the same."""
+        lines = inetd_lines(man_page)
+        assert len(lines) == 1, f"{man_page}: {len(lines)} inetd lines: {lines}"
+        if inetd_lines(readme) != lines:
+            self.failures.append(f"{label}: {readme}'s inetd line is not pop3d(8)'s:\n    "
+                                 f"{inetd_lines(readme)}\n    {lines}")
+            print(f"FAIL  {label}: README's inetd line", flush=True)
         conf = D.read("/etc/inetd.conf") if os.path.exists("/etc/inetd.conf") else b""
-        D.write("/etc/inetd.conf", conf + line.encode() + b"\n")
+        D.write("/etc/inetd.conf", conf + lines[0].encode() + b"\n")
         sh(["/etc/init.d/openbsd-inetd", "restart"], timeout=WAIT)
         try:
             wait_until(lambda: listening(110), "inetd on port 110")
-            self.session(f"{label}: pop3d(8)'s /etc/inetd.conf line", self.plain(110))
+            self.session(f"{label}: pop3d(8)'s /etc/inetd.conf line (/etc/init.d/openbsd-inetd)",
+                         self.plain(110))
         finally:
             sh(["/etc/init.d/openbsd-inetd", "stop"], timeout=WAIT)
             D.write("/etc/inetd.conf", conf)
             wait_until(lambda: not listening(110), "inetd stops")
 
-    def every_example(self, ex, man_page, label):
+    def every_example(self, ex, label):
         self.xinetd(ex, [("pop3", "pop3")], [],
                     [(f"{label}: xinetd.d/pop3 (/etc/init.d/xinetd), port 110", 110, self.plain)])
         self.xinetd(ex, [("pop3s", "pop3s"), ("pop3-starttls", "pop3")],
@@ -258,7 +282,6 @@ class FirstDay:
                       "STLS", 110, self.starttls)])
         self.stunnel_daemons(ex, label)
         self.systemd(ex, label)
-        self.inetd(man_page, label)
 
 
 def purge_pop3_servers():
@@ -274,21 +297,65 @@ def purge_pop3_servers():
         sh(["dpkg", "--purge", *names], timeout=300)
 
 
+def inetd_instead_of_xinetd():
+    """xinetd purged, openbsd-inetd installed from tests/deps.sh's .debs (with
+    what it needs that the machine lacks): None, or why that cannot be."""
+    if shutil.which("inetd") and os.path.exists("/etc/init.d/openbsd-inetd"):
+        return None   # the machine has it
+    how = "tests/deps.sh check, as root, fetches it"
+    try:
+        names = D.read(os.path.join(INETD_CACHE, "debs")).decode().split()
+    except FileNotFoundError:
+        return f"openbsd-inetd's .deb is not in {INETD_CACHE} ({how}; it could not)"
+    debs = [os.path.join(INETD_CACHE, n) for n in names]
+    gone = [d for d in debs if not os.path.isfile(d)]
+    if not debs or gone:
+        return f"{INETD_CACHE} lacks {gone or 'openbsd-inetd'} ({how})"
+    sh(["dpkg", "--purge", "xinetd"], timeout=300)
+    try:
+        sh(["dpkg", "-i", *debs], timeout=300)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n(a dependency missing? tests/deps.sh check fetches "
+                             "what this machine lacks)") from None
+    assert shutil.which("inetd") and os.path.exists("/etc/init.d/openbsd-inetd"), names
+    return None
+
+
 def run(syslog, work, deb, root):
     """The first day, with the package DEB and the source tree ROOT (make install)."""
     day = FirstDay(syslog, work)
     day.setup()
     sh(["dpkg", "-i", deb], timeout=300)
-    day.every_example("/usr/share/doc/pop3d/examples", "/usr/share/man/man8/pop3d.8.gz",
-                      "package")
+    day.every_example("/usr/share/doc/pop3d/examples", "package")
     sh(["dpkg", "--purge", "pop3d"], timeout=300)
     # make install's way: the pre-login account as doc/deployment.md has it made.
     sh(["adduser", "--system", "--group", "--no-create-home", "--home", "/nonexistent", "pop3d"])
     sh(["make", "--no-print-directory", "-C", root, "-o", "pop3d", "install"], timeout=300)
     st = os.stat("/var/lib/pop3d-journal")
     assert stat.S_IMODE(st.st_mode) == 0o755 and st.st_uid == 0, "make install's journal directory"
-    day.every_example("/usr/local/share/doc/pop3d/examples", "/usr/local/share/man/man8/pop3d.8",
-                      "make install")
+    day.every_example("/usr/local/share/doc/pop3d/examples", "make install")
+    # The inetd line, last: openbsd-inetd replaces xinetd.
+    want = inetd_lines(os.path.join(root, "pop3d.8"))
+    for doc in ("README", "doc/deployment.md"):
+        if inetd_lines(os.path.join(root, doc)) != want:
+            day.failures.append(f"{doc} and pop3d(8) give different inetd lines:\n    "
+                                f"{inetd_lines(os.path.join(root, doc))}\n    {want}")
+    why = inetd_instead_of_xinetd()
+    if why:
+        print(f"skip  the inetd line of pop3d(8) and README: {why}")
+    else:
+        day.inetd("/usr/local/share/man/man8/pop3d.8", "/usr/local/share/doc/pop3d/README",
+                  "make install")
+        # The package's line, on a machine where only the package was installed.
+        sh(["make", "--no-print-directory", "-C", root, "uninstall"], timeout=300)
+        sh(["deluser", "--quiet", "--system", "pop3d"])
+        if subprocess.run(["getent", "group", "pop3d"], capture_output=True).returncode == 0:
+            sh(["delgroup", "--quiet", "--system", "pop3d"])
+        for path in ("/var/lib/pop3d", "/var/lib/pop3d-journal"):
+            shutil.rmtree(path)
+        sh(["dpkg", "-i", deb], timeout=300)
+        day.inetd("/usr/share/man/man8/pop3d.8.gz", installed("/usr/share/doc/pop3d/README"),
+                  "package")
     assert not day.failures, f"{len(day.failures)} of {day.sessions} first-day sessions " \
         "failed:\n  " + "\n  ".join(day.failures)
     print(f"ok: the first day: {day.sessions} sessions through every shipped example, "
