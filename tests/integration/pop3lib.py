@@ -15,10 +15,51 @@ PASSWD = os.path.join(ROOT, "tests", "scripts", "passwd")
 USER, PASSWORD = "alice", "secret"
 
 
+# Where tmpdir() makes its directories: /tmp, not $TMPDIR nor tests/tmp, which
+# may both lie under a 0700 directory that another user cannot search.
+SHARED_TMP = "/tmp"
+_tmpdirs = {}
+
+
 def tmpdir(name):
-    d = os.path.join(ROOT, "tests", "tmp", name)
-    os.makedirs(d, exist_ok=True)
-    return d
+    """The directory of one test's files (NAME: the same directory within one
+    test run): fresh, mode 0755, in /tmp, removed when the test exits. The
+    files must be reachable by the other users a test runs pop3d or a client
+    as (--user nobody, the account, the chrooted pre-login process), so never
+    under the source tree, which may sit in a private (0700) directory. Only
+    what the runner itself reads (tests/tmp/*.out, stage logs) stays there."""
+    if name not in _tmpdirs:
+        import atexit
+        import tempfile
+        d = tempfile.mkdtemp(prefix=f"pop3d-{name}-", dir=SHARED_TMP)
+        os.chmod(d, 0o755)
+        _tmpdirs[name] = d
+        owner = os.getpid()   # a forked child's exit must not remove it
+        atexit.register(lambda: os.getpid() == owner and _remove_tree(d))
+    return _tmpdirs[name]
+
+
+def _remove_tree(path):
+    """rm -rf PATH, but never into a mount point (a tmpfs or a FUSE file
+    system a failed test left mounted): what it shows is not the test's."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            if os.path.ismount(path):
+                return
+            for entry in os.listdir(path):
+                _remove_tree(os.path.join(path, entry))
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass   # a file a still running process of the test made, or removed
+
+
+def shared_copy(path, d):
+    """A copy of the tree's file PATH in directory D (a tmpdir()), mode kept,
+    for a process that runs as another user and may not reach the tree."""
+    import shutil
+    return shutil.copy2(path, os.path.join(d, os.path.basename(path)))
 
 
 def as_root():

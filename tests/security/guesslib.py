@@ -95,7 +95,7 @@ class Server:
         """login_delay, timeout: None leaves pop3d's default. passwd_extra: a
         function writing more passwd lines to the open file."""
         self.name = name
-        self.dir = os.path.join(P.ROOT, "tests", "tmp", "guessing", name)
+        self.dir = P.tmpdir(f"guessing-{name}")   # its mail/ goes to --user
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(os.path.join(self.dir, "mail"))
         # Not under the mail directory: that one goes to the server's --user.
