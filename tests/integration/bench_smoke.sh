@@ -3,14 +3,15 @@
 # it generates its mailboxes, drives pop3d through every workload and prints
 # the table and the targets. Timings are printed, never asserted.
 cd "$(dirname "$0")/../.." || exit 2
-# The table stays in tests/tmp; the mailboxes go to a fresh directory in /tmp:
-# as root, the bench serves them as nobody, who may not reach a tree under a
-# private (0700) directory.
+# The table stays in tests/tmp; the mailboxes and a copy of the binary go to a
+# fresh directory in /tmp: as root, the bench runs pop3d as nobody too, who
+# may not reach a tree under a private (0700) directory.
 report=tests/tmp/bench-smoke
 out=$(mktemp -d /tmp/pop3d-bench-smoke.XXXXXX) || exit 2
 trap 'rm -rf "$out"' EXIT
 chmod 755 "$out"
-python3 bench/run.py --quick --account nobody --data "$out" --pop3d "${POP3D:-pop3d}" \
+cp -p "${POP3D:-pop3d}" "$out/pop3d" || exit 2
+python3 bench/run.py --quick --account nobody --data "$out" --pop3d "$out/pop3d" \
 	>"$report.txt" 2>"$report.err" || { cat "$report.err"; exit 1; }
 cat "$report.txt"
 for row in "cat mbox > /dev/null" "cat mbox | cat > /dev/null" \
