@@ -3,6 +3,7 @@
 # it generates its mailboxes, drives pop3d through every workload and prints
 # the table and the targets. Timings are printed, never asserted.
 cd "$(dirname "$0")/../.." || exit 2
+umask 022   # nobody must reach what the bench makes, whatever the caller's umask
 # The table stays in tests/tmp; the mailboxes and a copy of the binary go to a
 # fresh directory in /tmp: as root, the bench runs pop3d as nobody too, who
 # may not reach a tree under a private (0700) directory.

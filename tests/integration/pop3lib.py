@@ -13,6 +13,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 POP3D = os.path.join(ROOT, os.environ.get("POP3D") or "pop3d")
 PASSWD = os.path.join(ROOT, "tests", "scripts", "passwd")
 USER, PASSWORD = "alice", "secret"
+# The directories a test makes must let the users it runs reach them, whatever
+# umask the suite was started with (a root shell's 077, say).
+os.umask(0o022)
 
 
 # Where tmpdir() makes its directories: /tmp, not $TMPDIR nor tests/tmp, which
