@@ -79,10 +79,11 @@ def state_args():
     failed logins of one test never slow another, nor reach /var/lib/pop3d.
     Failures are still counted there, but no attempt is refused for them
     (every --throttle-* limit 0), as --login-delay 0 does for the in-session
-    delay; the throttle's own tests set their limits (later options win)."""
+    delay; the throttle's own tests set their limits (later options win).
+    In tmpdir("state"): a short path, as the tree's may be long (socat takes
+    at most 512 octets of EXEC: command line)."""
     import tempfile
-    os.makedirs(os.path.join(ROOT, "tests", "tmp"), exist_ok=True)
-    return ["--state-dir", tempfile.mkdtemp(prefix="state-", dir=os.path.join(ROOT, "tests", "tmp")),
+    return ["--state-dir", tempfile.mkdtemp(prefix="state-", dir=tmpdir("state")),
             "--throttle-account", "0", "--throttle-known", "0", "--throttle-source", "0"]
 
 
