@@ -277,7 +277,7 @@ def socat(d, pop3d_args):
     port = P.free_port()
     return FrontEnd(["socat", "-lf", os.path.join(d, "socat.log"),
                      f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
-                     f"EXEC:{no_spaces([POP3D, *pop3d_args])}"],
+                     P.socat_exec(d, [POP3D, *pop3d_args])],
                     port, os.path.join(d, "socat.out"))
 
 

@@ -65,6 +65,19 @@ def shared_copy(path, d):
     return shutil.copy2(path, os.path.join(d, os.path.basename(path)))
 
 
+def socat_exec(d, argv):
+    """socat's EXEC: address running ARGV, through a script in directory D:
+    socat takes at most 512 octets of an address, and the tree's path may be
+    long. The script execs, so the process is ARGV[0]'s, as with EXEC:ARGV."""
+    import shlex
+    import tempfile
+    fd, script = tempfile.mkstemp(prefix="socat-exec-", suffix=".sh", dir=d)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"#!/bin/sh\nexec {shlex.join(argv)}\n")
+    os.chmod(script, 0o755)
+    return "EXEC:" + script
+
+
 def as_root():
     return os.geteuid() == 0
 
