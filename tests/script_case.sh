@@ -10,17 +10,22 @@ name=$(basename "$dir")
 tmp=tests/tmp/script-$name
 rm -rf "$tmp"
 mkdir -p "$tmp"
+# The maildrop in a fresh directory in /tmp: as root, pop3d serves it as
+# --user nobody, who may not reach a tree under a private (0700) directory.
+drop=$(mktemp -d /tmp/pop3d-script-"$name".XXXXXX) || exit 2
+trap 'rm -rf "$drop"' EXIT
+chmod 755 "$drop"
 
-if [ -f "$dir/mbox" ]; then cp "$dir/mbox" "$tmp/alice.mbox"; fi
+if [ -f "$dir/mbox" ]; then cp "$dir/mbox" "$drop/alice.mbox"; fi
 args=""
 [ -f "$dir/args" ] && args=$(cat "$dir/args")
 if [ "$(id -u)" -eq 0 ]; then
 	# As root, pop3d serves virtual users as --user: give it the directory.
-	chown -R nobody "$tmp"
+	chown -R nobody "$drop"
 	args="--user nobody $args"
 fi
 # shellcheck disable=SC2086
-"$pop3d" --passwd tests/scripts/passwd --mailbox "$PWD/$tmp/%u.mbox" --log "$tmp/log" \
+"$pop3d" --passwd tests/scripts/passwd --mailbox "$drop/%u.mbox" --log "$tmp/log" \
 	--login-delay 0 --state-dir "$PWD/$tmp/state" $args <"$dir/input" >"$tmp/out"
 status=$?
 
@@ -41,8 +46,8 @@ if ! diff -u "$dir/expected" "$tmp/out.lf"; then
 	rc=1
 fi
 if [ -f "$dir/mbox.after" ]; then
-	if ! cmp "$dir/mbox.after" "$tmp/alice.mbox"; then
-		diff -u "$dir/mbox.after" "$tmp/alice.mbox" | head -40
+	if ! cmp "$dir/mbox.after" "$drop/alice.mbox"; then
+		diff -u "$dir/mbox.after" "$drop/alice.mbox" | head -40
 		rc=1
 	fi
 fi

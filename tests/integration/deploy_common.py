@@ -2,7 +2,7 @@
 
 Front ends are started from the configuration files this repository ships
 (xinetd.d/, stunnel/, systemd/), rewritten only where a private test run must
-differ: a free high port on 127.0.0.1, pid and log files under tests/tmp, the
+differ: a free high port on 127.0.0.1, pid and log files in the test's pop3lib.tmpdir(), the
 repository's ./pop3d, a self-signed certificate. The pop3d options the shipped
 file gives are kept; the test's options are appended after them (for pop3d the
 last occurrence of an option wins), so a broken shipped option still shows up.
@@ -45,7 +45,7 @@ def write(path, data, mode=None):
 
 
 def fresh_dir(name):
-    """An empty directory tests/tmp/NAME (left over files would fake results)."""
+    """An empty pop3lib.tmpdir(NAME) (left over files would fake results)."""
     d = P.tmpdir(name)
     shutil.rmtree(d)
     os.makedirs(d)
@@ -153,7 +153,7 @@ def get_option(text, name):
 def xinetd_config(shipped, port, server, server_args, logfile):
     """A private xinetd configuration holding only the shipped service, on
     127.0.0.1:PORT (UNLISTED: not looked up in /etc/services), with its log in
-    tests/tmp. 'flags = IPv6' goes: it contradicts 'bind = 127.0.0.1'."""
+    the test's directory. 'flags = IPv6' goes: it contradicts 'bind = 127.0.0.1'."""
     text = read(shipped).decode()
     if not P.as_root():
         # xinetd would setuid() to the shipped 'user = root' and fail.
@@ -277,7 +277,7 @@ def socat(d, pop3d_args):
     port = P.free_port()
     return FrontEnd(["socat", "-lf", os.path.join(d, "socat.log"),
                      f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
-                     f"EXEC:{no_spaces([POP3D, *pop3d_args])}"],
+                     P.socat_exec(d, [POP3D, *pop3d_args])],
                     port, os.path.join(d, "socat.out"))
 
 

@@ -1,5 +1,5 @@
 """stunnel/pop3s.conf run by a real stunnel (foreground, pid file and log in
-tests/tmp, a self-signed certificate made here, 127.0.0.1 on a free port),
+its pop3lib.tmpdir(), a self-signed certificate made here, 127.0.0.1 on a free port),
 and the TLS policy its execArgs set (--tls-only):
 
 - through stunnel: TLS with the certificate checked; CAPA offers USER and

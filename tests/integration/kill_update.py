@@ -51,7 +51,7 @@ for seed in (77, 78):
 points += recovery_points
 # The same with --journal-dir (journals outside the spool): the session writes
 # the journal there, --recover given the same directory finishes it.
-jdir = d + "-journals"
+jdir = P.tmpdir("kill-update-journals")
 shutil.rmtree(jdir, ignore_errors=True)   # pop3d makes JOURNAL_DIR/UID in it
 os.makedirs(jdir)
 P.give_to_server(jdir)

@@ -76,7 +76,7 @@ def pop3d_args(host):
 def start_host(host):
     argv = ["ip", "netns", "exec", NS[host], "socat", "-lf", os.path.join(d, f"socat-{host}.log"),
             f"TCP-LISTEN:110,bind={ADDR[host]},reuseaddr,fork",
-            f"EXEC:{D.no_spaces([P.POP3D, *pop3d_args(host)])}"]
+            P.socat_exec(d, [P.POP3D, *pop3d_args(host)])]
     p = D.spawn(argv, os.path.join(d, f"socat-{host}.out"))
     procs.append(p)
     deadline = time.time() + 15

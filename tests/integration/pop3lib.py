@@ -13,12 +13,69 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 POP3D = os.path.join(ROOT, os.environ.get("POP3D") or "pop3d")
 PASSWD = os.path.join(ROOT, "tests", "scripts", "passwd")
 USER, PASSWORD = "alice", "secret"
+# The directories a test makes must let the users it runs reach them, whatever
+# umask the suite was started with (a root shell's 077, say).
+os.umask(0o022)
+
+
+# Where tmpdir() makes its directories: /tmp, not $TMPDIR nor tests/tmp, which
+# may both lie under a 0700 directory that another user cannot search.
+SHARED_TMP = "/tmp"
+_tmpdirs = {}
 
 
 def tmpdir(name):
-    d = os.path.join(ROOT, "tests", "tmp", name)
-    os.makedirs(d, exist_ok=True)
-    return d
+    """The directory of one test's files (NAME: the same directory within one
+    test run): fresh, mode 0755, in /tmp, removed when the test exits. The
+    files must be reachable by the other users a test runs pop3d or a client
+    as (--user nobody, the account, the chrooted pre-login process), so never
+    under the source tree, which may sit in a private (0700) directory. Only
+    what the runner itself reads (tests/tmp/*.out, stage logs) stays there."""
+    if name not in _tmpdirs:
+        import atexit
+        import tempfile
+        d = tempfile.mkdtemp(prefix=f"pop3d-{name}-", dir=SHARED_TMP)
+        os.chmod(d, 0o755)
+        _tmpdirs[name] = d
+        owner = os.getpid()   # a forked child's exit must not remove it
+        atexit.register(lambda: os.getpid() == owner and _remove_tree(d))
+    return _tmpdirs[name]
+
+
+def _remove_tree(path):
+    """rm -rf PATH, but never into a mount point (a tmpfs or a FUSE file
+    system a failed test left mounted): what it shows is not the test's."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            if os.path.ismount(path):
+                return
+            for entry in os.listdir(path):
+                _remove_tree(os.path.join(path, entry))
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass   # a file a still running process of the test made, or removed
+
+
+def shared_copy(path, d):
+    """A copy of the tree's file PATH in directory D (a tmpdir()), mode kept,
+    for a process that runs as another user and may not reach the tree."""
+    import shutil
+    return shutil.copy2(path, os.path.join(d, os.path.basename(path)))
+
+
+def socat_exec(d, argv):
+    """socat's EXEC: address running ARGV, through a script in directory D:
+    socat takes at most 512 octets of an address, and the tree's path may be
+    long. The script execs, so the process is ARGV[0]'s, as with EXEC:ARGV."""
+    import shlex
+    import tempfile
+    fd, script = tempfile.mkstemp(prefix="socat-exec-", suffix=".sh", dir=d)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"#!/bin/sh\nexec {shlex.join(argv)}\n")
+    os.chmod(script, 0o755)
+    return "EXEC:" + script
 
 
 def as_root():
@@ -35,10 +92,11 @@ def state_args():
     failed logins of one test never slow another, nor reach /var/lib/pop3d.
     Failures are still counted there, but no attempt is refused for them
     (every --throttle-* limit 0), as --login-delay 0 does for the in-session
-    delay; the throttle's own tests set their limits (later options win)."""
+    delay; the throttle's own tests set their limits (later options win).
+    In tmpdir("state"): a short path, as the tree's may be long (socat takes
+    at most 512 octets of EXEC: command line)."""
     import tempfile
-    os.makedirs(os.path.join(ROOT, "tests", "tmp"), exist_ok=True)
-    return ["--state-dir", tempfile.mkdtemp(prefix="state-", dir=os.path.join(ROOT, "tests", "tmp")),
+    return ["--state-dir", tempfile.mkdtemp(prefix="state-", dir=tmpdir("state")),
             "--throttle-account", "0", "--throttle-known", "0", "--throttle-source", "0"]
 
 

@@ -23,12 +23,13 @@ with open(box, "rb") as f:
 assert len(msgs) == 61
 
 port = P.free_port()
-cmd = (f"{P.POP3D} --passwd {P.PASSWD} --mailbox {d}/%u.mbox --log {d}/pop3d.log "
-       f"--login-delay 0 {' '.join(P.root_args() + P.state_args())}")
+cmd = P.socat_exec(d, [P.POP3D, "--passwd", P.PASSWD, "--mailbox", f"{d}/%u.mbox",
+                       "--log", f"{d}/pop3d.log", "--login-delay", "0",
+                       *P.root_args(), *P.state_args()])
 P.give_to_server(d)
 socat = subprocess.Popen(["timeout", "120", "socat", "-lf", os.path.join(d, "socat.log"),
                           f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
-                          f"EXEC:{cmd}"])
+                          cmd])
 try:
     P.wait_port(port)
     # poplib: STAT, LIST, UIDL, RETR everything, TOP, DELE some.

@@ -64,7 +64,7 @@ port = P.free_port()
 args = D.pop3d_test_args(d, log)
 with D.FrontEnd(["socat", "-lf", os.path.join(top, "socat.log"),
                  f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
-                 f"EXEC:{D.no_spaces([FAULT, *args])}"],
+                 P.socat_exec(top, [FAULT, *args])],
                 port, os.path.join(top, "socat.out")):
     c = socket.create_connection(("127.0.0.1", port), timeout=30)
     c.sendall(script)

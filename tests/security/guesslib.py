@@ -95,12 +95,11 @@ class Server:
         """login_delay, timeout: None leaves pop3d's default. passwd_extra: a
         function writing more passwd lines to the open file."""
         self.name = name
-        self.dir = os.path.join(P.ROOT, "tests", "tmp", "guessing", name)
+        self.dir = P.tmpdir(f"guessing-{name}")   # its mail/ goes to --user
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(os.path.join(self.dir, "mail"))
         # Not under the mail directory: that one goes to the server's --user.
-        self.state = os.path.join(P.ROOT, "tests", "tmp", "guessing",
-                                  f"state-{name}-{uuid.uuid4().hex[:8]}")
+        self.state = os.path.join(P.tmpdir("guessing"), f"state-{name}-{uuid.uuid4().hex[:8]}")
         os.makedirs(self.state)
         self.log = os.path.join(self.dir, "mail", "pop3d.log")
         self.passwd = os.path.join(self.dir, "passwd")

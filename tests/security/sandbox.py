@@ -165,9 +165,10 @@ if P.as_root():
         os.setgroups([])
         os.setgid(nobody.pw_gid)
         os.setuid(nobody.pw_uid)
-    p = subprocess.Popen([P.POP3D, "--passwd", P.PASSWD, "--mailbox",
-                          os.path.join(os.path.dirname(box), "%u.mbox"), "--log", "/dev/null",
-                          "--state-dir", "none"],
+    # nobody runs the binary and reads the passwd file: copies it can reach.
+    p = subprocess.Popen([P.shared_copy(P.POP3D, top), "--passwd", P.shared_copy(P.PASSWD, top),
+                          "--mailbox", os.path.join(os.path.dirname(box), "%u.mbox"),
+                          "--log", "/dev/null", "--state-dir", "none"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=as_nobody)
     p.stdout.readline()
     g = P.reader_of(p.pid)
