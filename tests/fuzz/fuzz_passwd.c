@@ -73,6 +73,7 @@ static bool ref_hash_ok(const char *s, size_t len)
 	return len > 0;
 }
 
+/* Absolute, no control character, and every '%' starts one of %u, %h, %%. */
 static bool ref_mailbox_ok(const char *s, size_t len)
 {
 	if (len == 0 || s[0] != '/')
@@ -80,6 +81,13 @@ static bool ref_mailbox_ok(const char *s, size_t len)
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '%')
+			continue;
+		if (i + 1 == len || (s[i + 1] != 'u' && s[i + 1] != 'h' && s[i + 1] != '%'))
+			return false;
+		i++;
+	}
 	return true;
 }
 
