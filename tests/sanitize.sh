@@ -31,12 +31,15 @@ if ! make -C "$dir" --no-print-directory SANITIZE=1 pop3d unit >"$dir/make.log" 
 	exit 1
 fi
 
-# pop3d drops to nobody before it could report: the directory must let it write.
+# pop3d drops to nobody before it could report: the directory must let it
+# write, and reach it, so it is in /tmp (the tree may sit under a 0700
+# directory); the reports are copied to build/asan/reports at the end.
 rm -rf "$reports"
-mkdir -p "$reports"
-chmod 1777 "$reports"
-ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
-UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
+live=$(mktemp -d /tmp/pop3d-asan.XXXXXX) || exit 2
+trap 'rm -rf "$live"' EXIT
+chmod 1777 "$live"
+ASAN_OPTIONS="log_path=$live/asan:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
+UBSAN_OPTIONS="log_path=$live/ubsan:print_stacktrace=1:halt_on_error=1"
 export ASAN_OPTIONS UBSAN_OPTIONS
 
 # Left out by default: deploy_install checks that `make install` copies ./pop3d
@@ -58,6 +61,7 @@ if [ -z "$passed" ] || [ -z "$failed" ]; then
 fi
 
 # Zero reports allowed.
+cp -r "$live" "$reports"
 if [ -n "$(ls -A "$reports")" ]; then
 	echo "FAILED  asan:reports"
 	for r in "$reports"/*; do

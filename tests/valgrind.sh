@@ -27,15 +27,20 @@ if ! command -v valgrind >/dev/null 2>&1; then
 	exit 1
 fi
 rm -rf "$dir"
-mkdir -p "$dir/logs"
-chmod 1777 "$dir/logs"   # pop3d drops to nobody before valgrind writes its report
+mkdir -p "$dir"
+# pop3d drops to nobody before valgrind opens a child's report: the directory
+# must let it write, and reach it, so it is in /tmp (the tree may sit under a
+# 0700 directory); the reports are copied to build/valgrind/logs at the end.
+logs=$(mktemp -d /tmp/pop3d-valgrind.XXXXXX) || exit 2
+trap 'rm -rf "$logs"' EXIT
+chmod 1777 "$logs"
 
 # The binary the tests run: ./pop3d under valgrind. Reports go to files, as
 # pop3d's stderr may be the client's socket; exit status 99 marks an error.
 cat >"$dir/pop3d" <<WRAP
 #!/bin/sh
 exec valgrind --quiet --vgdb=no --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \\
-	--errors-for-leak-kinds=definite --log-file=$dir/logs/pop3d.%p.log $root/pop3d "\$@"
+	--errors-for-leak-kinds=definite --log-file=$logs/pop3d.%p.log $root/pop3d "\$@"
 WRAP
 chmod 755 "$dir/pop3d"
 
@@ -65,12 +70,12 @@ if make --no-print-directory fuzz-replay >"$dir/make.log" 2>&1; then
 		seeds=tests/fuzz/seeds/$t
 		[ "$t" = mbox_split ] && seeds=tests/fuzz/seeds/mbox
 		if valgrind --quiet --vgdb=no --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
-			--errors-for-leak-kinds=definite --log-file="$dir/logs/replay_$t.log" \
+			--errors-for-leak-kinds=definite --log-file="$logs/replay_$t.log" \
 			build/fuzz/replay_"$t" "$seeds" >"$dir/replay_$t.out" 2>&1; then
 			result ok "valgrind:replay_$t"
 		else
 			result FAILED "valgrind:replay_$t"
-			sed 's/^/    /' "$dir/replay_$t.out" "$dir/logs/replay_$t.log" | head -40
+			sed 's/^/    /' "$dir/replay_$t.out" "$logs/replay_$t.log" | head -40
 		fi
 	done
 else
@@ -79,6 +84,7 @@ else
 fi
 
 # Zero reports allowed, also from runs whose test passed anyway.
+cp -r "$logs" "$dir/logs"
 bad=""
 for log in "$dir"/logs/*.log; do
 	[ -s "$log" ] && bad="$bad $log"
