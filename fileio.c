@@ -70,6 +70,14 @@ int fsync_retry(int fd)
 	return r;
 }
 
+const char *file_kind(mode_t mode)
+{
+	return S_ISREG(mode) ? "a regular file" : S_ISDIR(mode) ? "a directory" :
+		S_ISLNK(mode) ? "a symbolic link" : S_ISFIFO(mode) ? "a FIFO" :
+		S_ISCHR(mode) || S_ISBLK(mode) ? "a device" : S_ISSOCK(mode) ? "a socket" :
+		"a special file";
+}
+
 int parent_dir(const char *path, char *dir, size_t size)
 {
 	const char *slash = strrchr(path, '/');

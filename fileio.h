@@ -16,6 +16,9 @@ int pwrite_all(int fd, const void *buf, size_t len, off_t off);
 /* fsync, retrying EINTR. 0, or -1 with errno. */
 int fsync_retry(int fd);
 
+/* "a regular file", "a directory", "a FIFO" ...: what mode says st is, for log lines. */
+const char *file_kind(mode_t mode);
+
 /* The directory part of path into dir ("." without a slash, "/" for "/name"). 0, or -1 ENAMETOOLONG. */
 int parent_dir(const char *path, char *dir, size_t size);
 

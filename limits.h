@@ -25,6 +25,7 @@
 #define CLIENT_READ_SIZE      4096 /* octets read from the client at a time (the most a handoff carries) */
 #define MAX_REASON_LEN        256  /* octets of a reason given to the client in an -ERR */
 #define MAX_LOG_LINE          900  /* octets of one log message */
+#define MAX_FOUND_TEXT        200  /* a found file described for the log (mbox_describe_file) */
 #define LOG_PREFIX_SIZE       64   /* octets of a --log=FILE line's time stamp, name and pid */
 #define MAX_LOG_FIELD         256  /* octets of one quoted client-supplied field of it (log_quote) */
 #define AUTH_FAIL_FLOOR_MSEC  100  /* ms before a failed password check is answered, at least (auth.h):

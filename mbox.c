@@ -1248,10 +1248,7 @@ static enum mbox_status open_error(int err, char *why, size_t whylen)
 
 void mbox_describe_file(const struct stat *st, const char *owner, char *out, size_t outlen)
 {
-	const char *kind = S_ISREG(st->st_mode) ? "a regular file" : S_ISDIR(st->st_mode) ?
-		"a directory" : S_ISLNK(st->st_mode) ? "a symbolic link" : S_ISFIFO(st->st_mode) ?
-		"a FIFO" : S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? "a device" :
-		S_ISSOCK(st->st_mode) ? "a socket" : "a special file";
+	const char *kind = file_kind(st->st_mode);
 	snprintf(out, outlen, "%s, mode %04o, %ju link%s, owner uid %ju%s%s%s", kind,
 		 (unsigned)(st->st_mode & 07777), (uintmax_t)st->st_nlink,
 		 st->st_nlink == 1 ? "" : "s", (uintmax_t)st->st_uid, owner ? " (" : "",
@@ -1281,7 +1278,7 @@ static enum mbox_status check_file(const struct mbox *mb, const struct stat *st,
 	const char *why_short = mbox_file_problem(st);
 	if (!why_short)
 		return MBOX_OK;
-	char found[160];
+	char found[MAX_FOUND_TEXT];
 	mbox_describe_file(st, NULL, found, sizeof(found));
 	log_msg(LOG_ERR, "mailbox %s refused: %s: found %s; expected " MBOX_EXPECTED
 		" %ju", mb->path ? mb->path : "(descriptor)", why_short, found,

@@ -647,7 +647,7 @@ static void describe_found(const struct stat *st, char *out, size_t outlen)
 static int mailbox_owner(const char *path, uid_t *uid, gid_t *gid, char *why, size_t whylen)
 {
 	struct stat st;
-	char found[200];
+	char found[MAX_FOUND_TEXT];
 	int rc = lstat(path, &st);
 	if (rc < 0 && errno == ENOENT) {
 		char dir[MAX_PATH_LEN];
@@ -686,7 +686,7 @@ static enum login_result explain_unreachable(const struct account *acct, char *w
 	char dir[MAX_PATH_LEN];
 	snprintf(dir, sizeof(dir), "%s", acct->mailbox);
 	struct stat st;
-	char found[200] = "a directory it cannot look into";
+	char found[MAX_FOUND_TEXT] = "a directory it cannot look into";
 	/* The deepest directory that can still be looked up is the one in the way. */
 	for (char *slash = strrchr(dir, '/'); slash && slash > dir; slash = strrchr(dir, '/')) {
 		*slash = '\0';
@@ -718,7 +718,7 @@ static enum login_result check_mailbox_file(const struct account *acct, char *wh
 	const char *problem = mbox_file_problem(&st);   /* missing: an empty maildrop */
 	if (!problem)
 		return LOGIN_OK;
-	char found[200];
+	char found[MAX_FOUND_TEXT];
 	describe_found(&st, found, sizeof(found));
 	struct passwd *me = getpwuid(geteuid());
 	log_msg(LOG_ERR, "mailbox %s for %s refused: %s: found %s; expected " MBOX_EXPECTED
@@ -1098,7 +1098,7 @@ static int check_passwd_file(const char *path)
 	close(fd);   /* read-only: nothing to lose */
 	/* A directory cannot be read, a FIFO would hang every login; /dev/null is no users. */
 	if (S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
-		char found[200];
+		char found[MAX_FOUND_TEXT];
 		describe_found(&st, found, sizeof(found));
 		config_error(false, "--passwd %s: found %s (expected a regular file of "
 			     "name:hash[:mailbox] lines)", path, found);
