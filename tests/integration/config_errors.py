@@ -222,26 +222,30 @@ for line, why in ((1, "no ':'"), (2, "empty hash"), (3, "not an absolute path"),
     check(n == 1 and why in text, f"passwd line {line}: once per session ({n}), says {why!r}")
 
 # ---- 5. A mailbox of another owner: uid and name found, uid and name expected ----
+LOGIN = b"USER carol\r\nPASS pw\r\nQUIT\r\n"
+
+
+def refused_login(mailbox_dir, *extra):
+    """carol's login with a fresh log: pop3d's answers and the log's text."""
+    open(log, "wb").close()
+    r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(mailbox_dir, "%u"),
+                        "--log", log, "--login-delay", "0", *extra, *state],
+                       input=LOGIN, capture_output=True, timeout=60)
+    return r.stdout, read(log).decode(errors="replace")
+
+
 if P.as_root():
     os.chown(box, 0, 0)
     os.chmod(box, 0o600)
-    open(log, "wb").close()
-    r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(d, "%u"),
-                        "--log", log, "--login-delay", "0", "--user", "nobody", *state],
-                       input=b"USER carol\r\nPASS pw\r\nQUIT\r\n", capture_output=True, timeout=60)
-    text = read(log).decode(errors="replace")
+    out, text = refused_login(d, "--user", "nobody")
     nobody = pwd.getpwnam("nobody").pw_uid
-    check(b"-ERR [SYS/PERM]" in r.stdout and b"Permission denied" not in r.stdout,
-          f"root's mailbox refused, the client told why ({r.stdout!r})")
+    check(b"-ERR [SYS/PERM]" in out and b"Permission denied" not in out,
+          f"root's mailbox refused, the client told why ({out!r})")
     check("uid 0 (root)" in text and f"uid {nobody} (nobody)" in text and "mode 0600" in text
           and "regular file" in text and "Permission denied" not in text,
           f"... the log names the owner found and the one expected ({text!r})")
     # Without --user, as root: a root-owned mailbox is not served as root; the log says whose it is.
-    open(log, "wb").close()
-    r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(d, "%u"),
-                        "--log", log, "--login-delay", "0", *state],
-                       input=b"USER carol\r\nPASS pw\r\nQUIT\r\n", capture_output=True, timeout=60)
-    text = read(log).decode(errors="replace")
+    out, text = refused_login(d)
     check("uid 0 (root)" in text and "mode 0600" in text and "expected" in text,
           f"no --user: the root-owned mailbox's owner and mode are named ({text!r})")
     os.chown(box, nobody, pwd.getpwnam("nobody").pw_gid)
@@ -250,13 +254,9 @@ if P.as_root():
     os.makedirs(closed, exist_ok=True)
     os.chown(closed, 0, 0)
     os.chmod(closed, 0o700)
-    open(log, "wb").close()
-    r = subprocess.run([P.POP3D, "--passwd", passwd, "--mailbox", os.path.join(closed, "%u"),
-                        "--log", log, "--login-delay", "0", "--user", "nobody", *state],
-                       input=b"USER carol\r\nPASS pw\r\nQUIT\r\n", capture_output=True, timeout=60)
-    text = read(log).decode(errors="replace")
-    check(b"-ERR [SYS/PERM]" in r.stdout and b"Permission denied" not in r.stdout,
-          f"a mailbox behind a closed directory: refused ({r.stdout!r})")
+    out, text = refused_login(closed, "--user", "nobody")
+    check(b"-ERR [SYS/PERM]" in out and b"Permission denied" not in out,
+          f"a mailbox behind a closed directory: refused ({out!r})")
     check(f"directory {closed} denies search" in text and "mode 0700" in text and
           "uid 0 (root)" in text and f"uid {nobody} (nobody)" in text and
           "Permission denied" not in text, f"... the log names the directory in the way ({text!r})")
