@@ -73,6 +73,8 @@
 #define OUTBUF_SIZE        (64 * 1024)          /* output buffer */
 #define SEND_MIN_ROOM      (4 * 1024)           /* RETR flushes the buffer when less is free */
 #define COPY_CHUNK_SIZE    (256 * 1024)         /* read size while compacting */
+#define MOVE_PROBE_SIZE    4096                 /* octets --recover compares: has a move begun? */
+_Static_assert(MOVE_PROBE_SIZE <= COPY_CHUNK_SIZE, "the probe is read into the copy buffer");
 #define WINDOW_SIZE        (256 * 1024)         /* octets of the mailbox mapped (or read) at a time */
 #define WINDOW_MIN_AHEAD   4096                 /* a window is moved when fewer octets are left in it */
 

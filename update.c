@@ -740,7 +740,7 @@ static long count_messages(const struct op *op, int mfd)
  */
 static int move_begun(struct op *op, int mfd, int jfd, const struct jhdr *h)
 {
-	unsigned char kept[4096];
+	unsigned char kept[MOVE_PROBE_SIZE];
 	size_t n = (size_t)min_off(h->l, (off_t)sizeof(kept));
 	if (mfd < 0 || pread_exact(jfd, kept, n, JNL_HDR_SIZE) < 0 ||
 	    pread_exact(mfd, op->buf, n, h->x) < 0)
