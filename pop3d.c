@@ -1318,24 +1318,25 @@ static int run_recover(const struct server *srv)
 		snprintf(self.name, sizeof(self.name), "%s", pw->pw_name);
 		snprintf(self.home, sizeof(self.home), "%s", pw->pw_dir ? pw->pw_dir : "");
 	}
-	char journal_dir[MAX_PATH_LEN], account_dir[MAX_PATH_LEN];
-	opt.journal_dir = expand_dir("--journal-dir", srv->cfg->journal_dir, &self, journal_dir);
-	if (srv->cfg->journal_dir && !opt.journal_dir) {
+	char journal_dir[MAX_PATH_LEN];
+	const char *jdir = expand_dir("--journal-dir", srv->cfg->journal_dir, &self, journal_dir);
+	if (srv->cfg->journal_dir && !jdir) {
 		config_error(false, "--recover %s: cannot expand --journal-dir %s", path,
 			     srv->cfg->journal_dir);
 		return EXIT_CONFIG;
 	}
-	/* DIR/UID, made by root while it still can (an older layout's journal moved in). */
-	if (opt.journal_dir) {
-		if (journal_dir_prepare(opt.journal_dir, path, uid, gid, account_dir,
-					sizeof(account_dir), why, sizeof(why)) < 0) {
-			config_error(false, "--journal-dir %s: %s", opt.journal_dir, why);
-			return EXIT_CONFIG;
-		}
-		opt.journal_dir = account_dir;
+	/*
+	 * The places a session would use, made by root while it still can (an older
+	 * layout's journal moved in); recovery only reads, so beside the mailbox
+	 * counts as allowed and the default directory is the other place.
+	 */
+	struct journal_places places;
+	if (journal_places_prepare(jdir, path, uid, gid, true, &places, why, sizeof(why)) < 0) {
+		config_error(false, "--journal-dir %s: %s", jdir, why);
+		return EXIT_CONFIG;
 	}
-	char default_dir[MAX_PATH_LEN];   /* a journal left where the spool was not writable */
-	opt.journal_alt_dir = journal_default_dir(uid, default_dir, sizeof(default_dir));
+	opt.journal_dir = places.dir[0] ? places.dir : NULL;
+	opt.journal_alt_dir = places.alt[0] ? places.alt : NULL;
 	if (srv->root) {
 		struct spool_access sa;
 		spool_access(path, pw ? pw->pw_name : NULL, uid, pw ? pw->pw_gid : gid, &sa);

@@ -943,7 +943,7 @@ int mbox_recover_report(const char *path, const struct mbox_options *opt,
 		return -1;
 	if (opt->journal_dir && recover_from(path, NULL, opt, hooks, res, why, whylen) < 0)
 		return -1;
-	if (opt->journal_alt_dir && (!opt->journal_dir || strcmp(opt->journal_alt_dir, opt->journal_dir) != 0))
+	if (opt->journal_alt_dir)   /* never the same as journal_dir (journal_places_prepare) */
 		return recover_from(path, opt->journal_alt_dir, opt, hooks, res, why, whylen);
 	return 0;
 }
@@ -1126,7 +1126,8 @@ int journal_dir_prepare(const char *dir, const char *mailbox, uid_t uid, gid_t g
 	return rc;
 }
 
-const char *journal_default_dir(uid_t uid, char *out, size_t outlen)
+/* POP3D_JOURNAL_DIR/UID into out when it is a directory (out), else NULL. */
+static const char *journal_default_dir(uid_t uid, char *out, size_t outlen)
 {
 	struct stat st;
 	int n = snprintf(out, outlen, "%s/%ju", POP3D_JOURNAL_DIR, (uintmax_t)uid);

@@ -72,9 +72,6 @@ struct journal_places {
 int journal_places_prepare(const char *configured, const char *mailbox, uid_t uid, gid_t gid,
 			   bool beside_ok, struct journal_places *out, char *why, size_t whylen);
 
-/* POP3D_JOURNAL_DIR/UID into out when it is a directory (out), else NULL. */
-const char *journal_default_dir(uid_t uid, char *out, size_t outlen);
-
 /*
  * Repair a mailbox left mid-update (a journal next to it), under the mailbox
  * lock. 0 when there was nothing to do or it was repaired, -1 on failure.
