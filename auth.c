@@ -16,10 +16,55 @@
 
 /* ---- User names and passwd file lines ---- */
 
-/* Printable ASCII, minus what could make a path or a passwd field. */
+/*
+ * The code point of the well-formed UTF-8 sequence at p (RFC 3629 section 4:
+ * shortest form, no surrogates, at most U+10FFFF) and its length in *len;
+ * -1 when p does not start one. p is NUL-terminated: a cut sequence stops there.
+ */
+static long utf8_decode(const unsigned char *p, size_t *len)
+{
+	static const long min_of[5] = { 0, 0, 0x80, 0x800, 0x10000 };  /* shortest forms */
+	size_t n = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 :
+		   p[0] >= 0xe0 && p[0] <= 0xef ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+	if (n == 0)
+		return -1;   /* a continuation octet, C0/C1 (overlong) or F5..FF */
+	long cp = n == 1 ? p[0] : p[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return -1;   /* cut short (the NUL included) */
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if (cp < min_of[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return -1;
+	*len = n;
+	return cp;
+}
+
+/* C0, DEL and C1 (U+0080..U+009F): never in a name. */
+static bool control_char(long cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+const char *auth_name_encoding_problem(const char *name)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	while (*p) {
+		size_t n;
+		long cp = utf8_decode(p, &n);
+		if (cp < 0)
+			return "not valid UTF-8";
+		if (control_char(cp))
+			return "control character";
+		p += n;
+	}
+	return NULL;
+}
+
+/* ASCII: printable, minus what could make a path or a passwd field. Beyond it, UTF-8. */
 static bool username_char_ok(unsigned char c)
 {
-	return c >= 0x21 && c <= 0x7e && c != '/' && c != '%' && c != ':';
+	return c >= 0x80 || (c >= 0x21 && c <= 0x7e && c != '/' && c != '%' && c != ':');
 }
 
 bool auth_valid_username(const char *name)
@@ -34,7 +79,7 @@ bool auth_valid_username(const char *name)
 	for (size_t i = 0; i < len; i++)
 		if (!username_char_ok((unsigned char)name[i]))
 			return false;
-	return true;
+	return auth_name_encoding_problem(name) == NULL;
 }
 
 /* Remove one trailing "\n" or "\r\n". */

@@ -39,7 +39,19 @@ enum auth_result {
 	AUTH_ERROR,     /* the passwd file or the system could not be read */
 };
 
-/* Safe to put in a path and a log line: no '/', "..", '%', control chars. */
+/*
+ * Why name is no user name for its encoding, or NULL: "not valid UTF-8" (RFC
+ * 3629: an overlong form, a surrogate, beyond U+10FFFF, a cut sequence) or
+ * "control character" (C0, DEL, C1). The one UTF-8 check of pop3d: the
+ * session asks it of what a client sends, auth_valid_username of every name.
+ */
+const char *auth_name_encoding_problem(const char *name);
+
+/*
+ * Safe to put in a path and a log line: at most MAX_USER_NAME octets of
+ * well-formed UTF-8; no '/', "..", '%', ':', blank or control character; no
+ * '.' or '-' first. Compared octet for octet (no Unicode normalisation).
+ */
 bool auth_valid_username(const char *name);
 
 /*

@@ -100,7 +100,16 @@ static void test_valid_username(void **state)
 		{ "-rf", false }, { "a/b", false }, { "/etc", false }, { "a%b", false },
 		{ "%u", false }, { "a:b", false }, { "a..b", false }, { "a..", false },
 		{ "a b", false }, { " a", false }, { "a\tb", false }, { "a\nb", false },
-		{ "a\rb", false }, { "a\x7f", false }, { "\xc3\xa9t\xc3\xa9", false },
+		{ "a\rb", false }, { "a\x7f", false },
+		/* UTF-8 (RFC 6856): well-formed, and the same rules for its ASCII part. */
+		{ "\xc3\xa9t\xc3\xa9", true }, { "j\xc3\xbcrgen", true },
+		{ "\xe6\x97\xa5\xe6\x9c\xac", true }, { "\xf0\x9d\x84\x9e", true },
+		{ "\xf4\x8f\xbf\xbf", true }, { "\xc2\xa0", true },
+		{ "j\xc3\xbc/rgen", false }, { ".j\xc3\xbcrgen", false }, { "j\xc3\xbc:x", false },
+		{ "j\xc3\xbc..x", false }, { "j\xc3\xbc%u", false }, { "j\xc3\xbc x", false },
+		{ "j\xfcrgen", false }, { "\xc0\xaf", false }, { "\xed\xa0\x80", false },
+		{ "\xf4\x90\x80\x80", false }, { "j\xc3", false }, { "\x80", false },
+		{ "a\xc2\x85", false }, { "a\xc2\x9f", false },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (auth_valid_username(cases[i].name) != cases[i].ok)
@@ -110,6 +119,47 @@ static void test_valid_username(void **state)
 	assert_true(auth_valid_username(longest));
 	assert_false(auth_valid_username(too_long));
 	assert_false(auth_valid_username(NULL));
+	/* The limit counts octets: 32 two-octet characters fit, one octet more does not. */
+	char wide[MAX_USER_NAME + 2] = "";
+	for (int i = 0; i < MAX_USER_NAME / 2; i++)
+		strcat(wide, "\xc3\xa9");
+	assert_true(auth_valid_username(wide));
+	strcat(wide, "a");
+	assert_false(auth_valid_username(wide));
+}
+
+/* ---- auth_name_encoding_problem: the one UTF-8 check ---- */
+
+static void test_name_encoding_problem(void **state)
+{
+	(void)state;
+	static const char *const good[] = {
+		"alice", "j\xc3\xbcrgen", "\xe6\x97\xa5\xe6\x9c\xac", "\xf0\x9d\x84\x9e",
+		"\xc2\xa0", "\xdf\xbf", "\xe0\xa0\x80", "\xef\xbf\xbd", "\xf0\x90\x80\x80",
+		"\xf4\x8f\xbf\xbf", "\xed\x9f\xbf", "\xee\x80\x80", "a b", "",
+	};
+	static const char *const not_utf8[] = {
+		"j\xfcrgen", "\xc0\x80", "\xc1\xbf", "\xe0\x80\xaf", "\xe0\x9f\xbf",
+		"\xf0\x80\x80\xaf", "\xf0\x8f\xbf\xbf", "\xed\xa0\x80", "\xed\xbf\xbf",
+		"\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf8\x88\x80\x80\x80", "\xfe", "\xff",
+		"\x80", "a\xbf", "j\xc3", "\xe2\x82", "\xe2\x82x", "\xf0\x9d\x84", "\xc3\xc3\xbc",
+	};
+	static const char *const control[] = {
+		"a\x01", "\x1f", "a\tb", "a\nb", "a\rb", "\x7f", "\xc2\x80", "a\xc2\x85", "\xc2\x9f",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (auth_name_encoding_problem(good[i]))
+			fail_msg("good[%zu] refused: %s", i, auth_name_encoding_problem(good[i]));
+	for (size_t i = 0; i < sizeof(not_utf8) / sizeof(not_utf8[0]); i++) {
+		const char *why = auth_name_encoding_problem(not_utf8[i]);
+		if (!why || !strstr(why, "UTF-8"))
+			fail_msg("not_utf8[%zu]: %s", i, why ? why : "accepted");
+	}
+	for (size_t i = 0; i < sizeof(control) / sizeof(control[0]); i++) {
+		const char *why = auth_name_encoding_problem(control[i]);
+		if (!why || !strstr(why, "control"))
+			fail_msg("control[%zu]: %s", i, why ? why : "accepted");
+	}
 }
 
 /* ---- passwd_parse_line ---- */
@@ -777,6 +827,32 @@ static void test_login_empty_password(void **state)
 	assert_true(log_find(log, "login failed for eve: empty password") >= 0);
 }
 
+/* A UTF-8 name in the passwd file logs in; its mailbox path holds it as it is. */
+static void test_login_virtual_utf8(void **state)
+{
+	struct log_capture *log = *state;
+	char hash[CRYPT_OUTPUT_SIZE], text[512];
+	cheap_hash("j\xc3\xbc-pw", hash, sizeof(hash));
+	int n = snprintf(text, sizeof(text), "j\xc3\xbcrgen:%s\nj\xfcrgen:%s\n", hash, hash);
+	const char *path = test_path("passwd-utf8");
+	test_write_file(path, text, (size_t)n);
+	struct auth_config cfg = virtual_config(path);
+	struct account acct;
+	assert_int_equal(auth_check_passwd_file(path), 0);
+	assert_true(log_find(log, "line 2: malformed, skipped: invalid user name") >= 0);
+	assert_int_equal(log_find(log, "line 1:"), -1);
+	assert_int_equal(auth_login(&cfg, "j\xc3\xbcrgen", "j\xc3\xbc-pw", &acct), AUTH_OK);
+	assert_string_equal(acct.name, "j\xc3\xbcrgen");
+	assert_string_equal(acct.mailbox, "/var/mail/j\xc3\xbcrgen");
+	/* Octet for octet: the NFD spelling (u + U+0308) is another name. */
+	assert_int_equal(auth_login(&cfg, "ju\xcc\x88rgen", "j\xc3\xbc-pw", &acct), AUTH_FAIL);
+	assert_int_equal(auth_login(&cfg, "j\xc3\xbcrgen", "wrong", &acct), AUTH_FAIL);
+	/* Logged with log.c's escapes: non-ASCII octets as \xNN. */
+	assert_true(log_find(log, "login failed for \"j\\xc3\\xbcrgen\": wrong password") >= 0);
+	assert_int_equal(auth_login(&cfg, "j\xfcrgen", "j\xc3\xbc-pw", &acct), AUTH_FAIL);
+	assert_true(log_find(log, "login failed: invalid user name") >= 0);
+}
+
 /* A valid name may hold '"', '\\', "peer=": logged quoted, one field. */
 static void test_login_failure_logged_quoted(void **state)
 {
@@ -841,6 +917,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_username),
+		cmocka_unit_test(test_name_encoding_problem),
 		cmocka_unit_test(test_parse_line),
 		cmocka_unit_test(test_parse_line_reasons),
 		cmocka_unit_test(test_template_problem),
@@ -872,6 +949,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_login_empty_password, setup_capture,
 						teardown_capture),
 		cmocka_unit_test_setup_teardown(test_login_failure_logged_quoted, setup_capture,
+						teardown_capture),
+		cmocka_unit_test_setup_teardown(test_login_virtual_utf8, setup_capture,
 						teardown_capture),
 		cmocka_unit_test_setup_teardown(test_login_system_unknown, setup_capture,
 						teardown_capture),
