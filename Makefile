@@ -69,7 +69,7 @@ tests/lock-nfs.o: lock.c $(HEADERS) $(FLAGS_STAMP)
 tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_log:     tests/test_log.o     log.o
-tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_session: tests/test_session.o session.o auth.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_privsep: tests/test_privsep.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_dotlocker: tests/test_dotlocker.o dotlocker.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_proxy:   tests/test_proxy.o proxy.o peer.o
@@ -228,11 +228,11 @@ $(FUZZ_DIR)/fuzz_$(1): $(addprefix $(FUZZ_DIR)/lf/,fuzz_$(1).o fuzz_util.o $(2))
 $(FUZZ_DIR)/replay_$(1): $(addprefix $(FUZZ_DIR)/plain/,fuzz_$(1).o fuzz_util.o driver.o $(2))
 	$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
 endef
-$(eval $(call FUZZ_TARGET,session,session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,session,session.o auth.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,sasl,session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,sasl,session.o auth.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,privsep,privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,proxy,proxy.o peer.o))
 

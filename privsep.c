@@ -688,7 +688,8 @@ static void throttle_after(struct throttle *t, struct throttle_attempt *a, bool 
 static const char *login_method_name(uint32_t method)
 {
 	static const char *const names[LOGIN_METHODS] = {[METHOD_USER] = "USER",
-							 [METHOD_PLAIN] = "PLAIN"};
+							 [METHOD_PLAIN] = "PLAIN",
+							 [METHOD_LOGIN] = "LOGIN"};
 	return method < LOGIN_METHODS ? names[method] : "?";
 }
 

@@ -1,4 +1,7 @@
-/* The POP3 protocol state machine (RFC 1939, RFC 2449 CAPA, RFC 3206, RFC 5034). */
+/*
+ * The POP3 protocol state machine (RFC 1939, RFC 2449 CAPA, RFC 3206, RFC 5034
+ * SASL with PLAIN and LOGIN, RFC 6856 UTF8).
+ */
 #include "session.h"
 
 #include <errno.h>
@@ -7,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "log.h"
 
 #define CRLF "\r\n"
@@ -18,10 +22,15 @@ static const char capa_head[] =
 	"UIDL" CRLF
 	"RESP-CODES" CRLF
 	"AUTH-RESP-CODE" CRLF
-	"PIPELINING" CRLF;
+	"PIPELINING" CRLF
+	"UTF8 USER" CRLF;   /* RFC 6856: UTF-8 user names (and passwords) */
 static const char capa_login[] =
 	"USER" CRLF
-	"SASL PLAIN" CRLF;
+	"SASL PLAIN LOGIN" CRLF;
+
+/* The prompts of AUTH LOGIN (draft-murchison-sasl-login): "Username:", "Password:". */
+#define LOGIN_ASK_USER "VXNlcm5hbWU6"
+#define LOGIN_ASK_PASS "UGFzc3dvcmQ6"
 static const char capa_tail[] =
 	"IMPLEMENTATION " POP3D_NAME CRLF
 	"." CRLF;
@@ -179,30 +188,58 @@ static const char *messages_word(size_t n)
 	return n == 1 ? "message" : "messages";
 }
 
+static bool ascii_only(const char *text)
+{
+	for (; *text; text++)
+		if ((unsigned char)*text >= 0x80)
+			return false;
+	return true;
+}
+
 static void login_succeeded(struct session *s)
 {
 	struct totals t = maildrop_totals(s);
 	s->state = STATE_TRANSACTION;
 	s->logged_in = true;
+	/* Response lines stay ASCII (no LANG, RFC 6856 section 3): a UTF-8 name is not echoed. */
 	outbuf_printf(s->out, "+OK %s has %zu %s (%llu octets)" CRLF,
-		      s->user, t.count, messages_word(t.count), (unsigned long long)t.octets);
+		      ascii_only(s->user) ? s->user : "maildrop", t.count, messages_word(t.count),
+		      (unsigned long long)t.octets);
 	log_msg(LOG_INFO, "login: user=%s peer=%s messages=%zu octets=%llu",
 		LOG_Q(s->user), s->cfg->peer, t.count, (unsigned long long)t.octets);
 }
 
-/* A failed login, counted here; the backend that checked it has logged it. */
-static void login_failed(struct session *s)
+/* A failed login (why: for the client), counted here; the backend that checked it has logged it. */
+static void login_failed(struct session *s, const char *why)
 {
 	s->failed_logins++;
 	if (s->be->login_failed)
 		s->be->login_failed(s->be->ctx, s->failed_logins);
 	if (s->failed_logins >= s->cfg->max_failed_logins) {
-		reply(s, "-ERR [AUTH] Authentication failed; too many failures, closing");
+		outbuf_printf(s->out, "-ERR [AUTH] %s; too many failures, closing" CRLF, why);
 		s->end = END_TOO_MANY_FAILURES;
 		s->state = STATE_DONE;
 		return;
 	}
-	reply(s, "-ERR [AUTH] Authentication failed");
+	outbuf_printf(s->out, "-ERR [AUTH] %s" CRLF, why);
+}
+
+/*
+ * A name as the client sent it (USER, AUTH PLAIN, AUTH LOGIN), checked by the
+ * one UTF-8 check (auth.c). false after a -ERR that says what is wrong: a
+ * malformed argument, not a failed login (no password was checked).
+ */
+static bool name_acceptable(struct session *s, const char *name)
+{
+	const char *why = auth_name_encoding_problem(name);
+	if (!why)
+		return true;
+	log_msg(LOG_NOTICE, "user name refused: user=%s peer=%s reason=%s", LOG_Q(name),
+		s->cfg->peer, LOG_Q(why));
+	char text[MAX_REASON_LEN];
+	snprintf(text, sizeof(text), "invalid user name: %s", why);
+	bad_command(s, text);
+	return false;
 }
 
 /* Credentials are complete: authenticate and open the maildrop. */
@@ -223,7 +260,7 @@ static void try_login(struct session *s, const char *password, enum login_method
 		s->state = STATE_DONE;
 		return;
 	case LOGIN_FAILED:
-		login_failed(s);
+		login_failed(s, "Authentication failed");
 		return;
 	case LOGIN_IN_USE:
 		outbuf_printf(s->out, "-ERR [IN-USE] %s" CRLF, why[0] ? why : "maildrop in use");
@@ -250,6 +287,9 @@ static void cmd_user(struct session *s, int argc, char **args)
 		bad_command(s, "usage: USER name");
 		return;
 	}
+	s->have_user = false;
+	if (!name_acceptable(s, args[0]))
+		return;
 	snprintf(s->user, sizeof(s->user), "%s", args[0]);
 	s->have_user = true;
 	reply(s, "+OK send PASS");  /* the same for every name: no user enumeration */
@@ -271,49 +311,118 @@ static void cmd_pass(struct session *s, const char *rest)
 	try_login(s, rest, METHOD_USER);
 }
 
+/* A SASL response that says nothing to check: a failed login, answered with what was wrong. */
+static void sasl_malformed(struct session *s, const char *mech, const char *what)
+{
+	char text[MAX_REASON_LEN];
+	/* No password to check: not the failed-login line, which only the checker writes. */
+	snprintf(s->user, sizeof(s->user), "%s", "-");
+	log_msg(LOG_NOTICE, "malformed AUTH %s response: peer=%s problem=%s", mech, s->cfg->peer,
+		LOG_Q(what));
+	snprintf(text, sizeof(text), "malformed AUTH %s response: %s", mech, what);
+	login_failed(s, text);
+}
+
+/* Ask for the next SASL response. */
+static void sasl_prompt(struct session *s, enum sasl_step next, const char *challenge)
+{
+	s->sasl = next;
+	outbuf_printf(s->out, "+ %s" CRLF, challenge);
+}
+
 static void sasl_plain_response(struct session *s, const char *b64)
 {
 	char pass[MAX_SASL_LINE + 1];
-	if (sasl_plain_decode(b64, s->user, pass, sizeof(pass)) < 0) {
-		/* No password to check: not the failed-login line, which only the checker writes. */
-		snprintf(s->user, sizeof(s->user), "%s", "-");
-		log_msg(LOG_NOTICE, "malformed AUTH PLAIN response: peer=%s", s->cfg->peer);
-		login_failed(s);
-	} else {
+	if (sasl_plain_decode(b64, s->user, pass, sizeof(pass)) < 0)
+		sasl_malformed(s, "PLAIN", "not base64 of [authzid] NUL user NUL password");
+	else if (name_acceptable(s, s->user))
 		try_login(s, pass, METHOD_PLAIN);
-	}
 	explicit_bzero(pass, sizeof(pass));
+}
+
+/* Why an AUTH LOGIN response that sasl_text_decode refused (rc < 0) is no string. */
+static const char *login_response_problem(long rc)
+{
+	return rc == -2 ? "a NUL octet in it" : "not base64";
+}
+
+/* AUTH LOGIN's first response: the user name; then ask for the password. */
+static void sasl_login_user(struct session *s, const char *b64)
+{
+	long n = sasl_text_decode(b64, s->user, sizeof(s->user));
+	if (n < 0)
+		sasl_malformed(s, "LOGIN", login_response_problem(n));
+	else if (n == 0)
+		sasl_malformed(s, "LOGIN", "an empty user name");
+	else if (name_acceptable(s, s->user))
+		sasl_prompt(s, SASL_LOGIN_PASS, LOGIN_ASK_PASS);
+}
+
+/* AUTH LOGIN's second response: the password. */
+static void sasl_login_pass(struct session *s, const char *b64)
+{
+	char pass[MAX_SASL_LINE + 1];
+	long n = sasl_text_decode(b64, pass, sizeof(pass));
+	if (n < 0)
+		sasl_malformed(s, "LOGIN", login_response_problem(n));
+	else
+		try_login(s, pass, METHOD_LOGIN);
+	explicit_bzero(pass, sizeof(pass));
+}
+
+static bool is_cmd(const char *cmd, const char *name)
+{
+	return strcasecmp(cmd, name) == 0;
 }
 
 static void cmd_auth(struct session *s, int argc, char **args)
 {
 	if (argc == 0) {  /* mechanism list, as many servers answer a bare AUTH */
-		outbuf_puts(s->out, "+OK" CRLF "PLAIN" CRLF "." CRLF);
+		outbuf_puts(s->out, "+OK" CRLF "PLAIN" CRLF "LOGIN" CRLF "." CRLF);
 		return;
 	}
 	if (plaintext_refused(s))
 		return;
-	if (strcasecmp(args[0], "PLAIN") != 0) {
+	bool plain = is_cmd(args[0], "PLAIN");
+	if (!plain && !is_cmd(args[0], "LOGIN")) {
 		bad_command(s, "[AUTH] unsupported authentication mechanism");
 		return;
 	}
 	s->have_user = false;
-	if (argc == 2) {
+	if (plain && argc == 2)
 		sasl_plain_response(s, args[1]);
-		return;
-	}
-	s->in_sasl = true;
-	reply(s, "+ ");
+	else if (plain)
+		sasl_prompt(s, SASL_PLAIN, "");
+	else if (argc == 2)   /* the initial response (RFC 5034) skips "Username:" */
+		sasl_login_user(s, args[1]);
+	else
+		sasl_prompt(s, SASL_LOGIN_USER, LOGIN_ASK_USER);
 }
 
 static void sasl_continuation(struct session *s, char *line)
 {
-	s->in_sasl = false;
+	enum sasl_step step = s->sasl;
+	s->sasl = SASL_NONE;
 	if (strcmp(line, "*") == 0) {
 		reply(s, "-ERR [AUTH] authentication cancelled");
 		return;
 	}
-	sasl_plain_response(s, line);
+	if (step == SASL_PLAIN)
+		sasl_plain_response(s, line);
+	else if (step == SASL_LOGIN_USER)
+		sasl_login_user(s, line);
+	else
+		sasl_login_pass(s, line);
+}
+
+/* RFC 6856: UTF-8 user names are taken with or without it; messages go as stored. */
+static void cmd_utf8(struct session *s, int argc)
+{
+	if (argc != 0) {
+		bad_command(s, "usage: UTF8");
+		return;
+	}
+	reply(s, "+OK UTF8 enabled (user names may be UTF-8; messages are sent as stored)");
 }
 
 /* ---- TRANSACTION state ---- */
@@ -502,11 +611,6 @@ static void cmd_quit_update(struct session *s)
 
 /* ---- dispatch ---- */
 
-static bool is_cmd(const char *cmd, const char *name)
-{
-	return strcasecmp(cmd, name) == 0;
-}
-
 static void dispatch_authorization(struct session *s, const char *cmd, int argc,
 				   char **args)
 {
@@ -514,6 +618,8 @@ static void dispatch_authorization(struct session *s, const char *cmd, int argc,
 		cmd_user(s, argc, args);
 	else if (is_cmd(cmd, "AUTH"))
 		cmd_auth(s, argc, args);
+	else if (is_cmd(cmd, "UTF8"))
+		cmd_utf8(s, argc);
 	else if (is_cmd(cmd, "APOP"))
 		bad_command(s, "APOP is not supported; use USER/PASS or AUTH PLAIN");
 	else if (is_cmd(cmd, "STAT") || is_cmd(cmd, "LIST") || is_cmd(cmd, "RETR") ||
@@ -545,6 +651,8 @@ static void dispatch_transaction(struct session *s, const char *cmd, int argc, c
 	else if (is_cmd(cmd, "USER") || is_cmd(cmd, "AUTH") ||
 		 is_cmd(cmd, "APOP"))
 		bad_command(s, "already logged in");
+	else if (is_cmd(cmd, "UTF8"))   /* RFC 6856 section 2: an AUTHORIZATION command */
+		bad_command(s, "UTF8 is valid only before login");
 	else
 		bad_command(s, "unknown command");
 }
@@ -553,7 +661,7 @@ static bool is_known(const char *cmd)
 {
 	static const char *const known[] = {
 		"USER", "PASS", "AUTH", "APOP", "STAT", "LIST", "RETR", "DELE", "NOOP",
-		"RSET", "TOP", "UIDL", "QUIT", "CAPA", "STLS",
+		"RSET", "TOP", "UIDL", "QUIT", "CAPA", "STLS", "UTF8",
 	};
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (is_cmd(cmd, known[i]))
@@ -564,7 +672,7 @@ static bool is_known(const char *cmd)
 /* One complete command line, terminator removed. */
 static void execute_line(struct session *s, char *line)
 {
-	if (s->in_sasl) {
+	if (s->sasl != SASL_NONE) {
 		sasl_continuation(s, line);
 		return;
 	}
@@ -634,7 +742,7 @@ static void finish_line(struct session *s)
 	s->line_len = 0;
 	s->overlong = false;
 	if (overlong) {
-		s->in_sasl = false;
+		s->sasl = SASL_NONE;
 		bad_command(s, "line too long");
 		return;
 	}
@@ -643,7 +751,7 @@ static void finish_line(struct session *s)
 		len--;
 	s->line[len] = '\0';
 	if (memchr(s->line, '\0', len)) {
-		s->in_sasl = false;
+		s->sasl = SASL_NONE;
 		bad_command(s, "NUL octet in command");
 		return;
 	}
@@ -700,7 +808,7 @@ enum session_end session_feed(struct session *s, const char *data, size_t len)
 	while (len > 0 && s->end == END_NONE) {
 		const char *nl = memchr(data, '\n', len);
 		size_t seg = nl ? (size_t)(nl - data) + 1 : len;
-		size_t limit = s->in_sasl ? MAX_SASL_LINE : MAX_COMMAND_LINE;
+		size_t limit = s->sasl != SASL_NONE ? MAX_SASL_LINE : MAX_COMMAND_LINE;
 		if (!s->overlong && seg > limit - s->line_len) {
 			s->overlong = true;  /* keep discarding until the LF */
 			s->line_len = 0;
@@ -765,7 +873,7 @@ void session_free(struct session *s)
 	explicit_bzero(s->line, sizeof(s->line));
 }
 
-/* ---- AUTH PLAIN ---- */
+/* ---- SASL responses: base64, AUTH PLAIN, AUTH LOGIN ---- */
 
 static int b64_value(unsigned char c)
 {
@@ -832,6 +940,23 @@ int sasl_plain_decode(const char *b64, char *user, char *pass, size_t bufsize)
 			pass[plen] = '\0';
 			rc = 0;
 		}
+	}
+	explicit_bzero(raw, sizeof(raw));
+	return rc;
+}
+
+long sasl_text_decode(const char *b64, char *out, size_t size)
+{
+	unsigned char raw[MAX_SASL_LINE];
+	long n = strcmp(b64, "=") == 0 ? 0 : b64_decode(b64, raw, sizeof(raw));
+	long rc = n;
+	if (n >= 0 && memchr(raw, '\0', (size_t)n))
+		rc = -2;
+	else if (n >= 0 && (size_t)n >= size)
+		rc = -1;
+	else if (n >= 0) {
+		memcpy(out, raw, (size_t)n);
+		out[n] = '\0';
 	}
 	explicit_bzero(raw, sizeof(raw));
 	return rc;

@@ -21,11 +21,20 @@ enum login_result {
 	LOGIN_DELAY,      /* refused without a check by the failed-login throttle: [LOGIN-DELAY] */
 };
 
-/* How the client sent its credentials: method=USER|PLAIN in the failed-login line. */
+/* How the client sent its credentials: method=USER|PLAIN|LOGIN in the failed-login line. */
 enum login_method {
 	METHOD_USER = 0,  /* USER and PASS */
 	METHOD_PLAIN,     /* AUTH PLAIN */
+	METHOD_LOGIN,     /* AUTH LOGIN */
 	LOGIN_METHODS
+};
+
+/* Which SASL response the next line is (AUTH without its response on the line). */
+enum sasl_step {
+	SASL_NONE = 0,    /* none: the next line is a command */
+	SASL_PLAIN,       /* AUTH PLAIN's one response */
+	SASL_LOGIN_USER,  /* AUTH LOGIN, answering "Username:" */
+	SASL_LOGIN_PASS,  /* AUTH LOGIN, answering "Password:" */
 };
 
 /* What the session needs from the outside world, so tests can fake it. */
@@ -85,7 +94,7 @@ struct session {
 
 	char user[MAX_SASL_LINE + 1];  /* as given: auth validates it */
 	bool have_user;             /* USER was accepted, PASS may follow */
-	bool in_sasl;               /* waiting for an AUTH PLAIN continuation */
+	enum sasl_step sasl;        /* waiting for an AUTH continuation line */
 	bool logged_in;             /* a login succeeded (the maildrop may be closed by now) */
 	unsigned failed_logins;
 	unsigned bad_commands;
@@ -132,5 +141,12 @@ void session_free(struct session *s);
  * authcid is refused. Returns 0, or -1 for anything malformed.
  */
 int sasl_plain_decode(const char *b64, char *user, char *pass, size_t bufsize);
+
+/*
+ * Decode one AUTH LOGIN response (base64 of a string; "=" or "" is the empty
+ * one) into out (size octets, NUL-terminated). Returns its length, -1 when it
+ * is not strict base64 or does not fit, -2 when it holds a NUL octet.
+ */
+long sasl_text_decode(const char *b64, char *out, size_t size);
 
 #endif

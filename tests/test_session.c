@@ -279,23 +279,12 @@ static void assert_still_running(const struct fx *x, enum session_state st)
 	assert_int_equal(x->s.state, st);
 }
 
-/* base64 of authzid NUL authcid NUL password, as a client sends it. */
-static void plain_b64(const char *authz, const char *authc, const char *pass, char *out)
+/* base64 of len octets of raw into out (RFC 4648, padded). */
+static void b64_raw(const unsigned char *raw, size_t len, char *out)
 {
 	static const char tab[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	unsigned char raw[2048];
-	size_t len = 0, o = 0;
-	size_t zl = strlen(authz), cl = strlen(authc), pl = strlen(pass);
-	assert_true(zl + cl + pl + 2 <= sizeof(raw));
-	memcpy(raw, authz, zl);
-	len += zl;
-	raw[len++] = '\0';
-	memcpy(raw + len, authc, cl);
-	len += cl;
-	raw[len++] = '\0';
-	memcpy(raw + len, pass, pl);
-	len += pl;
+	size_t o = 0;
 	for (size_t i = 0; i < len; i += 3) {
 		unsigned v = (unsigned)raw[i] << 16;
 		if (i + 1 < len)
@@ -308,6 +297,30 @@ static void plain_b64(const char *authz, const char *authc, const char *pass, ch
 		out[o++] = i + 2 < len ? tab[v & 63] : '=';
 	}
 	out[o] = '\0';
+}
+
+/* base64 of authzid NUL authcid NUL password, as a client sends it. */
+static void plain_b64(const char *authz, const char *authc, const char *pass, char *out)
+{
+	unsigned char raw[2048];
+	size_t len = 0;
+	size_t zl = strlen(authz), cl = strlen(authc), pl = strlen(pass);
+	assert_true(zl + cl + pl + 2 <= sizeof(raw));
+	memcpy(raw, authz, zl);
+	len += zl;
+	raw[len++] = '\0';
+	memcpy(raw + len, authc, cl);
+	len += cl;
+	raw[len++] = '\0';
+	memcpy(raw + len, pass, pl);
+	len += pl;
+	b64_raw(raw, len, out);
+}
+
+/* base64 of a string: one AUTH LOGIN response. */
+static void b64(const char *text, char *out)
+{
+	b64_raw((const unsigned char *)text, strlen(text), out);
 }
 
 /*
@@ -388,6 +401,9 @@ static void assert_capa(const char *out)
 	const char *eol = strstr(sasl + 2, "\r\n");
 	const char *plain = strstr(sasl, " PLAIN");
 	assert_true(plain && plain < eol && (plain[6] == '\r' || plain[6] == ' '));
+	const char *login = strstr(sasl, " LOGIN");
+	assert_true(login && login < eol && (login[6] == '\r' || login[6] == ' '));
+	assert_non_null(strstr(out, "\r\nUTF8 USER\r\n"));   /* RFC 6856 */
 	const char *impl = strstr(out, "\r\nIMPLEMENTATION ");
 	assert_non_null(impl);
 	assert_true(impl[17] != '\r');  /* it names something */
@@ -870,7 +886,7 @@ static void test_auth_plain_wrong_password(void **state)
 static void test_bare_auth_lists_plain(void **state)
 {
 	struct fx *x = *state;
-	assert_string_equal(say(x, "AUTH\r\n"), "+OK\r\nPLAIN\r\n.\r\n");
+	assert_string_equal(say(x, "AUTH\r\n"), "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
 	assert_still_running(x, STATE_AUTHORIZATION);
 }
 
@@ -878,7 +894,7 @@ static void test_auth_unsupported_mechanism(void **state)
 {
 	struct fx *x = *state;
 	assert_one_err(say(x, "AUTH CRAM-MD5\r\n"));
-	assert_one_err(say(x, "AUTH LOGIN\r\n"));
+	assert_one_err(say(x, "AUTH DIGEST-MD5\r\n"));
 	assert_one_err(say(x, "AUTH GSSAPI dGVzdA==\r\n"));
 	assert_int_equal(x->fake.login_calls, 0);
 	assert_int_equal(x->fake.nfailures, 0);
@@ -1637,6 +1653,333 @@ static void test_failed_login_method_and_log(void **state)
 	assert_int_equal(x->fake.nfailures, 2);
 }
 
+/* ---- AUTH LOGIN (draft-murchison-sasl-login) ---- */
+
+#define ASK_USER "+ VXNlcm5hbWU6\r\n"   /* "Username:" */
+#define ASK_PASS "+ UGFzc3dvcmQ6\r\n"   /* "Password:" */
+
+/* One AUTH LOGIN response line for text. */
+static const char *login_line(const char *text, char *buf)
+{
+	char enc[MAX_SASL_LINE];
+	b64(text, enc);
+	sprintf(buf, "%s\r\n", enc);
+	return buf;
+}
+
+static void test_auth_login_continuation(void **state)
+{
+	struct fx *x = *state;
+	char line[MAX_SASL_LINE + 8];
+	assert_string_equal(say(x, "AUTH LOGIN\r\n"), ASK_USER);
+	assert_string_equal(say(x, login_line(USER_OK, line)), ASK_PASS);
+	assert_int_equal(x->fake.login_calls, 0);
+	assert_one_ok(say(x, login_line(PASS_OK, line)));
+	assert_int_equal(x->s.state, STATE_TRANSACTION);
+	assert_int_equal(x->fake.login_calls, 1);
+	assert_string_equal(x->fake.got_user, USER_OK);
+	assert_string_equal(x->fake.got_pass, PASS_OK);
+	assert_int_equal(x->fake.got_method, METHOD_LOGIN);
+}
+
+/* RFC 5034 allows the first response on the AUTH line: no "Username:" prompt. */
+static void test_auth_login_initial_response(void **state)
+{
+	struct fx *x = *state;
+	char line[MAX_SASL_LINE + 8], enc[64];
+	b64(USER_OK, enc);
+	snprintf(line, sizeof(line), "auth login %s\r\n", enc);
+	assert_string_equal(say(x, line), ASK_PASS);
+	assert_one_ok(say(x, login_line(PASS_OK, line)));
+	assert_string_equal(x->fake.got_user, USER_OK);
+	assert_int_equal(x->fake.got_method, METHOD_LOGIN);
+	assert_int_equal(x->s.state, STATE_TRANSACTION);
+}
+
+static void test_auth_login_password_with_spaces(void **state)
+{
+	struct fx *x = *state;
+	char line[MAX_SASL_LINE + 8];
+	x->fake.pass = "  two  spaces ";
+	assert_string_equal(say(x, "AUTH LOGIN\r\n"), ASK_USER);
+	assert_string_equal(say(x, login_line(USER_OK, line)), ASK_PASS);
+	assert_one_ok(say(x, login_line("  two  spaces ", line)));
+	assert_string_equal(x->fake.got_pass, "  two  spaces ");
+}
+
+static void test_auth_login_cancel(void **state)
+{
+	struct fx *x = *state;
+	char line[MAX_SASL_LINE + 8];
+	assert_string_equal(say(x, "AUTH LOGIN\r\n"), ASK_USER);
+	assert_err(say(x, "*\r\n"), "-ERR [AUTH] authentication cancelled");
+	assert_still_running(x, STATE_AUTHORIZATION);
+	assert_capa(say(x, "CAPA\r\n"));   /* a command again */
+	assert_string_equal(say(x, "AUTH LOGIN\r\n"), ASK_USER);
+	assert_string_equal(say(x, login_line(USER_OK, line)), ASK_PASS);
+	assert_err(say(x, "*\r\n"), "-ERR [AUTH] authentication cancelled");
+	assert_int_equal(x->fake.login_calls, 0);
+	assert_int_equal(x->fake.nfailures, 0);
+	assert_still_running(x, STATE_AUTHORIZATION);
+	login(x);
+}
+
+static void test_auth_login_wrong_password(void **state)
+{
+	struct fx *x = *state;
+	char line[MAX_SASL_LINE + 8];
+	assert_string_equal(say(x, "AUTH LOGIN\r\n"), ASK_USER);
+	assert_string_equal(say(x, login_line(USER_OK, line)), ASK_PASS);
+	assert_err(say(x, login_line("nope", line)), "-ERR [AUTH] Authentication failed");
+	assert_int_equal(x->fake.login_calls, 1);
+	assert_int_equal(x->fake.got_method, METHOD_LOGIN);
+	assert_int_equal(x->fake.nfailures, 1);
+	assert_int_equal(x->fake.failures[0], 1);
+	assert_still_running(x, STATE_AUTHORIZATION);
+	/* The exchange is over: the next line is a command. */
+	assert_string_equal(say(x, "NOOP\r\n"), "-ERR not logged in: use USER/PASS or AUTH first\r\n");
+}
+
+/* Not base64: a clear answer at either step, no password checked. */
+static void test_auth_login_bad_base64(void **state)
+{
+	struct fx *x = *state;
+	char line[MAX_SASL_LINE + 8];
+	assert_string_equal(say(x, "AUTH LOGIN\r\n"), ASK_USER);
+	const char *out = say(x, "not base64!\r\n");
+	assert_err(out, "-ERR [AUTH]");
+	assert_non_null(strstr(out, "base64"));
+	assert_still_running(x, STATE_AUTHORIZATION);
+	out = say(x, "AUTH LOGIN YWxpY2U\r\n");   /* unpadded */
+	assert_non_null(strstr(out, "base64"));
+	assert_string_equal(say(x, "AUTH LOGIN\r\n"), ASK_USER);
+	assert_string_equal(say(x, login_line(USER_OK, line)), ASK_PASS);
+	out = say(x, "c2VjcmV0=\r\n");
+	assert_err(out, "-ERR [AUTH]");
+	assert_non_null(strstr(out, "base64"));
+	assert_int_equal(x->fake.login_calls, 0);
+	assert_int_equal(x->s.end, END_TOO_MANY_FAILURES);   /* counted as failed logins: 3 */
+}
+
+/* An empty or NUL-carrying user name is refused before a password is asked for. */
+static void test_auth_login_empty_user(void **state)
+{
+	struct fx *x = *state;
+	static const char *const empty[] = { "AUTH LOGIN =\r\n", "AUTH LOGIN\r\n\r\n",
+					     "AUTH LOGIN\r\n=\r\n" };
+	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		const char *out = say(x, empty[i]);
+		if (starts_with(out, ASK_USER))
+			out += strlen(ASK_USER);
+		assert_err(out, "-ERR [AUTH]");
+		assert_non_null(strstr(out, "empty"));
+		assert_int_equal(x->s.end, i + 1 < MAX_FAILED_LOGINS ? END_NONE : END_TOO_MANY_FAILURES);
+	}
+	assert_int_equal(x->fake.login_calls, 0);
+}
+
+static void test_auth_login_nul_in_user(void **state)
+{
+	struct fx *x = *state;
+	char enc[64], line[80];
+	b64_raw((const unsigned char *)"ali\0ce", 6, enc);
+	snprintf(line, sizeof(line), "AUTH LOGIN %s\r\n", enc);
+	assert_err(say(x, line), "-ERR [AUTH]");
+	assert_int_equal(x->fake.login_calls, 0);
+	assert_still_running(x, STATE_AUTHORIZATION);
+}
+
+/* A continuation may be longer than a command line, up to MAX_SASL_LINE; longer is refused. */
+static void test_auth_login_long_lines(void **state)
+{
+	struct fx *x = *state;
+	char line[MAX_SASL_LINE + 100], pass[600];
+	memset(pass, 'p', sizeof(pass) - 1);
+	pass[sizeof(pass) - 1] = '\0';
+	x->fake.pass = pass;
+	assert_string_equal(say(x, "AUTH LOGIN\r\n"), ASK_USER);
+	assert_string_equal(say(x, login_line(USER_OK, line)), ASK_PASS);
+	memset(line, 'A', MAX_SASL_LINE + 10);
+	memcpy(line + MAX_SASL_LINE + 10, "\r\n", 3);
+	assert_err(say(x, line), "-ERR line too long");
+	assert_int_equal(x->fake.login_calls, 0);
+	assert_still_running(x, STATE_AUTHORIZATION);
+	assert_string_equal(say(x, "AUTH LOGIN\r\n"), ASK_USER);
+	assert_string_equal(say(x, login_line(USER_OK, line)), ASK_PASS);
+	login_line(pass, line);
+	assert_true(strlen(line) > MAX_COMMAND_LINE);
+	assert_one_ok(say(x, line));
+	assert_string_equal(x->fake.got_pass, pass);
+}
+
+static void test_auth_login_refused_by_policy(void **state)
+{
+	struct fx *x = *state;
+	x->cfg.plaintext_ok = false;
+	assert_err(say(x, "AUTH LOGIN\r\n"), "-ERR [AUTH] Plaintext authentication disallowed");
+	assert_err(say(x, "AUTH LOGIN YWxpY2U=\r\n"), "-ERR [AUTH] Plaintext");
+	assert_int_equal(x->fake.login_calls, 0);
+	assert_int_equal(x->s.sasl, SASL_NONE);
+	/* CAPA hides SASL (and USER) then. */
+	const char *capa = say(x, "CAPA\r\n");
+	assert_null(strstr(capa, "SASL"));
+	assert_null(strstr(capa, "\r\nUSER\r\n"));
+}
+
+/* ---- RFC 6856 UTF8 and UTF-8 user names ---- */
+
+#define JUERGEN "j\xc3\xbcrgen"   /* jürgen */
+
+static void test_utf8_command(void **state)
+{
+	struct fx *x = *state;
+	assert_one_ok(say(x, "UTF8\r\n"));
+	assert_one_ok(say(x, "utf8\r\n"));     /* again: still on */
+	assert_one_err(say(x, "UTF8 now\r\n"));
+	assert_still_running(x, STATE_AUTHORIZATION);
+	login(x);
+	/* RFC 6856 section 2: valid in the AUTHORIZATION state only. */
+	const char *out = say(x, "UTF8\r\n");
+	assert_one_err(out);
+	assert_non_null(strstr(out, "before login"));
+	assert_still_running(x, STATE_TRANSACTION);
+}
+
+static void login_as(struct fx *x, const char *user)
+{
+	char line[256];
+	x->fake.user = user;
+	snprintf(line, sizeof(line), "USER %s\r\n", user);
+	assert_one_ok(say(x, line));
+	assert_one_ok(say(x, "PASS " PASS_OK "\r\n"));
+	assert_string_equal(x->fake.got_user, user);
+	assert_int_equal(x->s.state, STATE_TRANSACTION);
+}
+
+static void test_utf8_user_after_utf8(void **state)
+{
+	struct fx *x = *state;
+	assert_one_ok(say(x, "UTF8\r\n"));
+	login_as(x, JUERGEN);
+}
+
+/* RFC 6856 section 2.2: UTF8 USER advertised, a client need not send UTF8 first. */
+static void test_utf8_user_without_utf8(void **state)
+{
+	struct fx *x = *state;
+	login_as(x, JUERGEN);
+}
+
+/* The +OK of a login names the user only when the name is ASCII (LANG is not offered). */
+static void test_utf8_user_not_echoed(void **state)
+{
+	struct fx *x = *state;
+	char line[256];
+	x->fake.user = JUERGEN;
+	snprintf(line, sizeof(line), "USER %s\r\n", JUERGEN);
+	assert_one_ok(say(x, line));
+	const char *out = say(x, "PASS " PASS_OK "\r\n");
+	assert_true(starts_with(out, "+OK maildrop has 3 messages"));
+	for (const char *p = out; *p; p++)
+		assert_true((unsigned char)*p < 0x80);
+}
+
+static void test_utf8_user_auth(void **state)
+{
+	struct fx *x = *state;
+	char enc[256], line[300];
+	x->fake.user = JUERGEN;
+	plain_b64("", JUERGEN, PASS_OK, enc);
+	snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", enc);
+	assert_one_ok(say(x, line));
+	assert_string_equal(x->fake.got_user, JUERGEN);
+	assert_int_equal(x->s.state, STATE_TRANSACTION);
+}
+
+static void test_utf8_user_auth_login(void **state)
+{
+	struct fx *x = *state;
+	char line[MAX_SASL_LINE + 8];
+	x->fake.user = JUERGEN;
+	assert_one_ok(say(x, "UTF8\r\n"));
+	assert_string_equal(say(x, "AUTH LOGIN\r\n"), ASK_USER);
+	assert_string_equal(say(x, login_line(JUERGEN, line)), ASK_PASS);
+	assert_one_ok(say(x, login_line(PASS_OK, line)));
+	assert_string_equal(x->fake.got_user, JUERGEN);
+}
+
+/* Invalid UTF-8 and control characters: a clear -ERR naming the problem, logged, no login. */
+static const struct { const char *name; const char *why; } bad_names[] = {
+	{ "j\xfcrgen", "UTF-8" },             /* Latin-1 */
+	{ "\xc0\xaf" "etc", "UTF-8" },        /* overlong '/' */
+	{ "a\xe0\x80\xaf", "UTF-8" },         /* overlong, 3 octets */
+	{ "a\xf0\x80\x80\xaf", "UTF-8" },     /* overlong, 4 octets */
+	{ "a\xed\xa0\x80", "UTF-8" },         /* surrogate U+D800 */
+	{ "a\xf4\x90\x80\x80", "UTF-8" },     /* U+110000 */
+	{ "a\xf8\x88\x80\x80\x80", "UTF-8" }, /* 5 octets */
+	{ "j\xc3", "UTF-8" },                 /* cut at the end */
+	{ "j\xe2\x82x", "UTF-8" },            /* cut before an ASCII octet */
+	{ "\x80x", "UTF-8" },                 /* a lone continuation octet */
+	{ "a\x01z", "control" },
+	{ "a\x7fz", "control" },
+	{ "a\xc2\x85z", "control" },          /* C1: NEL */
+};
+
+static void assert_name_refused(const char *out, const char *why)
+{
+	assert_one_err(out);
+	assert_false(starts_with(out, "-ERR [AUTH] Authentication failed"));
+	if (!strstr(out, why))
+		fail_msg("expected a -ERR naming \"%s\", got \"%s\"", why, out);
+}
+
+static void test_utf8_invalid_user(void **state)
+{
+	struct fx *x = *state;
+	struct log_capture cap;
+	char line[256];
+	memset(&cap, 0, sizeof(cap));
+	log_set_hook(capture_hook, &cap);
+	assert_one_ok(say(x, "UTF8\r\n"));
+	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		snprintf(line, sizeof(line), "USER %s\r\n", bad_names[i].name);
+		assert_name_refused(say(x, line), bad_names[i].why);
+		assert_one_err(say(x, "PASS " PASS_OK "\r\n"));   /* no USER was accepted */
+		assert_still_running(x, STATE_AUTHORIZATION);
+		assert_int_equal(x->fake.nfailures, 0);
+		x->s.bad_commands = 0;
+	}
+	log_set_hook(NULL, NULL);
+	assert_int_equal(x->fake.login_calls, 0);
+	/* Logged, escaped as log.c quotes every client-supplied name. */
+	bool found = false;
+	for (int i = 0; i < cap.count && i < 16; i++)
+		found |= strstr(cap.line[i], "user=\"j\\xfcrgen\"") != NULL &&
+			 strstr(cap.line[i], "UTF-8") != NULL;
+	assert_true(found);
+}
+
+static void test_utf8_invalid_user_auth(void **state)
+{
+	struct fx *x = *state;
+	char enc[256], line[300];
+	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		plain_b64("", bad_names[i].name, PASS_OK, enc);
+		snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", enc);
+		assert_name_refused(say(x, line), bad_names[i].why);
+		/* AUTH LOGIN: refused before the password is asked for. */
+		b64(bad_names[i].name, enc);
+		snprintf(line, sizeof(line), "AUTH LOGIN %s\r\n", enc);
+		assert_name_refused(say(x, line), bad_names[i].why);
+		assert_int_equal(x->s.sasl, SASL_NONE);
+		x->s.bad_commands = 0;
+	}
+	assert_int_equal(x->fake.login_calls, 0);
+	assert_int_equal(x->fake.nfailures, 0);
+	assert_still_running(x, STATE_AUTHORIZATION);
+	login(x);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1670,6 +2013,24 @@ int main(void)
 		T(test_auth_plain_wrong_password),
 		T(test_bare_auth_lists_plain),
 		T(test_auth_unsupported_mechanism),
+		T(test_auth_login_continuation),
+		T(test_auth_login_initial_response),
+		T(test_auth_login_password_with_spaces),
+		T(test_auth_login_cancel),
+		T(test_auth_login_wrong_password),
+		T(test_auth_login_bad_base64),
+		T(test_auth_login_empty_user),
+		T(test_auth_login_nul_in_user),
+		T(test_auth_login_long_lines),
+		T(test_auth_login_refused_by_policy),
+		T(test_utf8_command),
+		T(test_utf8_user_after_utf8),
+		T(test_utf8_user_without_utf8),
+		T(test_utf8_user_not_echoed),
+		T(test_utf8_user_auth),
+		T(test_utf8_user_auth_login),
+		T(test_utf8_invalid_user),
+		T(test_utf8_invalid_user_auth),
 		cmocka_unit_test(test_sasl_plain_decode),
 		T(test_sizes_match_retrieved_octets),
 		T(test_uidl),

@@ -3,11 +3,13 @@ and the jail loading with it (fail2ban-client -d), both from a private copy of
 the system's fail2ban configuration with our files installed in it.
 
 The log lines come from real sessions through tcpserver (peer 127.0.0.1):
-wrong passwords, an unknown user, AUTH PLAIN failures, hostile user names
-(blanks and "peer=6.6.6.6 method=PLAIN", quotes, backslashes, octets >= 0x80,
-a CR followed by a whole forged line: none may get 6.6.6.6 banned, and each
-must be logged quoted and escaped, on one line), a good login, and a
-session closed after too many failures. They
+wrong passwords, an unknown user, AUTH PLAIN and AUTH LOGIN failures, hostile
+user names (blanks and "peer=6.6.6.6 method=PLAIN", quotes, backslashes, UTF-8
+logged as backslash-x escapes: none may get 6.6.6.6 banned, and each must be logged
+quoted and escaped, on one line), names the greeter refuses unchecked (not
+UTF-8, a CR or LF followed by a whole forged line: logged quoted by the
+greeter, never matched), a good login, and a session closed after too many
+failures. They
 are read twice: as pop3d --log=FILE writes them, and as syslog writes them
 (pop3d --log=syslog talking to a /dev/log that this test provides in a private
 mount namespace, written out as rsyslog's traditional format; root only).
@@ -32,9 +34,12 @@ maildir = os.path.join(d, "mail")
 os.makedirs(maildir)
 D.write_mailbox(os.path.join(maildir, "alice.mbox"), [])
 INJECTED = "x peer=6.6.6.6 method=PLAIN"
-# AUTH PLAIN takes any octets but NUL: names made to forge fields or lines.
+# AUTH PLAIN takes any UTF-8 but control characters: names made to forge fields.
 HOSTILE = [b'a" peer=6.6.6.6 method=PLAIN', b'b\\" peer=6.6.6.6 method=PLAIN', b"c\\",
-           b"\x80\xff\xc3\xa9 peer=6.6.6.6 method=PLAIN", b'"', b"-", b"peer=6.6.6.6",
+           b"\xc3\xa9\xe6\x97\xa5 peer=6.6.6.6 method=PLAIN", b'"', b"-", b"peer=6.6.6.6",
+           b"j\xc3\xbcrgen"]
+# Refused by the greeter before any check (not UTF-8, control characters): not failed logins.
+REFUSED = [b"\x80\xff\xc3\xa9 peer=6.6.6.6 method=PLAIN",
            b"d\rauthentication failed: user=e peer=6.6.6.6 method=PLAIN",
            b"f\nauthentication failed: user=g peer=6.6.6.6 method=USER"]
 BARE = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@+/")
@@ -70,14 +75,23 @@ def auth_plain(user, password):
     return "AUTH PLAIN " + base64.b64encode(b"\0" + user + b"\0" + password.encode()).decode()
 
 
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
 def sessions(port, throttled=False):
-    """The client side: 7 failed logins (check_rows expects them), one good one;
+    """The client side: 8 failed logins (check_rows expects them), one good one;
     throttled: then one more for bob, refused without a check."""
     c = poplib.POP3("127.0.0.1", port, timeout=30)
     c.user("alice")
     expect_err(c, "PASS wrong")
     c.user("nosuchuser")
     expect_err(c, "PASS whatever")
+    c.quit()
+    D.wait_sessions_gone(d)
+    c = poplib.POP3("127.0.0.1", port, timeout=30)
+    assert c._shortcmd("AUTH LOGIN " + b64("zoe")) == b"+ UGFzc3dvcmQ6"
+    expect_err(c, b64("wrong"))
     c.quit()
     D.wait_sessions_gone(d)
     c = poplib.POP3("127.0.0.1", port, timeout=30)
@@ -100,6 +114,11 @@ def sessions(port, throttled=False):
             expect_err(c, auth_plain(name, "wrong"))
         c.quit()
         D.wait_sessions_gone(d)
+    c = poplib.POP3("127.0.0.1", port, timeout=30)
+    for name in REFUSED:
+        assert "invalid user name" in expect_err(c, auth_plain(name, "wrong"))
+    c.quit()
+    D.wait_sessions_gone(d)
     if throttled:
         c = poplib.POP3("127.0.0.1", port, timeout=30)
         c.user("bob")
@@ -139,19 +158,23 @@ def regex_rows(conf, logfile):
 
 def check_rows(rows, text, what):
     """Every failed login matched, and no attempt the throttle refused unchecked."""
-    want = 7 + len(HOSTILE)
+    want = 8 + len(HOSTILE)
     failed = len(re.findall(r"\]: authentication failed: ", text))   # not the names' copies
     assert failed == want, f"{what}: pop3d logged {failed} failed logins, {want} expected:\n{text}"
     unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
     assert "6.6.6.6" in text and "6.6.6.6" not in unquoted, \
         f"{what}: 6.6.6.6 outside a quoted user name:\n{text}"
     lines = re.findall(r"authentication (failed): user=(.*) peer=127\.0\.0\.1 "
-                       r"method=(?:USER|PLAIN)$", text, re.M)
+                       r"method=(?:USER|PLAIN|LOGIN)$", text, re.M)
     assert [a for a, _ in rows] == ["127.0.0.1"] * len(lines), f"{what}: {rows}"
     assert [u for _, u in rows] == [u for _, u in lines], (rows, lines)
     failed_users = [u for kind, u in lines if kind == "failed"]
-    assert failed_users == ["alice", "nosuchuser", "alice", logged(INJECTED.encode()),
+    assert failed_users == ["alice", "nosuchuser", "zoe", "alice", logged(INJECTED.encode()),
                             "bob", "bob", "bob"] + [logged(n) for n in HOSTILE], lines
+    for name in REFUSED:   # logged by the greeter, quoted, one line each
+        assert re.search(r"greeter: user name refused: user=" + re.escape(logged(name)) +
+                         r" peer=127\.0\.0\.1 ", text), (name, text)
+    assert "method=LOGIN" in text, text
 
 
 conf = fail2ban_config()
