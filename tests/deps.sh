@@ -33,6 +33,10 @@ if [ "$goal" = check ]; then
 	need_cmd fetchmail fetchmail
 	need_cmd mpop mpop
 	need_cmd getmail getmail6
+	need_cmd s-nail s-nail
+	# Perl's Net::POP3 (perl itself) with AUTH LOGIN, and Mail::POP3Client.
+	perl -MAuthen::SASL -e 1 2>/dev/null || missing="$missing libauthen-sasl-perl"
+	perl -MMail::POP3Client -e 1 2>/dev/null || missing="$missing libmail-pop3client-perl"
 	need_cmd fail2ban-regex fail2ban
 	need_cmd systemd-analyze systemd
 	need_cmd systemd-socket-activate systemd
