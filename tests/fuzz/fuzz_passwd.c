@@ -51,16 +51,50 @@ struct ref_entry {
 	bool has_mailbox;
 };
 
+/* Octets in [lo, hi]. */
+static bool in(unsigned char c, unsigned lo, unsigned hi)
+{
+	return c >= lo && c <= hi;
+}
+
+/*
+ * The length of the UTF-8 character at s (RFC 3629 section 4's ABNF, row by
+ * row), 0 when none starts there or it is a C1 control (U+0080..U+009F).
+ */
+static size_t ref_utf8_char(const unsigned char *s, size_t left)
+{
+	if (left >= 2 && in(s[0], 0xc2, 0xdf) && in(s[1], 0x80, 0xbf))
+		return s[0] == 0xc2 && s[1] <= 0x9f ? 0 : 2;
+	if (left >= 3 && in(s[2], 0x80, 0xbf) &&
+	    ((s[0] == 0xe0 && in(s[1], 0xa0, 0xbf)) || (in(s[0], 0xe1, 0xec) && in(s[1], 0x80, 0xbf)) ||
+	     (s[0] == 0xed && in(s[1], 0x80, 0x9f)) || (in(s[0], 0xee, 0xef) && in(s[1], 0x80, 0xbf))))
+		return 3;
+	if (left >= 4 && in(s[2], 0x80, 0xbf) && in(s[3], 0x80, 0xbf) &&
+	    ((s[0] == 0xf0 && in(s[1], 0x90, 0xbf)) || (in(s[0], 0xf1, 0xf3) && in(s[1], 0x80, 0xbf)) ||
+	     (s[0] == 0xf4 && in(s[1], 0x80, 0x8f))))
+		return 4;
+	return 0;
+}
+
+/* Printable ASCII but / % : and blanks, or well-formed UTF-8 without C1 controls. */
 static bool ref_name_ok(const char *s, size_t len)
 {
 	if (len == 0 || len > MAX_USER_NAME || s[0] == '.' || s[0] == '-')
 		return false;
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = 0; i < len;) {
 		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x80) {
+			size_t n = ref_utf8_char((const unsigned char *)s + i, len - i);
+			if (n == 0)
+				return false;
+			i += n;
+			continue;
+		}
 		if (c < 0x21 || c > 0x7e || c == '/' || c == '%' || c == ':')
 			return false;
 		if (c == '.' && i + 1 < len && s[i + 1] == '.')
 			return false;
+		i++;
 	}
 	return true;
 }

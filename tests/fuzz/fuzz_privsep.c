@@ -63,7 +63,7 @@ static bool ref_accepts(const struct ps_packet *p, size_t n, unsigned accept)
 		return false;
 	if (p->h.type == PS_PEER && p->h.code > 1)
 		return false;
-	if (p->h.type == PS_LOGIN && p->h.code > 1)   /* the method: USER 0 or PLAIN 1 */
+	if (p->h.type == PS_LOGIN && p->h.code > 2)   /* the method: USER 0, PLAIN 1 or LOGIN 2 */
 		return false;
 	return true;
 }

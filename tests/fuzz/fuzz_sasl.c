@@ -3,7 +3,8 @@
  * response lines, checked against an independent decoder written from RFC 4648
  * (strict base64, padding only at the end) and RFC 4616 (authzid NUL authcid
  * NUL passwd; an authzid other than "" or the authcid is refused). A decoded
- * response is encoded again and must decode to the same credentials.
+ * response is encoded again and must decode to the same credentials. The same
+ * lines go to the AUTH LOGIN decoder (sasl_text_decode): one string, no NUL.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,21 @@ static void check_one(const char *line, size_t bufsize)
 		 "re-encoded credentials do not decode");
 }
 
+/* AUTH LOGIN: the reference's octets as one string, -2 for a NUL, -1 when bad or too long. */
+static void check_text(const char *line, size_t bufsize)
+{
+	static unsigned char raw[4 * MAX_SASL_LINE];
+	static char got[MAX_SASL_LINE + 1];
+	long n = ref_b64_decode(line, raw, MAX_SASL_LINE);
+	long want = n < 0 ? -1 : memchr(raw, '\0', (size_t)n) ? -2 : (size_t)n >= bufsize ? -1 : n;
+	memset(got, 0x55, sizeof(got));
+	long rc = sasl_text_decode(line, got, bufsize);
+	FZ_CHECK(rc == want, "sasl_text_decode says %ld, the reference %ld", rc, want);
+	if (rc >= 0)
+		FZ_CHECK(got[rc] == '\0' && memcmp(got, raw, (size_t)rc) == 0,
+			 "decoded text differs from the reference");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* What the session hands over: one line, at most MAX_SASL_LINE octets, no NUL. */
@@ -135,5 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	line[size] = '\0';
 	check_one(line, MAX_SASL_LINE + 1);
 	check_one(line, SMALL_BUF);
+	check_text(line, MAX_SASL_LINE + 1);
+	check_text(line, SMALL_BUF);
 	return 0;
 }

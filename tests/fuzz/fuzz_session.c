@@ -9,7 +9,9 @@
  * small pieces of changing sizes into a small one. Both transcripts must be
  * identical (line assembly must not depend on how reads split the input), and
  * every transcript must be well-formed: CRLF line ends only, no line longer
- * than MAX_RESPONSE_LINE, no NUL, never the password.
+ * than MAX_RESPONSE_LINE, no NUL, never the password. No user name that is not
+ * UTF-8, or holds a control character, reaches the backend (USER, AUTH PLAIN
+ * and AUTH LOGIN, with or without UTF8).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "fuzz_util.h"
 #include "limits.h"
 #include "log.h"
@@ -104,6 +107,9 @@ static enum login_result fz_login(void *ctx, const char *user, const char *passw
 	FZ_CHECK(c->s->state == STATE_AUTHORIZATION && c->s->mb == NULL, "login while logged in");
 	FZ_CHECK(strlen(user) <= MAX_SASL_LINE && strlen(password) <= MAX_SASL_LINE,
 		 "over-long credentials reached the backend");
+	/* USER, AUTH PLAIN and AUTH LOGIN all refuse a name that is not UTF-8 before this. */
+	FZ_CHECK(!auth_name_encoding_problem(user), "a user name that is %s reached the backend",
+		 auth_name_encoding_problem(user));
 	if (strcmp(user, "inuse") == 0) {
 		snprintf(why, whylen, "mailbox is in use by another session");
 		return LOGIN_IN_USE;
