@@ -27,13 +27,13 @@ static const char capa_head[] =
 static const char capa_login[] =
 	"USER" CRLF
 	"SASL PLAIN LOGIN" CRLF;
+static const char capa_tail[] =
+	"IMPLEMENTATION " POP3D_NAME CRLF
+	"." CRLF;
 
 /* The prompts of AUTH LOGIN (draft-murchison-sasl-login): "Username:", "Password:". */
 #define LOGIN_ASK_USER "VXNlcm5hbWU6"
 #define LOGIN_ASK_PASS "UGFzc3dvcmQ6"
-static const char capa_tail[] =
-	"IMPLEMENTATION " POP3D_NAME CRLF
-	"." CRLF;
 
 /* ---- output helpers ---- */
 
