@@ -5,7 +5,10 @@
   OPTIONS section of pop3d(8), each --sandbox=VALUE too;
 - every exit status --help names is in README and in pop3d(8)'s EXIT STATUS;
 - every doc/*.md README names exists, README names every doc/*.md, and every
-  .md file a doc/ file names exists.
+  .md file a doc/ file names exists;
+- doc/development.md's fuzzing section describes every target of the
+  Makefile's FUZZ_NAMES, counts them right, and its table of the last run
+  has one row for each.
 
 Cheap: one `pop3d --help` and a few file reads."""
 import os
@@ -83,6 +86,22 @@ for f in docs:
     for target in sorted(set(re.findall(r"(?<![\w/.-])(?:doc/)?([A-Za-z0-9_-]+\.md)\b", text))):
         if target not in docs:
             problems.append(f"doc/{f} names {target}, which is not in doc/")
+
+# ---- the fuzz targets (the count and the table once disagreed) ----
+fuzz_names = re.search(r"^FUZZ_NAMES\s*:=\s*(.*)$", read("Makefile"), re.M).group(1).split()
+fuzzing = section(read("doc/development.md"), r"^## Fuzzing", r"^## ")
+words = "one two three four five six seven eight nine ten eleven twelve".split()
+m = re.search(r"\b(\w+) libFuzzer targets", fuzzing)
+if not m or m.group(1) not in words or words.index(m.group(1)) + 1 != len(fuzz_names):
+    problems.append(f"doc/development.md does not say the Makefile's {len(fuzz_names)} fuzz "
+                    f"targets: {m.group(0) if m else 'no count'}")
+rows = re.findall(r"^\s+([a-z_]+)\s+\d+\s+\d+\s+\d+\s*$", fuzzing, re.M)
+for t in fuzz_names:
+    if f"fuzz_{t}" not in fuzzing:
+        problems.append(f"doc/development.md does not describe fuzz_{t}")
+if sorted(rows) != sorted(fuzz_names):
+    problems.append(f"doc/development.md's fuzzing table has {sorted(rows)}, "
+                    f"the Makefile {sorted(fuzz_names)}")
 
 assert not problems, f"{len(problems)} problems:\n  " + "\n  ".join(problems)
 print(f"README: {n} lines; {len(options)} options in README and pop3d(8); "
