@@ -177,7 +177,7 @@ $(FLAGS_STAMP): FORCE
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' >$@
 pop3d.o $(LIB_OBJS) tests/testutil.o $(TESTS:=.o) tests/pop3d-fault.o tests/session-fault.o: $(FLAGS_STAMP)
 
-# ---- Fuzzing (tests/fuzz, README "Security") ----
+# ---- Fuzzing (tests/fuzz, doc/development.md) ----
 # make fuzz: libFuzzer targets with ASan + UBSan, build/fuzz/fuzz_* (clang;
 # FUZZ_CC=afl-clang-fast builds the same targets for AFL++).
 # make fuzz-replay: the same targets with a plain main() (tests/fuzz/driver.c)

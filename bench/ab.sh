@@ -6,7 +6,7 @@
 #
 #   bench/ab.sh OLD_POP3D NEW_POP3D stat|stat-index|all|all-index [RUNS]
 #
-# Every figure "interleaved medians" in README "Performance" came from this.
+# Every figure "interleaved medians" in doc/performance.md came from this.
 set -eu
 [ $# -ge 3 ] || { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 a=$1 b=$2 workload=$3 runs=${4:-11}

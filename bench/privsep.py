@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What the three-process model costs, measured (README "Performance").
+"""What the three-process model costs, measured (doc/performance.md).
 
     bench/privsep.py OLD_POP3D NEW_POP3D [--sessions 100] [--rounds 7]
 

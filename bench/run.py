@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Measure pop3d on the workloads of README "Performance", next to the floors
+"""Measure pop3d on the workloads of doc/performance.md, next to the floors
 (cat to /dev/null, cat through a pipe) and, when they are there, popa3d and
 Dovecot on the same mailbox. Prints wall time, CPU time (user + system) and
 peak RSS of each (/usr/bin/time; wall and CPU with finer clocks), medians

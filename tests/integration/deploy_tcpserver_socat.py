@@ -1,5 +1,5 @@
-"""tcpserver (ucspi-tcp) -> pop3d and socat -> pop3d, as the README and
-pop3d(8) show them:
+"""tcpserver (ucspi-tcp) -> pop3d and socat -> pop3d, as doc/administration.md
+and pop3d(8) show them:
 
 - the client's address in the log: from the TCP socket on stdin (tcpserver)
   and from SOCAT_PEERADDR (socat's EXEC gives a socket pair);

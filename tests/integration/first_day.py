@@ -9,7 +9,7 @@ inside its throw-away root (throwaway_root.py), with the package it built
   /etc/ssl/private/pop3d.pem;
 - the examples as the package installs them (/usr/share/doc/pop3d/examples,
   /usr/sbin/pop3d), then, the package purged, as `make install` does
-  (PREFIX=/usr/local, the pop3d account made as doc/deployment.md says);
+  (PREFIX=/usr/local, the pop3d account made as doc/administration.md says);
 - for each: xinetd.d/pop3 started with /etc/init.d/xinetd (port 110),
   xinetd.d/pop3s + stunnel/inetd/pop3s.conf (995), xinetd.d/pop3-starttls +
   stunnel/inetd/pop3-starttls.conf (110, STLS); README.Debian's sysvinit
@@ -328,7 +328,7 @@ def run(syslog, work, deb, root):
     sh(["dpkg", "-i", deb], timeout=300)
     day.every_example("/usr/share/doc/pop3d/examples", "package")
     sh(["dpkg", "--purge", "pop3d"], timeout=300)
-    # make install's way: the pre-login account as doc/deployment.md has it made.
+    # make install's way: the pre-login account as doc/administration.md has it made.
     sh(["adduser", "--system", "--group", "--no-create-home", "--home", "/nonexistent", "pop3d"])
     sh(["make", "--no-print-directory", "-C", root, "-o", "pop3d", "install"], timeout=300)
     st = os.stat("/var/lib/pop3d-journal")
@@ -336,7 +336,7 @@ def run(syslog, work, deb, root):
     day.every_example("/usr/local/share/doc/pop3d/examples", "make install")
     # The inetd line, last: openbsd-inetd replaces xinetd.
     want = inetd_lines(os.path.join(root, "pop3d.8"))
-    for doc in ("README", "doc/deployment.md"):
+    for doc in ("README", "doc/administration.md"):
         if inetd_lines(os.path.join(root, doc)) != want:
             day.failures.append(f"{doc} and pop3d(8) give different inetd lines:\n    "
                                 f"{inetd_lines(os.path.join(root, doc))}\n    {want}")

@@ -1,5 +1,5 @@
 """Load through HAProxy to two pop3d hosts, side by side with the same load on
-one host without the proxy (README "Performance", "Several hosts behind
+one host without the proxy (doc/performance.md, "Several hosts behind
 HAProxy"); prints figures, not run by make check. Root only:
 
     sudo python3 tests/stress/balanced_load.py [--clients 50] [--duration 60] [--quick]

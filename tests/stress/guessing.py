@@ -30,7 +30,7 @@ correct passwords. Per attack: sessions, password checks counted in the log
 checks per hour projected from the run (the first bucket's worth, then the
 rate measured after it), the owner's and the bystander's login times (median/max, and
 how many were not +OK), processes of the attack alive 10 s after it stopped.
-The table at the end is plain text for the README.
+The table at the end is plain text for doc/throttle.md.
 """
 import argparse
 import os
