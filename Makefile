@@ -117,7 +117,8 @@ demo:
 	@$(MAKE) --no-print-directory pop3d
 	@sh examples/demo.sh
 
-# Installation: the binary in sbin, the manual page, README, and every example
+# Installation: the binary in sbin, the manual page, README, doc/*.md (README's
+# links), and every example
 # configuration in $(DOCDIR)/examples (xinetd.d/, stunnel/, stunnel/inetd/,
 # systemd/, fail2ban/), their /usr/local/sbin/pop3d replaced by the real path.
 SBINDIR    ?= $(PREFIX)/sbin
@@ -137,6 +138,7 @@ EXAMPLES   := xinetd.d/pop3 xinetd.d/pop3s xinetd.d/pop3-starttls \
               systemd/pop3s@.service systemd/pop3-starttls.socket \
               systemd/pop3-starttls@.service contrib/fail2ban/filter.d/pop3d.conf \
               contrib/fail2ban/jail.d/pop3d.conf
+DOCS       := $(sort $(wildcard doc/*.md))
 SET_PATHS  := s|/usr/local/sbin/pop3d|$(SBINDIR)/pop3d|g; s|/usr/local/share/doc/pop3d|$(DOCDIR)|g
 
 .PHONY: uninstall
@@ -147,6 +149,11 @@ install: pop3d
 	chmod 644 $(DESTDIR)$(MANDIR)/man8/pop3d.8
 	sed '$(SET_PATHS)' README >$(DESTDIR)$(DOCDIR)/README
 	chmod 644 $(DESTDIR)$(DOCDIR)/README
+	install -d $(DESTDIR)$(DOCDIR)/doc
+	for f in $(DOCS); do \
+		sed '$(SET_PATHS)' "$$f" >$(DESTDIR)$(DOCDIR)/$$f && \
+		chmod 644 $(DESTDIR)$(DOCDIR)/$$f || exit 1; \
+	done
 	[ -d $(DESTDIR)$(STATEDIR) ] || install -d -m 700 $(DESTDIR)$(STATEDIR)
 	[ -d $(DESTDIR)$(JOURNALDIR) ] || install -d -m 755 $(DESTDIR)$(JOURNALDIR)
 	for f in $(EXAMPLES); do \
@@ -158,10 +165,11 @@ install: pop3d
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/pop3d $(DESTDIR)$(MANDIR)/man8/pop3d.8 $(DESTDIR)$(DOCDIR)/README
 	for f in $(EXAMPLES); do rm -f $(DESTDIR)$(DOCDIR)/examples/$${f#contrib/}; done
+	for f in $(DOCS); do rm -f $(DESTDIR)$(DOCDIR)/$$f; done
 	-cd $(DESTDIR)$(DOCDIR) 2>/dev/null && rmdir examples/fail2ban/filter.d \
 		examples/fail2ban/jail.d examples/fail2ban examples/xinetd.d \
 		examples/stunnel/inetd examples/stunnel \
-		examples/systemd examples 2>/dev/null; rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null; true
+		examples/systemd examples doc 2>/dev/null; rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null; true
 
 clean:
 	rm -f pop3d *.o tests/*.o $(TESTS) tests/pop3d-fault tests/pop3d-nfslock tests/landlock-shim.so

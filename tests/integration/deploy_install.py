@@ -2,7 +2,8 @@
 pop3d(8) manual page.
 
 - PREFIX=/usr into a DESTDIR: pop3d in usr/sbin (mode 755, the built
-  binary), pop3d.8 in usr/share/man/man8 (644), README and every example
+  binary), pop3d.8 in usr/share/man/man8 (644), README, doc/*.md (README's
+  links) and every example
   configuration under usr/share/doc/pop3d/examples (644), each naming
   /usr/sbin/pop3d and nothing under /usr/local; uninstall leaves no file.
 - Every file in xinetd.d/, stunnel/ and systemd/ is an installed example.
@@ -66,9 +67,14 @@ def mode(path):
 dest = os.path.join(d, "root")
 make("install", f"DESTDIR={dest}", "PREFIX=/usr")
 doc = "usr/share/doc/pop3d"
+DOCS = sorted(f"doc/{n}" for n in os.listdir(os.path.join(ROOT, "doc")) if n.endswith(".md"))
 want = sorted(["usr/sbin/pop3d", "usr/share/man/man8/pop3d.8", f"{doc}/README"] +
+              [f"{doc}/{f}" for f in DOCS] +
               [f"{doc}/examples/{v}" for v in EXAMPLES.values()])
 assert files_under(dest) == want, files_under(dest)
+readme = D.read(os.path.join(dest, doc, "README")).decode()
+assert "/usr/share/doc/pop3d/doc" in readme and "/usr/local" not in readme, \
+    "the installed README does not say where doc/ is installed"
 journal_dir = os.path.join(dest, "var/lib/pop3d-journal")
 assert os.path.isdir(journal_dir) and mode(journal_dir) == 0o755, \
     "make install did not make /var/lib/pop3d-journal 0755"
