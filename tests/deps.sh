@@ -5,6 +5,21 @@ set -eu
 goal=${1:-build}
 missing=""
 
+# Installed daemons (nginx, haproxy, xinetd, fail2ban ...) must not start and
+# listen on this machine: a policy-rc.d that refuses every start is in place
+# while apt-get installs, unless the administrator already has one.
+POLICY=/usr/sbin/policy-rc.d
+held=""
+hold_services() {
+	[ -e $POLICY ] && return 0
+	printf '#!/bin/sh\nexit 101\n' >$POLICY && chmod 755 $POLICY && held=yes
+	trap release_services EXIT
+}
+release_services() {
+	[ "$held" = yes ] && rm -f $POLICY
+	held=""
+}
+
 need_cmd()    { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
 need_header() { [ -e "/usr/include/$1" ] || missing="$missing $2"; }
 
@@ -131,8 +146,10 @@ if [ -n "$missing" ]; then
 		echo "Installing:$missing" >&2
 		export DEBIAN_FRONTEND=noninteractive
 		apt_update
+		hold_services
 		# shellcheck disable=SC2086
 		apt-get install -y -qq --no-install-recommends $missing </dev/null >/dev/null
+		release_services
 	else
 		echo "Missing Debian packages. Install them with:" >&2
 		echo "  sudo apt-get install -y $missing" >&2
