@@ -32,14 +32,16 @@ endif
 
 # Everything but main(): shared by the binary and the unit tests.
 LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c \
-            privsep.c sandbox.c proxy.c peer.c throttle.c dotlocker.c options.c
+            privsep.c sandbox.c proxy.c peer.c throttle.c dotlocker.c options.c client.c \
+            found.c config_check.c maildrop.c recover.c
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 HEADERS  := $(wildcard *.h)
 
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
             tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2 \
             tests/test_privsep tests/test_proxy tests/test_peer tests/test_throttle \
-            tests/test_lock_nfs tests/test_log tests/test_dotlocker tests/test_options
+            tests/test_lock_nfs tests/test_log tests/test_dotlocker tests/test_options \
+            tests/test_client tests/test_config_check
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -70,6 +72,8 @@ tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_log:     tests/test_log.o     log.o
 tests/test_options: tests/test_options.o options.o lock.o proxy.o peer.o throttle.o log.o fileio.o
+tests/test_config_check: tests/test_config_check.o config_check.o found.o options.o auth.o lock.o proxy.o peer.o throttle.o mbox.o index.o update.o outbuf.o log.o fileio.o
+tests/test_client:  tests/test_client.o client.o proxy.o peer.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_session: tests/test_session.o session.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_privsep: tests/test_privsep.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_dotlocker: tests/test_dotlocker.o dotlocker.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
