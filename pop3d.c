@@ -1,37 +1,21 @@
-/* pop3d: one POP3 session on stdin/stdout. Options, start-up, privileges. */
+/* pop3d: one POP3 session on stdin/stdout. Start-up, and the roles of the process model wired. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
-#include <grp.h>
-#include <poll.h>
-#include <pwd.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "client.h"
 #include "config_check.h"
-#include "dotlocker.h"
 #include "exitcode.h"
-#include "fileio.h"
-#include "found.h"
 #include "hashcmd.h"
 #include "limits.h"
-#include "lock.h"
 #include "log.h"
 #include "maildrop.h"
 #include "mbox.h"
@@ -44,10 +28,9 @@
 #include "recover.h"
 #include "sandbox.h"
 #include "session.h"
-#include "throttle.h"
 #include "update.h"
 
-/* Everything the session backend needs at login. */
+/* What the roles share: the settings, the client, the channels of this process. */
 struct server {
 	const struct config *cfg;
 	struct auth_config auth;
@@ -159,7 +142,6 @@ static void session_release(void *ctx)
 	privsep_release(srv->keeper);
 }
 
-
 /* ---- the PROXY header, from a --trusted-proxy peer ---- */
 
 /* The client's address for everything that uses the peer: logs, --tls-only, the delays. */
@@ -175,7 +157,6 @@ static int role_set_peer(void *ctx, const char *addr, bool tls)
 {
 	return take_proxied_peer(ctx, addr, tls);
 }
-
 
 /*
  * The greeter's PROXY header: the client it names becomes the peer, here and
@@ -200,7 +181,6 @@ static int open_client(struct server *srv, struct client_out *co, struct outbuf 
 	srv->client = co;
 	return client_open(co, ob, srv->cfg->timeout);
 }
-
 
 static int role_greet(void *ctx, int chan)
 {
