@@ -56,7 +56,7 @@ pop3d: pop3d.o $(LIB_OBJS)
 %.o: %.c $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-tests/%.o: tests/%.c $(HEADERS) tests/testutil.h
+tests/%.o: tests/%.c $(HEADERS) tests/testutil.h tests/logcapture.h
 	$(CC) $(ALL_CFLAGS) -iquote . -c -o $@ $<
 
 # Each unit test links only the modules it tests (and what they use).

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "privsep.h"
 #include "sandbox.h"
+
 /*
  * Become uid/gid for good, with the groups of account `name`, or none at all
  * for a uid without an account (name NULL); verify there is no way back.
@@ -183,7 +184,7 @@ static enum login_result become_account(struct maildrop *md, const struct accoun
 	return LOGIN_OK;
 }
 
-
+/* A mailbox status as a login result. */
 static enum login_result map_status(enum mbox_status st)
 {
 	switch (st) {

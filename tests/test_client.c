@@ -17,17 +17,8 @@
 #include "client.h"
 #include "exitcode.h"
 #include "log.h"
+#include "logcapture.h"
 #include "session.h"
-
-static char logged[4096];
-
-static void capture(int priority, const char *msg, void *ctx)
-{
-	(void)priority;
-	(void)ctx;
-	size_t len = strlen(logged);
-	snprintf(logged + len, sizeof(logged) - len, "%s\n", msg);
-}
 
 /* The test's ends of the client's connection: stdin and stdout are the other ends. */
 static int to_server = -1, from_server = -1;
@@ -35,7 +26,6 @@ static int saved_in = -1, saved_out = -1;
 
 static int setup(void **state)
 {
-	(void)state;
 	int in[2], out[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, in), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, out), 0);
@@ -48,15 +38,12 @@ static int setup(void **state)
 	close(out[0]);
 	to_server = in[1];
 	from_server = out[1];
-	logged[0] = '\0';
-	log_set_hook(capture, NULL);
 	assert_int_equal(client_install_signals(), 0);
-	return 0;
+	return logcapture_setup(state);
 }
 
 static int teardown(void **state)
 {
-	(void)state;
 	fflush(stdout);
 	dup2(saved_in, STDIN_FILENO);
 	dup2(saved_out, STDOUT_FILENO);
@@ -66,8 +53,7 @@ static int teardown(void **state)
 		close(to_server);
 	close(from_server);
 	to_server = -1;
-	log_set_hook(NULL, NULL);
-	return 0;
+	return logcapture_teardown(state);
 }
 
 static void send_text(const char *text)

@@ -18,33 +18,9 @@
 #include "config_check.h"
 #include "found.h"
 #include "log.h"
+#include "logcapture.h"
 #include "options.h"
 #include "testutil.h"
-
-static char logged[4096];
-
-static void capture(int priority, const char *msg, void *ctx)
-{
-	(void)priority;
-	(void)ctx;
-	size_t len = strlen(logged);
-	snprintf(logged + len, sizeof(logged) - len, "%s\n", msg);
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	logged[0] = '\0';
-	log_set_hook(capture, NULL);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	log_set_hook(NULL, NULL);
-	return 0;
-}
 
 /* The test's directory as an absolute path (templates must be). */
 static const char *tmpdir(void)
@@ -174,10 +150,10 @@ static void test_found(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_templates, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_virtual_users, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_passwd_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_templates, logcapture_setup, logcapture_teardown),
+		cmocka_unit_test_setup_teardown(test_virtual_users, logcapture_setup, logcapture_teardown),
+		cmocka_unit_test_setup_teardown(test_passwd_file, logcapture_setup, logcapture_teardown),
+		cmocka_unit_test_setup_teardown(test_found, logcapture_setup, logcapture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

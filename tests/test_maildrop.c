@@ -16,36 +16,12 @@
 
 #include "exitcode.h"
 #include "log.h"
+#include "logcapture.h"
 #include "maildrop.h"
 #include "options.h"
 #include "privsep.h"
 #include "recover.h"
 #include "testutil.h"
-
-static char logged[4096];
-
-static void capture(int priority, const char *msg, void *ctx)
-{
-	(void)priority;
-	(void)ctx;
-	size_t len = strlen(logged);
-	snprintf(logged + len, sizeof(logged) - len, "%s\n", msg);
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	logged[0] = '\0';
-	log_set_hook(capture, NULL);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	log_set_hook(NULL, NULL);
-	return 0;
-}
 
 /* An absolute path in the test's directory (templates and mailboxes must be absolute). */
 static const char *abs_path(const char *name)
@@ -218,10 +194,10 @@ static void test_recover(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_expand_and_options, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_take, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_owner, logcapture_setup, logcapture_teardown),
+		cmocka_unit_test_setup_teardown(test_expand_and_options, logcapture_setup, logcapture_teardown),
+		cmocka_unit_test_setup_teardown(test_take, logcapture_setup, logcapture_teardown),
+		cmocka_unit_test_setup_teardown(test_recover, logcapture_setup, logcapture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

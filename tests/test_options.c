@@ -17,35 +17,17 @@
 #include "exitcode.h"
 #include "lock.h"
 #include "log.h"
+#include "logcapture.h"
 #include "options.h"
 #include "testutil.h"
 
 /* ---- helpers ---- */
 
-static char logged[4096];   /* every log line of the test, one after the other */
-
-static void capture(int priority, const char *msg, void *ctx)
-{
-	(void)priority;
-	(void)ctx;
-	size_t len = strlen(logged);
-	snprintf(logged + len, sizeof(logged) - len, "%s\n", msg);
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	logged[0] = '\0';
-	log_set_hook(capture, NULL);
-	return 0;
-}
-
+/* Also closes a log a test opened. */
 static int teardown(void **state)
 {
-	(void)state;
-	log_set_hook(NULL, NULL);
 	log_close();
-	return 0;
+	return logcapture_teardown(state);
 }
 
 /* Parse "pop3d" followed by the NULL-terminated arguments into cfg (defaults first). */
@@ -411,18 +393,18 @@ static void test_refuse_client(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_long_options, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_short_options, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_numbers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_throttle_rates, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_paths_and_words, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sandbox_contradiction, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_options, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_help_and_version, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_log_found_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuse_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_defaults, logcapture_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_options, logcapture_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_options, logcapture_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_numbers, logcapture_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sizes, logcapture_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throttle_rates, logcapture_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_paths_and_words, logcapture_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sandbox_contradiction, logcapture_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_options, logcapture_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_help_and_version, logcapture_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_found_first, logcapture_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuse_client, logcapture_setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,34 +14,10 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logcapture.h"
 #include "options.h"
 #include "preauth.h"
 #include "testutil.h"
-
-static char logged[4096];
-
-static void capture(int priority, const char *msg, void *ctx)
-{
-	(void)priority;
-	(void)ctx;
-	size_t len = strlen(logged);
-	snprintf(logged + len, sizeof(logged) - len, "%s\n", msg);
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	logged[0] = '\0';
-	log_set_hook(capture, NULL);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	log_set_hook(NULL, NULL);
-	return 0;
-}
 
 static void test_account(void **state)
 {
@@ -112,8 +88,8 @@ static void test_empty_dir(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_account, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_empty_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_account, logcapture_setup, logcapture_teardown),
+		cmocka_unit_test_setup_teardown(test_empty_dir, logcapture_setup, logcapture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
