@@ -23,6 +23,18 @@
 #include "log.h"
 #include "privsep.h"
 
+/* No process and no step has this number: what junk where a number belongs stands for. */
+#define NO_NUMBER 0x7fffffff
+
+/* The decimal number s (a pid, a step), else NO_NUMBER. */
+static int number(const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	return errno || end == s || *end || v < 0 || v >= NO_NUMBER ? NO_NUMBER : (int)v;
+}
+
 /*
  * Test build only (tests/pop3d-fault): SIGKILL ourselves at step N of an
  * update (POP3D_KILL_AT_STEP) or of a recovery (POP3D_KILL_RECOVER_AT_STEP),
@@ -33,7 +45,7 @@ static int kill_at_step(void *ctx, int step, const char *what)
 	const char *var = ctx;
 	const char *v = getenv(var);
 	(void)what;
-	if (v && atoi(v) == step)
+	if (v && number(v) == step)
 		kill(getpid(), SIGKILL);
 	return 0;
 }
@@ -142,14 +154,14 @@ static int probe_signal(char **a)
 	si.si_code = SI_QUEUE;
 	si.si_pid = getpid();
 	si.si_uid = getuid();
-	return (int)syscall(SYS_rt_sigqueueinfo, atoi(a[0]), si.si_signo, &si);
+	return (int)syscall(SYS_rt_sigqueueinfo, number(a[0]), si.si_signo, &si);
 }
 
-static int probe_kill(char **a) { return kill(atoi(a[0]), SIGKILL); }
+static int probe_kill(char **a) { return kill(number(a[0]), SIGKILL); }
 
 static int probe_pidfd(char **a)
 {
-	int fd = (int)syscall(SYS_pidfd_open, atoi(a[0]), 0);
+	int fd = (int)syscall(SYS_pidfd_open, number(a[0]), 0);
 	if (fd < 0)
 		return -1;
 	int rc = (int)syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
@@ -161,16 +173,16 @@ static int probe_pidfd(char **a)
 static int probe_prlimit(char **a)
 {
 	const struct rlimit none = {0, 0};
-	return prlimit(atoi(a[0]), RLIMIT_FSIZE, &none, NULL);
+	return prlimit(number(a[0]), RLIMIT_FSIZE, &none, NULL);
 }
 
-static int probe_nice(char **a) { return setpriority(PRIO_PROCESS, (id_t)atoi(a[0]), 19); }
+static int probe_nice(char **a) { return setpriority(PRIO_PROCESS, (id_t)number(a[0]), 19); }
 
 /* SIGKILL to pid when the client's next line arrives. */
 static int probe_setown(char **a)
 {
 	int fl = fcntl(STDIN_FILENO, F_GETFL);
-	if (fl < 0 || fcntl(STDIN_FILENO, F_SETOWN, atoi(a[0])) < 0 ||
+	if (fl < 0 || fcntl(STDIN_FILENO, F_SETOWN, number(a[0])) < 0 ||
 	    fcntl(STDIN_FILENO, F_SETSIG, SIGKILL) < 0)
 		return -1;
 	return fcntl(STDIN_FILENO, F_SETFL, fl | O_ASYNC);
