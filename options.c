@@ -435,7 +435,12 @@ int options_parse(int argc, char **argv, struct config *cfg)
 
 /* ---- --hash ---- */
 
-int options_open_log(int argc, char **argv, struct config *cfg)
+/*
+ * The log, before anything can go wrong: --log wherever it stands on the
+ * command line, else syslog (also when --log's file cannot be opened: that
+ * is logged there). Sets cfg->log_dest.
+ */
+static int open_log(int argc, char **argv, struct config *cfg)
 {
 	cfg->log_dest = find_log_dest(argc, argv);
 	int rc = log_open(cfg->log_dest);
@@ -472,7 +477,17 @@ int options_defaults(struct config *cfg)
 	};
 	if (throttle_parse_rate(DEFAULT_THROTTLE_ACCOUNT, &cfg->throttle.account) < 0 ||
 	    throttle_parse_rate(DEFAULT_THROTTLE_KNOWN, &cfg->throttle.known) < 0 ||
-	    throttle_parse_rate(DEFAULT_THROTTLE_SOURCE, &cfg->throttle.source) < 0) {
+	    throttle_parse_rate(DEFAULT_THROTTLE_SOURCE, &cfg->throttle.source) < 0)
+		return -1;
+	return 0;
+}
+
+int options_start(int argc, char **argv, struct config *cfg)
+{
+	int defaults = options_defaults(cfg);
+	if (open_log(argc, argv, cfg) < 0)
+		return -1;
+	if (defaults < 0) {
 		config_error(false, "limits.h: a default --throttle-* rate is not a rate");
 		return -1;
 	}

@@ -45,15 +45,16 @@ struct config {
 	char virt_home[MAX_PATH_LEN];  /* "": none */
 };
 
-/* cfg with every default. 0, or -1 (logged) when a compiled-in default is not valid. */
+/* cfg with every default. 0, or -1 when a compiled-in default (limits.h) is not valid. */
 int options_defaults(struct config *cfg);
 
 /*
- * The log, before anything can go wrong: --log wherever it stands on the
- * command line, else syslog (also when --log's file cannot be opened: that
- * is logged there). Sets cfg->log_dest. 0, or -1 (reported).
+ * Start-up: cfg with every default, and the log opened before anything can
+ * go wrong: --log wherever it stands on the command line, else syslog (also
+ * when --log's file cannot be opened: that is logged there). 0, or -1
+ * (reported: a configuration error).
  */
-int options_open_log(int argc, char **argv, struct config *cfg);
+int options_start(int argc, char **argv, struct config *cfg);
 
 /*
  * The command line into cfg. --help and --version print and exit. 0, or -1

@@ -331,7 +331,7 @@ int main(int argc, char **argv)
 {
 	close_inherited_fds();
 	struct config cfg;
-	if (options_defaults(&cfg) < 0 || options_open_log(argc, argv, &cfg) < 0)
+	if (options_start(argc, argv, &cfg) < 0)
 		return refuse_client(EXIT_CONFIG);
 	if (options_parse(argc, argv, &cfg) < 0)
 		return refuse_client(EXIT_USAGE);

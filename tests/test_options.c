@@ -339,9 +339,9 @@ static void test_log_found_first(void **state)
 	snprintf(arg, sizeof(arg), "--log=%s", path);
 	char *argv[] = {"pop3d", "--timeout=zero", arg, NULL};
 	struct config cfg;
-	assert_int_equal(options_defaults(&cfg), 0);
 	optind = 0;   /* as at start: no getopt before */
-	assert_int_equal(options_open_log(3, argv, &cfg), 0);
+	assert_int_equal(options_start(3, argv, &cfg), 0);
+	options_serving();   /* the test's stderr stays quiet */
 	assert_string_equal(cfg.log_dest, path);
 	assert_int_equal(options_parse(3, argv, &cfg), -1);
 	log_close();
@@ -354,7 +354,7 @@ static void test_log_found_first(void **state)
 	char *bad[] = {"pop3d", "--log=/nonexistent-dir/x.log", NULL};
 	logged[0] = '\0';
 	optind = 0;
-	assert_int_equal(options_open_log(2, bad, &cfg), -1);
+	assert_int_equal(options_start(2, bad, &cfg), -1);
 	assert_non_null(strstr(logged, "--log /nonexistent-dir/x.log: cannot open: No such file"));
 }
 
