@@ -79,10 +79,7 @@ static const char *received(void)
 static void test_read(void **state)
 {
 	(void)state;
-	char buf[64];
-	time_t t0 = time(NULL);
-	assert_int_equal(client_read(buf, sizeof(buf), 1), -2);   /* nothing within a second */
-	assert_true(time(NULL) - t0 >= 1);
+	char buf[64];   /* its timeout (-2): test_serve's autologout */
 	send_text("NOOP\r\n");
 	assert_int_equal(client_read(buf, sizeof(buf), 1), 6);
 	assert_memory_equal(buf, "NOOP\r\n", 6);
