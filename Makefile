@@ -32,14 +32,17 @@ endif
 
 # Everything but main(): shared by the binary and the unit tests.
 LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c \
-            privsep.c sandbox.c proxy.c peer.c throttle.c dotlocker.c
+            privsep.c sandbox.c proxy.c peer.c throttle.c dotlocker.c options.c client.c \
+            found.c config_check.c maildrop.c recover.c hashcmd.c preauth.c
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 HEADERS  := $(wildcard *.h)
 
 TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update \
             tests/test_auth tests/test_session tests/test_index tests/test_mbox_sse2 \
             tests/test_privsep tests/test_proxy tests/test_peer tests/test_throttle \
-            tests/test_lock_nfs tests/test_log tests/test_dotlocker
+            tests/test_lock_nfs tests/test_log tests/test_dotlocker tests/test_options \
+            tests/test_client tests/test_config_check tests/test_maildrop tests/test_hashcmd \
+            tests/test_preauth
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -53,7 +56,7 @@ pop3d: pop3d.o $(LIB_OBJS)
 %.o: %.c $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-tests/%.o: tests/%.c $(HEADERS) tests/testutil.h
+tests/%.o: tests/%.c $(HEADERS) tests/testutil.h tests/logcapture.h
 	$(CC) $(ALL_CFLAGS) -iquote . -c -o $@ $<
 
 # Each unit test links only the modules it tests (and what they use).
@@ -69,6 +72,12 @@ tests/lock-nfs.o: lock.c $(HEADERS) $(FLAGS_STAMP)
 tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_log:     tests/test_log.o     log.o
+tests/test_options: tests/test_options.o options.o lock.o proxy.o peer.o throttle.o log.o fileio.o
+tests/test_config_check: tests/test_config_check.o config_check.o found.o options.o auth.o lock.o proxy.o peer.o throttle.o mbox.o index.o update.o outbuf.o log.o fileio.o
+tests/test_maildrop: tests/test_maildrop.o maildrop.o recover.o found.o options.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o dotlocker.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_hashcmd: tests/test_hashcmd.o hashcmd.o auth.o log.o fileio.o
+tests/test_preauth: tests/test_preauth.o preauth.o options.o lock.o proxy.o peer.o throttle.o log.o fileio.o
+tests/test_client:  tests/test_client.o client.o proxy.o peer.o session.o auth.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_session: tests/test_session.o session.o auth.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_privsep: tests/test_privsep.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_dotlocker: tests/test_dotlocker.o dotlocker.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
@@ -92,7 +101,11 @@ tests/pop3d-fault.o: pop3d.c $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -DPOP3D_FAULT_INJECTION -c -o $@ pop3d.c
 tests/session-fault.o: session.c $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -DPOP3D_FAULT_INJECTION -c -o $@ session.c
-tests/pop3d-fault: tests/pop3d-fault.o tests/session-fault.o $(filter-out session.o,$(LIB_OBJS))
+# The hooks themselves (testhooks.c) are built into this binary only.
+tests/testhooks.o: testhooks.c $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -DPOP3D_FAULT_INJECTION -c -o $@ testhooks.c
+tests/pop3d-fault: tests/pop3d-fault.o tests/session-fault.o tests/testhooks.o \
+		   $(filter-out session.o,$(LIB_OBJS))
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # A test build whose flock is emulated with fcntl locks, as on NFS
@@ -183,7 +196,7 @@ $(FLAGS_STAMP): FORCE
 	@mkdir -p $(@D)
 	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' >$@
-pop3d.o $(LIB_OBJS) tests/testutil.o $(TESTS:=.o) tests/pop3d-fault.o tests/session-fault.o: $(FLAGS_STAMP)
+pop3d.o $(LIB_OBJS) tests/testutil.o $(TESTS:=.o) tests/pop3d-fault.o tests/session-fault.o tests/testhooks.o: $(FLAGS_STAMP)
 
 # ---- Fuzzing (tests/fuzz, doc/development.md) ----
 # make fuzz: libFuzzer targets with ASan + UBSan, build/fuzz/fuzz_* (clang;

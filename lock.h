@@ -77,7 +77,7 @@ void dotlock_release_here(struct mail_lock *lk);
 /*
  * The one answer to "can this account create files in its mailbox's
  * directory, and if not, which group could": the dotlock and the journal
- * both ask it (lock.c, update.c, pop3d.c's become_account).
+ * both ask it (lock.c, update.c, maildrop.c's become_account).
  */
 enum spool_writer {
 	SPOOL_ACCOUNT = 0, /* the account itself: dotlock and journal beside the mailbox */

@@ -168,3 +168,20 @@ void peer_find(struct peer *p)
 	p->encrypted = getenv("REMOTE_HOST") != NULL;
 	find_env_peer(p->addr, sizeof(p->addr));
 }
+
+int peer_from_proxy(struct peer *p, const char *addr, bool tls)
+{
+	char canonical[MAX_PEER_TEXT];
+	/* proxy.c's text already, but the authenticator has it from the greeter: check it. */
+	if (!peer_canonical_text(addr, canonical, sizeof(canonical)))
+		return -1;
+	snprintf(p->addr, sizeof(p->addr), "%s", canonical);
+	p->loopback = peer_is_loopback_text(canonical);
+	p->encrypted = p->loopback || tls;
+	return 0;
+}
+
+bool peer_plaintext_ok(const struct peer *p, bool tls_only)
+{
+	return !tls_only || p->encrypted;
+}

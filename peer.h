@@ -24,6 +24,17 @@ struct peer {
 void peer_find(struct peer *p);
 
 /*
+ * The client a --trusted-proxy's PROXY header names (in the greeter, and in
+ * the authenticator the greeter tells): addr in the canonical form, loopback
+ * from it, encrypted when loopback or tls (the proxy said TLS). -1, p as it
+ * was, when addr is not an address.
+ */
+int peer_from_proxy(struct peer *p, const char *addr, bool tls);
+
+/* May USER, PASS and AUTH go over p's connection: always, or with --tls-only if encrypted. */
+bool peer_plaintext_ok(const struct peer *p, bool tls_only);
+
+/*
  * A binary AF_INET (4 octets) or AF_INET6 (16 octets) address as text:
  * v4-mapped IPv6 as dotted IPv4, other IPv6 in inet_ntop's compressed form.
  * False (out empty) for another family or an out too small.

@@ -130,7 +130,7 @@ struct privsep_config {
 	bool log_on_stderr;        /* --log=stderr: fd 2 stays, even when it is the client */
 };
 
-/* The bodies of the roles, in pop3d.c. */
+/* The bodies of the roles: pop3d.c puts them together (client.c, maildrop.c, auth.c). */
 struct privsep_roles {
 	void *ctx;
 	/* The greeter, sandboxed: AUTHORIZATION through the channel chan. Its exit status. */

@@ -33,7 +33,7 @@
 #       diagnostic is intended; system calls are checked by review and tests.
 set -u
 cd "$(dirname "$0")/.." || exit 2
-SRCS="session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c pop3d.c throttle.c peer.c dotlocker.c"
+SRCS="session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c pop3d.c throttle.c peer.c dotlocker.c options.c client.c found.c config_check.c maildrop.c recover.c hashcmd.c preauth.c testhooks.c"
 out=build/lint
 mkdir -p "$out"
 passed=0

@@ -298,6 +298,70 @@ static void test_find_socket(void **state)
 	assert_int_equal(close(sv[1]), 0);
 }
 
+/* ---- the client a PROXY header names (peer_from_proxy): one decision for every path ---- */
+
+/* A parsed header's client into p, as the greeter and the authenticator take it. */
+static int from_header(struct peer *p, const char *header)
+{
+	struct proxy_info pi;
+	size_t used;
+	char why[128];
+	assert_int_equal(proxy_parse((const unsigned char *)header, strlen(header), &used, &pi,
+				     why, sizeof(why)), PROXY_OK);
+	assert_true(pi.have_addr);
+	return peer_from_proxy(p, pi.addr, pi.tls);
+}
+
+static void test_from_proxy(void **state)
+{
+	(void)state;
+	struct peer p = {.addr = "10.0.0.1", .tcp = true};
+	/* v4-mapped through a dual-stack proxy: the IPv4 client, not from here. */
+	assert_int_equal(from_header(&p, "PROXY TCP6 ::ffff:198.51.100.7 ::1 1 110\r\n"), 0);
+	assert_string_equal(p.addr, "198.51.100.7");
+	assert_false(p.loopback);
+	assert_false(p.encrypted);
+	assert_false(peer_plaintext_ok(&p, true));
+	assert_true(peer_plaintext_ok(&p, false));
+	/* Loopback through the proxy (stunnel in front of HAProxy here): encrypted. */
+	assert_int_equal(from_header(&p, "PROXY TCP6 ::ffff:127.0.0.2 ::1 1 110\r\n"), 0);
+	assert_string_equal(p.addr, "127.0.0.2");
+	assert_true(p.loopback);
+	assert_true(p.encrypted);
+	assert_true(peer_plaintext_ok(&p, true));
+	assert_int_equal(peer_from_proxy(&p, "::1", false), 0);
+	assert_true(p.loopback && p.encrypted);
+	/* The text the authenticator is sent is taken in the same canonical form. */
+	assert_int_equal(peer_from_proxy(&p, "0:0:0:0:0:ffff:c633:6407", false), 0);
+	assert_string_equal(p.addr, "198.51.100.7");
+	assert_false(p.loopback);
+	/* TLS said by the proxy (PP2_CLIENT_SSL): encrypted from anywhere. */
+	assert_int_equal(peer_from_proxy(&p, "2001:db8::5", true), 0);
+	assert_string_equal(p.addr, "2001:db8::5");
+	assert_false(p.loopback);
+	assert_true(p.encrypted);
+	assert_true(peer_plaintext_ok(&p, true));
+	/* Garbage is no client: refused, and p left as it was. */
+	struct peer before = p;
+	assert_int_equal(peer_from_proxy(&p, "", false), -1);
+	assert_int_equal(peer_from_proxy(&p, "local", true), -1);
+	assert_int_equal(peer_from_proxy(&p, "1.2.3.4; rm", false), -1);
+	assert_int_equal(peer_from_proxy(&p, "127.0.0.1\n", true), -1);
+	assert_memory_equal(&p, &before, sizeof(p));
+}
+
+/* --tls-only asks for encryption; without it, anything goes in the clear. */
+static void test_plaintext_ok(void **state)
+{
+	(void)state;
+	struct peer clear = {.addr = "192.0.2.1", .tcp = true};
+	struct peer stunnel = {.addr = "192.0.2.1", .encrypted = true};
+	assert_true(peer_plaintext_ok(&clear, false));
+	assert_false(peer_plaintext_ok(&clear, true));
+	assert_true(peer_plaintext_ok(&stunnel, true));
+	assert_true(peer_plaintext_ok(&stunnel, false));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +372,8 @@ int main(void)
 		cmocka_unit_test(test_proxy_v4_mapped),
 		cmocka_unit_test(test_find_env),
 		cmocka_unit_test(test_find_socket),
+		cmocka_unit_test(test_from_proxy),
+		cmocka_unit_test(test_plaintext_ok),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
