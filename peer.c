@@ -111,7 +111,7 @@ static void copy_address(char *out, size_t size, const char *in)
 	}
 	out[o] = '\0';
 	if (!o)
-		snprintf(out, size, "unknown");
+		snprintf(out, size, PEER_UNKNOWN);
 }
 
 /* The TCP peer of stdin, if stdin is a TCP socket. */
@@ -154,7 +154,7 @@ static void find_env_peer(char *out, size_t size)
 			return;
 		}
 	}
-	snprintf(out, size, "local");
+	snprintf(out, size, PEER_LOCAL);
 }
 
 void peer_find(struct peer *p)
@@ -184,4 +184,10 @@ int peer_from_proxy(struct peer *p, const char *addr, bool tls)
 bool peer_plaintext_ok(const struct peer *p, bool tls_only)
 {
 	return !tls_only || p->encrypted;
+}
+
+const char *peer_source(const struct peer *p)
+{
+	return strcmp(p->addr, PEER_LOCAL) == 0 || strcmp(p->addr, PEER_UNKNOWN) == 0 ?
+	       NULL : p->addr;
 }

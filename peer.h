@@ -34,6 +34,16 @@ int peer_from_proxy(struct peer *p, const char *addr, bool tls);
 /* May USER, PASS and AUTH go over p's connection: always, or with --tls-only if encrypted. */
 bool peer_plaintext_ok(const struct peer *p, bool tls_only);
 
+/* The texts of a peer without an address: a pipe or terminal, a front end's junk. */
+#define PEER_LOCAL   "local"
+#define PEER_UNKNOWN "unknown"
+
+/*
+ * The source the throttle counts and knows: p->addr, or NULL for a peer
+ * without an address (PEER_LOCAL, PEER_UNKNOWN), which has no source.
+ */
+const char *peer_source(const struct peer *p);
+
 /*
  * A binary AF_INET (4 octets) or AF_INET6 (16 octets) address as text:
  * v4-mapped IPv6 as dotted IPv4, other IPv6 in inet_ntop's compressed form.

@@ -269,9 +269,7 @@ static int setup_process_model(struct server *srv)
 		.throttle = cfg->throttle,
 		.peer = srv->scfg.peer,
 		.log_on_stderr = strcmp(cfg->log_dest, "stderr") == 0,
-		/* A session without an address has no source to count or to know. */
-		.source = strcmp(srv->scfg.peer, "local") == 0 ||
-			  strcmp(srv->scfg.peer, "unknown") == 0 ? NULL : srv->scfg.peer,
+		.source = peer_source(&srv->peer),
 	};
 	srv->chan = srv->keeper = -1;
 	if (sandbox_seccomp_skipped()) {

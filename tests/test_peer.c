@@ -362,6 +362,23 @@ static void test_plaintext_ok(void **state)
 	assert_true(peer_plaintext_ok(&stunnel, false));
 }
 
+/* The throttle's source: every address, but nothing for a pipe or a front end's junk. */
+static void test_source(void **state)
+{
+	(void)state;
+	struct peer p;
+	find_from_env("REMOTE_ADDR", "::ffff:198.51.100.7", &p);
+	assert_string_equal(peer_source(&p), "198.51.100.7");
+	find_from_env("REMOTE_ADDR", "host.example", &p);
+	assert_string_equal(peer_source(&p), "host.example");
+	find_from_env("REMOTE_ADDR", "\n\t ", &p);
+	assert_null(peer_source(&p));
+	find_from_env(NULL, NULL, &p);
+	assert_null(peer_source(&p));
+	assert_int_equal(peer_from_proxy(&p, "::ffff:203.0.113.9", false), 0);
+	assert_string_equal(peer_source(&p), "203.0.113.9");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -374,6 +391,7 @@ int main(void)
 		cmocka_unit_test(test_find_socket),
 		cmocka_unit_test(test_from_proxy),
 		cmocka_unit_test(test_plaintext_ok),
+		cmocka_unit_test(test_source),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
