@@ -45,6 +45,7 @@ max_len_of() {
 	mbox_split) echo 4096 ;;   # behind a 256 KiB prefix already
 	passwd) echo 12288 ;;      # several of the parser's 4 KiB reads
 	sasl) echo 1100 ;;         # a little over MAX_SASL_LINE
+	*) echo 4096 ;;            # privsep, proxy: libFuzzer's own default, said
 	esac
 }
 
