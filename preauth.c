@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fileio.h"
 #include "limits.h"
 #include "log.h"
 
@@ -64,13 +65,12 @@ static int root_owned_dir(const char *dir, mode_t mode, bool exact)
 int preauth_empty_dir(const char *dir)
 {
 	char parent[MAX_PATH_LEN];
-	snprintf(parent, sizeof(parent), "%s", dir);
-	char *slash = strrchr(parent, '/');
-	if (slash && slash != parent) {
-		*slash = '\0';
-		if (root_owned_dir(parent, 0755, false) < 0)
-			return -1;
+	if (parent_dir(dir, parent, sizeof(parent)) < 0) {
+		log_msg(LOG_ERR, "%s: %s", dir, strerror(errno));
+		return -1;
 	}
+	if (root_owned_dir(parent, 0755, false) < 0)
+		return -1;
 	return root_owned_dir(dir, 0555, true);
 }
 
