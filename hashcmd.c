@@ -44,6 +44,7 @@ int hashcmd_run(void)
 {
 	char pass[MAX_PASSWORD + 2], hash[512];
 	if (read_password_line(pass, sizeof(pass)) < 0) {
+		explicit_bzero(pass, sizeof(pass));   /* what an over-long line left */
 		fprintf(stderr, "pop3d: no password on standard input (at most %d octets)\n",
 			MAX_PASSWORD);
 		return EXIT_USAGE;
