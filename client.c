@@ -197,7 +197,7 @@ int client_read_proxy_header(const char *peer, char *buf, size_t *pending, struc
 	size_t len = 0;
 	for (;;) {
 		size_t used;
-		char why[128];
+		char why[MAX_REASON_LEN];
 		enum proxy_status st = proxy_parse((const unsigned char *)buf, len, &used, pi,
 						   why, sizeof(why));
 		if (st == PROXY_OK) {

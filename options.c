@@ -329,7 +329,7 @@ int options_parse(int argc, char **argv, struct config *cfg)
 		case OPT_JOURNAL_DIR: cfg->journal_dir = optarg; break;
 		case OPT_PREAUTH_USER: cfg->preauth_user = optarg; break;
 		case OPT_TRUSTED_PROXY: {
-			char why[128];
+			char why[MAX_REASON_LEN];
 			if (proxy_trust_parse(optarg, &cfg->trusted_proxies, why, sizeof(why)) < 0) {
 				config_error(true, "--trusted-proxy %s: %s", optarg, why);
 				return -1;
@@ -433,7 +433,7 @@ int options_parse(int argc, char **argv, struct config *cfg)
 	return 0;
 }
 
-/* ---- --hash ---- */
+/* ---- start-up: defaults and the log ---- */
 
 /*
  * The log, before anything can go wrong: --log wherever it stands on the

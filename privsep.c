@@ -177,7 +177,7 @@ int privsep_log_channel(void)
 /* One answer from the authenticator; -1 when the channel failed. */
 static int await_answer(int chan, struct ps_msg *msg, struct ps_packet *p)
 {
-	char why[128];
+	char why[MAX_REASON_LEN];
 	ssize_t n = ps_recv(chan, p);
 	if (n <= 0 || ps_check(p, (size_t)n, PS_ACCEPT(PS_ANSWER), msg, why, sizeof(why)) < 0)
 		return -1;
@@ -448,7 +448,7 @@ static int await_handoff(int chan, struct handoff *ho)
 {
 	struct ps_packet p;
 	struct ps_msg msg;
-	char why[128];
+	char why[MAX_REASON_LEN];
 	ssize_t n;
 	do
 		n = ps_recv(chan, &p);
@@ -582,7 +582,7 @@ static void let_go_of_client(bool log_on_stderr)
 /* Log lines and violations from the worker until its answer (or its end). */
 static int worker_answer(struct monitor *m, int chan, struct ps_msg *msg, struct ps_packet *p)
 {
-	char why[128];
+	char why[MAX_REASON_LEN];
 	for (;;) {
 		ssize_t n = ps_recv(chan, p);
 		if (n < 0 && errno == EINTR)
@@ -770,7 +770,7 @@ static int serve_greeter(struct monitor *m)
 {
 	struct ps_packet p;
 	struct ps_msg msg;
-	char why[128];
+	char why[MAX_REASON_LEN];
 	for (;;) {
 		ssize_t n = ps_recv(m->greeter_chan, &p);
 		if (n < 0 && errno == EINTR)
@@ -830,7 +830,7 @@ static void serve_worker(struct monitor *m)
 {
 	struct ps_packet p;
 	struct ps_msg msg;
-	char why[128];
+	char why[MAX_REASON_LEN];
 	for (;;) {
 		ssize_t n = ps_recv(m->worker_chan, &p);
 		if (n < 0 && errno == EINTR)

@@ -16,7 +16,7 @@
 /* --recover's outcome: on stdout for whoever ran it, and in the log. */
 static void recover_says(const char *path, const struct mbox_recovery *res)
 {
-	char what[160];
+	char what[MAX_REASON_LEN];
 	if (!res->journal)
 		snprintf(what, sizeof(what), "nothing to recover");
 	else if (res->replayed && res->deletions >= 0)
@@ -36,7 +36,7 @@ int recover_run(const struct config *cfg, bool root, const struct update_hooks *
 {
 	const struct maildrop md = {.cfg = cfg, .root = root};
 	const char *path = cfg->recover_path;
-	char why[256] = "";
+	char why[MAX_REASON_LEN] = "";
 	struct stat st;
 	if (lstat(path, &st) < 0 && errno == ENOENT) {
 		config_error(false, "--recover %s: no such mailbox", path);

@@ -245,7 +245,7 @@ static bool name_acceptable(struct session *s, const char *name)
 /* Credentials are complete: authenticate and open the maildrop. */
 static void try_login(struct session *s, const char *password, enum login_method method)
 {
-	char why[256] = "";
+	char why[MAX_REASON_LEN] = "";
 	struct mbox *mb = NULL;
 	enum login_result r = s->be->login(s->be->ctx, s->user, password, method, &mb, why,
 					   sizeof(why));
@@ -588,7 +588,7 @@ static void release_maildrop(struct session *s)
 /* QUIT in TRANSACTION: the UPDATE state. */
 static void cmd_quit_update(struct session *s)
 {
-	char why[256] = "";
+	char why[MAX_REASON_LEN] = "";
 	count_deletions(s);
 	s->state = STATE_DONE;
 	if (s->deleted_msgs > 0 &&
@@ -621,7 +621,7 @@ static void dispatch_authorization(struct session *s, const char *cmd, int argc,
 	else if (is_cmd(cmd, "UTF8"))
 		cmd_utf8(s, argc);
 	else if (is_cmd(cmd, "APOP"))
-		bad_command(s, "APOP is not supported; use USER/PASS or AUTH PLAIN");
+		bad_command(s, "APOP is not supported; use USER/PASS or AUTH");
 	else if (is_cmd(cmd, "STAT") || is_cmd(cmd, "LIST") || is_cmd(cmd, "RETR") ||
 		 is_cmd(cmd, "DELE") || is_cmd(cmd, "NOOP") || is_cmd(cmd, "RSET") ||
 		 is_cmd(cmd, "TOP") || is_cmd(cmd, "UIDL"))
@@ -916,10 +916,16 @@ static long b64_decode(const char *in, unsigned char *out, size_t outsize)
 	return (long)o;
 }
 
+/* A SASL response's octets: "=" is the empty response (RFC 5034), else base64. */
+static long sasl_response_decode(const char *b64, unsigned char raw[MAX_SASL_LINE])
+{
+	return strcmp(b64, "=") == 0 ? 0 : b64_decode(b64, raw, MAX_SASL_LINE);
+}
+
 int sasl_plain_decode(const char *b64, char *user, char *pass, size_t bufsize)
 {
 	unsigned char raw[MAX_SASL_LINE];
-	long n = strcmp(b64, "=") == 0 ? 0 : b64_decode(b64, raw, sizeof(raw));
+	long n = sasl_response_decode(b64, raw);
 	int rc = -1;
 	if (n < 0)
 		return -1;
@@ -948,7 +954,7 @@ int sasl_plain_decode(const char *b64, char *user, char *pass, size_t bufsize)
 long sasl_text_decode(const char *b64, char *out, size_t size)
 {
 	unsigned char raw[MAX_SASL_LINE];
-	long n = strcmp(b64, "=") == 0 ? 0 : b64_decode(b64, raw, sizeof(raw));
+	long n = sasl_response_decode(b64, raw);
 	long rc = n;
 	if (n >= 0 && memchr(raw, '\0', (size_t)n))
 		rc = -2;
