@@ -33,7 +33,8 @@ endif
 # Everything but main(): shared by the binary and the unit tests.
 LIB_SRCS := session.c mbox.c index.c lock.c update.c auth.c outbuf.c log.c fileio.c \
             privsep.c sandbox.c proxy.c peer.c throttle.c dotlocker.c options.c client.c \
-            found.c config_check.c maildrop.c recover.c hashcmd.c preauth.c
+            found.c config_check.c maildrop.c recover.c hashcmd.c preauth.c maildir.c \
+            maildir_update.c
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 HEADERS  := $(wildcard *.h)
 
@@ -61,7 +62,7 @@ tests/%.o: tests/%.c $(HEADERS) tests/testutil.h tests/logcapture.h
 
 # Each unit test links only the modules it tests (and what they use).
 tests/test_outbuf:  tests/test_outbuf.o  outbuf.o log.o fileio.o
-tests/test_mbox:    tests/test_mbox.o    mbox.o index.o lock.o outbuf.o log.o fileio.o
+tests/test_mbox:    tests/test_mbox.o    mbox.o maildir.o maildir_update.o update.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_lock:    tests/test_lock.o    lock.o log.o fileio.o
 # test_lock again where flock is emulated with fcntl locks, as the NFS client does.
 tests/test_lock_nfs: tests/test_lock_nfs.o tests/lock-nfs.o log.o fileio.o
@@ -69,25 +70,25 @@ tests/test_lock_nfs.o: tests/test_lock.c $(HEADERS) tests/testutil.h $(FLAGS_STA
 	$(CC) $(ALL_CFLAGS) -iquote . -DPOP3D_TEST_FLOCK_AS_FCNTL -c -o $@ tests/test_lock.c
 tests/lock-nfs.o: lock.c $(HEADERS) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -DPOP3D_TEST_FLOCK_AS_FCNTL -c -o $@ lock.c
-tests/test_update:  tests/test_update.o  update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
+tests/test_update:  tests/test_update.o  update.o mbox.o maildir.o maildir_update.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_log:     tests/test_log.o     log.o
 tests/test_options: tests/test_options.o options.o lock.o proxy.o peer.o throttle.o log.o fileio.o
-tests/test_config_check: tests/test_config_check.o config_check.o found.o options.o auth.o lock.o proxy.o peer.o throttle.o mbox.o index.o update.o outbuf.o log.o fileio.o
-tests/test_maildrop: tests/test_maildrop.o maildrop.o recover.o found.o options.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o dotlocker.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_config_check: tests/test_config_check.o config_check.o found.o options.o auth.o lock.o proxy.o peer.o throttle.o mbox.o maildir.o maildir_update.o index.o update.o outbuf.o log.o fileio.o
+tests/test_maildrop: tests/test_maildrop.o maildrop.o recover.o found.o options.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o dotlocker.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_hashcmd: tests/test_hashcmd.o hashcmd.o auth.o log.o fileio.o
 tests/test_preauth: tests/test_preauth.o preauth.o options.o lock.o proxy.o peer.o throttle.o log.o fileio.o
-tests/test_client:  tests/test_client.o client.o proxy.o peer.o session.o auth.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
-tests/test_session: tests/test_session.o session.o auth.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
-tests/test_privsep: tests/test_privsep.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
-tests/test_dotlocker: tests/test_dotlocker.o dotlocker.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_client:  tests/test_client.o client.o proxy.o peer.o session.o auth.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_session: tests/test_session.o session.o auth.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_privsep: tests/test_privsep.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o
+tests/test_dotlocker: tests/test_dotlocker.o dotlocker.o privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o
 tests/test_proxy:   tests/test_proxy.o proxy.o peer.o
 # test_peer also parses PROXY headers: the third way an address arrives.
 tests/test_peer:    tests/test_peer.o peer.o proxy.o
 tests/test_throttle: tests/test_throttle.o throttle.o peer.o log.o fileio.o
-tests/test_index:   tests/test_index.o   index.o mbox.o lock.o outbuf.o log.o fileio.o update.o
+tests/test_index:   tests/test_index.o   index.o mbox.o maildir.o maildir_update.o lock.o outbuf.o log.o fileio.o update.o
 # test_mbox again on mbox.c without its AVX2 paths: the SSE2 loops run wherever AVX2 does not.
-tests/test_mbox_sse2: tests/test_mbox.o  tests/mbox_sse2.o index.o lock.o outbuf.o log.o fileio.o
+tests/test_mbox_sse2: tests/test_mbox.o maildir.o maildir_update.o update.o  tests/mbox_sse2.o index.o lock.o outbuf.o log.o fileio.o
 tests/mbox_sse2.o: mbox.c $(HEADERS) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -DMBOX_SSE2_ONLY -c -o $@ mbox.c
 $(TESTS): tests/testutil.o
@@ -249,12 +250,12 @@ $(FUZZ_DIR)/fuzz_$(1): $(addprefix $(FUZZ_DIR)/lf/,fuzz_$(1).o fuzz_util.o $(2))
 $(FUZZ_DIR)/replay_$(1): $(addprefix $(FUZZ_DIR)/plain/,fuzz_$(1).o fuzz_util.o driver.o $(2))
 	$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
 endef
-$(eval $(call FUZZ_TARGET,session,session.o auth.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,mbox,mbox.o index.o lock.o outbuf.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,mbox_split,mbox.o index.o lock.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,session,session.o auth.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,mbox,mbox.o maildir.o maildir_update.o update.o index.o lock.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,mbox_split,mbox.o maildir.o maildir_update.o update.o index.o lock.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,sasl,session.o auth.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
-$(eval $(call FUZZ_TARGET,privsep,privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,sasl,session.o auth.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o))
+$(eval $(call FUZZ_TARGET,privsep,privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,proxy,proxy.o peer.o))
 
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----

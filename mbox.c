@@ -28,6 +28,7 @@
 #include "index.h"
 #include "lock.h"
 #include "log.h"
+#include "maildir.h"
 #include "update.h"
 
 /*
@@ -1086,7 +1087,7 @@ void mbox_default_options(struct mbox_options *opt)
 	opt->no_mmap = false;
 }
 
-static struct mbox *mbox_new(const struct mbox_options *opt)
+struct mbox *mbox_alloc(const struct mbox_options *opt)
 {
 	struct mbox_impl *impl = calloc(1, sizeof(*impl));
 	if (!impl)
@@ -1436,7 +1437,7 @@ enum mbox_status mbox_open(struct mbox **out, const char *path,
 			   const struct mbox_options *opt, char *why, size_t whylen)
 {
 	*out = NULL;
-	struct mbox *mb = mbox_new(opt);
+	struct mbox *mb = mbox_alloc(opt);
 	if (!mb || !(mb->path = strdup(path))) {
 		mbox_close(mb);
 		set_why(why, whylen, "out of memory");
@@ -1444,6 +1445,13 @@ enum mbox_status mbox_open(struct mbox **out, const char *path,
 	}
 	struct scan_result res = { .save_index = false };
 	enum mbox_status st = mbox_check_name(path, why, whylen);
+	if (st == MBOX_OK && maildir_path_is(path)) {
+		st = maildir_open(mb, why, whylen);
+		if (st != MBOX_OK)
+			mbox_close(mb);
+		*out = st == MBOX_OK ? mb : NULL;
+		return st;
+	}
 	if (st == MBOX_OK)
 		st = open_file(mb, path, why, whylen);
 	if (st == MBOX_OK && mb->fd >= 0)
@@ -1465,7 +1473,7 @@ enum mbox_status mbox_open_fd(struct mbox **out, int fd,
 			      const struct mbox_options *opt, char *why, size_t whylen)
 {
 	*out = NULL;
-	struct mbox *mb = mbox_new(opt);
+	struct mbox *mb = mbox_alloc(opt);
 	if (!mb) {
 		close(fd);
 		set_why(why, whylen, "out of memory");
@@ -1494,6 +1502,7 @@ void mbox_close(struct mbox *mb)
 	if (mb->session_fd >= 0)
 		close(mb->session_fd);
 	view_free(view_of(mb));
+	maildir_free(mb->maildir);
 	free(mb->msgs);
 	free(mb->path);
 	free(((struct mbox_impl *)mb)->index_dir);
@@ -1541,6 +1550,10 @@ void mbox_updated(struct mbox *mb)
 
 void mbox_uidl(const struct mbox *mb, size_t n, char *buf)
 {
+	if (mb->maildir) {
+		maildir_uidl(mb, n, buf);
+		return;
+	}
 	const struct mbox_msg *m = mbox_msg(mb, n);
 	if (!m) {
 		buf[0] = '\0';
@@ -1615,8 +1628,11 @@ static int check_from_line(void *arg)
 	return 0;
 }
 
-int mbox_check_msg(const struct mbox *mb, size_t n)
+int mbox_check_msg(const struct mbox *mb, size_t n, char *why, size_t whylen)
 {
+	if (mb->maildir)
+		return maildir_check_msg(mb, n, why, whylen);
+	set_why(why, whylen, "the mailbox was changed by another program");
 	const struct mbox_msg *m = mbox_msg(mb, n);
 	if (!m || mb->fd < 0)
 		return -1;
@@ -1949,8 +1965,40 @@ static int send_window_by_window(void *arg)
 	return 0;
 }
 
+int mbox_stream_fd(int fd, off_t len, long lines, struct outbuf *ob)
+{
+	struct sender sd = { .ob = ob, .lines = lines, .in_header = true, .at_start = true,
+			     .prev = '\n' };
+	char *buf = malloc(WINDOW_SIZE);
+	if (!buf)
+		return -1;
+	int rc = 0;
+	off_t left = len;
+	while (rc == 0 && left > 0 && !sd.done) {
+		size_t want = left < WINDOW_SIZE ? (size_t)left : WINDOW_SIZE;
+		ssize_t got = read(fd, buf, want);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			log_msg(LOG_ERR, "cannot read a message file: %s",
+				got < 0 ? strerror(errno) : "it is shorter than when it was scanned");
+			rc = -1;
+			break;
+		}
+		bool bulk = sd.lines < 0 && ob->cap >= 2;
+		rc = bulk ? send_bulk(&sd, buf, (size_t)got) : send_chunk(&sd, buf, (size_t)got);
+		left -= got;
+	}
+	free(buf);
+	if (rc == 0 && !sd.done && len > 0 && sd.prev != '\n')
+		rc = outbuf_put(ob, "\r\n", 2);   /* the message does not end in LF */
+	return rc < 0 ? -1 : 0;
+}
+
 int mbox_send(const struct mbox *mb, size_t n, long lines, struct outbuf *ob)
 {
+	if (mb->maildir)
+		return maildir_send(mb, n, lines, ob);
 	const struct mbox_msg *m = mbox_msg(mb, n);
 	if (!m || mb->fd < 0)
 		return -1;

@@ -49,6 +49,8 @@ struct mbox_options {
 	bool no_mmap;            /* read the file with pread(2) only, never map it (tests) */
 };
 
+struct maildir;
+
 /* Made only by mbox_open() / mbox_open_fd(): mbox.c keeps private state behind it. */
 struct mbox {
 	int fd;                  /* -1 for a missing (empty) maildrop */
@@ -61,6 +63,7 @@ struct mbox {
 	off_t scanned;           /* octets of the file covered by the scan */
 	dev_t dev;
 	ino_t ino;
+	struct maildir *maildir; /* a Maildir (maildir.h), NULL for an mbox file */
 };
 
 void mbox_default_options(struct mbox_options *opt);
@@ -100,8 +103,22 @@ void mbox_uidl(const struct mbox *mb, size_t n, char *buf);
  */
 int mbox_send(const struct mbox *mb, size_t n, long lines, struct outbuf *ob);
 
-/* 0 when message n's From_ line is still where the scan found it. */
-int mbox_check_msg(const struct mbox *mb, size_t n);
+/*
+ * Before mbox_send(): 0 when message n is still where the scan found it
+ * (an mbox: its From_ line; a Maildir: its file, now opened), else -1 with
+ * a reason for the client in why.
+ */
+int mbox_check_msg(const struct mbox *mb, size_t n, char *why, size_t whylen);
+
+/*
+ * Stream len octets of the file open on fd, from its current offset, as
+ * mbox_send() streams a message (read(2), no mapping; Maildir messages).
+ * 0, or -1 (read error, the file shorter than len, sink failed).
+ */
+int mbox_stream_fd(int fd, off_t len, long lines, struct outbuf *ob);
+
+/* A struct mbox with no messages yet (maildir.c fills one in). NULL: out of memory. */
+struct mbox *mbox_alloc(const struct mbox_options *opt);
 
 /*
  * After mbox_update() removed the deleted messages: mb->msgs becomes the

@@ -478,9 +478,10 @@ static void cmd_listing(struct session *s, int argc, char **args, bool uidl)
 /* RETR (lines < 0) and TOP. */
 static void send_message(struct session *s, size_t n, const struct mbox_msg *m, long lines)
 {
-	if (mbox_check_msg(s->mb, n) < 0) {
-		reply(s, "-ERR [SYS/TEMP] the mailbox was changed by another program");
-		log_msg(LOG_WARNING, "mailbox changed during session: user=%s peer=%s",
+	char why[MAX_REASON_LEN];
+	if (mbox_check_msg(s->mb, n, why, sizeof(why)) < 0) {
+		outbuf_printf(s->out, "-ERR [SYS/TEMP] %s" CRLF, why);
+		log_msg(LOG_WARNING, "message %zu not sent: %s: user=%s peer=%s", n, why,
 			LOG_Q(s->user), s->cfg->peer);
 		return;
 	}

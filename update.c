@@ -27,6 +27,7 @@
 
 #include "limits.h"
 #include "lock.h"
+#include "maildir.h"
 #include "log.h"
 
 /*
@@ -939,6 +940,8 @@ int mbox_recover_report(const char *path, const struct mbox_options *opt,
 		errno = EPERM;
 		return -1;   /* a side file's name is never a mailbox: nothing to recover */
 	}
+	if (maildir_path_is(path))
+		return maildir_recover(path, hooks, res, why, whylen);
 	if (recover_from(path, opt->journal_dir, opt, hooks, res, why, whylen) < 0)
 		return -1;
 	if (opt->journal_dir && recover_from(path, NULL, opt, hooks, res, why, whylen) < 0)
@@ -1396,6 +1399,8 @@ enum mbox_status mbox_update_hooked(struct mbox *mb, const struct update_hooks *
 		why[0] = '\0';
 	if (!any_deleted(mb))
 		return MBOX_OK;
+	if (mb->maildir)
+		return maildir_update(mb, hooks, why, whylen);
 	if (!mb->path || mb->fd < 0) {
 		if (why && whylen > 0)
 			snprintf(why, whylen, "mailbox opened without a path cannot be updated");

@@ -692,7 +692,7 @@ static void test_generated_sizes_and_contents(void **state)
 			ref_convert(g.msgs[i].p, g.msgs[i].len, &want);
 			assert_message(mb, i + 1, want.p, want.len);
 			assert_int_equal(mbox_msg(mb, i + 1)->size, unstuffed_len(want.p, want.len));
-			assert_int_equal(mbox_check_msg(mb, i + 1), 0);
+			assert_int_equal(mbox_check_msg(mb, i + 1, NULL, 0), 0);
 			uint64_t h[2];
 			assert_int_equal(mbox_rehash(mb, i, h), 0);
 			assert_true(h[0] == mb->msgs[i].hash[0] && h[1] == mb->msgs[i].hash[1]);
@@ -958,14 +958,14 @@ static void check_truncated_underneath(bool no_mmap)
 	assert_int_equal(send_into(mb, 2, -1, &out, OUTBUF_SIZE), -1);
 	assert_int_equal(send_into(mb, 2, 1000, &out, OUTBUF_SIZE), -1);   /* TOP too */
 	assert_int_equal(send_into(mb, 3, -1, &out, OUTBUF_SIZE), -1);
-	assert_int_equal(mbox_check_msg(mb, 3), -1);
+	assert_int_equal(mbox_check_msg(mb, 3, NULL, 0), -1);
 	size_t bad = 99;
 	assert_int_equal(mbox_starts_intact(mb, &bad), 0);
 	assert_int_equal(bad, 2);   /* the first message past the cut */
 	uint64_t h[2];
 	assert_int_equal(mbox_rehash(mb, 2, h), -1);
 	/* what is still there reads as before */
-	assert_int_equal(mbox_check_msg(mb, 2), 0);
+	assert_int_equal(mbox_check_msg(mb, 2, NULL, 0), 0);
 	assert_int_equal(mbox_rehash(mb, 1, h), 0);
 	assert_true(h[0] == mb->msgs[1].hash[0] && h[1] == mb->msgs[1].hash[1]);
 	assert_message_str(mb, 1, "Subject: one\r\n\r\nbody one\r\n");
@@ -973,7 +973,7 @@ static void check_truncated_underneath(bool no_mmap)
 	test_write_file(path, s.p, s.len);
 	assert_int_equal(send_into(mb, 2, -1, &out, OUTBUF_SIZE), 0);
 	assert_message_str(mb, 3, "Subject: three\r\n\r\nbody three\r\n");
-	assert_int_equal(mbox_check_msg(mb, 3), 0);
+	assert_int_equal(mbox_check_msg(mb, 3, NULL, 0), 0);
 	assert_int_equal(mbox_rehash(mb, 2, h), 0);
 	assert_int_equal(mbox_starts_intact(mb, &bad), 1);
 	mbox_close(mb);
@@ -1000,7 +1000,7 @@ static void test_foreign_sigbus_still_kills(void **state)
 	if (pid == 0) {
 		struct mbox *mb = NULL;
 		char why[256] = "";
-		if (open_path(&mb, path, why, sizeof(why)) != MBOX_OK || mbox_check_msg(mb, 2) != 0)
+		if (open_path(&mb, path, why, sizeof(why)) != MBOX_OK || mbox_check_msg(mb, 2, NULL, 0) != 0)
 			_exit(2);
 		struct sigaction old;   /* mbox's handler is in place: it is what must let go */
 		if (sigaction(SIGBUS, NULL, &old) < 0 || !(old.sa_flags & SA_SIGINFO))
@@ -1239,11 +1239,11 @@ static void test_rehash_and_check_msg(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		assert_int_equal(mbox_rehash(mb, i, h), 0);
 		assert_true(h[0] == mb->msgs[i].hash[0] && h[1] == mb->msgs[i].hash[1]);
-		assert_int_equal(mbox_check_msg(mb, i + 1), 0);
+		assert_int_equal(mbox_check_msg(mb, i + 1, NULL, 0), 0);
 	}
 	assert_int_equal(mbox_rehash(mb, 2, h), -1);
-	assert_int_equal(mbox_check_msg(mb, 3), -1);
-	assert_int_equal(mbox_check_msg(mb, 0), -1);
+	assert_int_equal(mbox_check_msg(mb, 3, NULL, 0), -1);
+	assert_int_equal(mbox_check_msg(mb, 0, NULL, 0), -1);
 	size_t bad = 99;
 	assert_int_equal(mbox_starts_intact(mb, &bad), 1);
 
@@ -1271,9 +1271,9 @@ static void test_rehash_and_check_msg(void **state)
 	assert_false(h[0] == mb->msgs[1].hash[0] && h[1] == mb->msgs[1].hash[1]);
 	/* everything moved: the From_ line is no longer where it was */
 	test_write_file(path, edited + 1, strlen(edited) - 1);
-	assert_int_equal(mbox_check_msg(mb, 2), -1);
+	assert_int_equal(mbox_check_msg(mb, 2, NULL, 0), -1);
 	assert_int_equal(mbox_rehash(mb, 1, h), -1);
-	assert_int_equal(mbox_check_msg(mb, 1), -1);
+	assert_int_equal(mbox_check_msg(mb, 1, NULL, 0), -1);
 	assert_int_equal(mbox_starts_intact(mb, &bad), 0);
 	assert_int_equal(bad, 0);
 	free(edited);

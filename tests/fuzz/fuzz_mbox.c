@@ -246,7 +246,7 @@ static void check_messages(const struct mbox *mb, const char *d, const struct re
 	}
 	for (size_t n = 1; n <= mbox_count(mb); n++) {
 		const struct ref_msg *rm = &r->msgs[mb->first + n - 1];
-		FZ_CHECK(mbox_check_msg(mb, n) == 0, "message %zu: From_ line not found", n);
+		FZ_CHECK(mbox_check_msg(mb, n, NULL, 0) == 0, "message %zu: From_ line not found", n);
 		size_t cap = n % 2 ? OUTBUF_SIZE : 100;   /* small: long lines bypass the buffer */
 		check_send(mb, n, -1, cap, d, rm, &got, &want);
 		check_send(mb, n, 0, cap, d, rm, &got, &want);
