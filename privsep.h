@@ -51,6 +51,8 @@ enum ps_type {
 	PS_RELEASE,     /* session → keeper: give the maildrop up (before the QUIT answer) */
 	PS_PEER,        /* greeter → authenticator, first if at all: the client's address from a
 			   trusted PROXY header (field 1), code 1 when it came over TLS */
+	PS_OPEN_MSG,    /* session → keeper: open Maildir message number code; answered
+			   PS_ANSWER code 0 with the descriptor (SCM_RIGHTS), else 1 and a reason */
 	PS_TYPES
 };
 
