@@ -330,6 +330,8 @@ enum login_result maildrop_take(struct maildrop *md, const struct account *acct,
 		return lr;
 	if (enter_worker_sandbox(md, &paths, why, whylen) < 0)
 		return LOGIN_SYS_TEMP;
+	if (md->sandboxed)
+		md->sandboxed();
 	if (mbox_recover_hooked(acct->mailbox, &opt, md->recover_hooks, why, whylen) < 0) {
 		log_msg(LOG_ERR, "recovery of %s failed: %s", LOG_Q(acct->mailbox), why);
 		snprintf(why, whylen, "%s", temp_reason);

@@ -50,6 +50,24 @@ static int kill_at_step(void *ctx, int step, const char *what)
 	return 0;
 }
 
+void testhooks_keeper_probe(void)
+{
+	const char *v = getenv("POP3D_TEST_KEEPER_PROBE");
+	char paths[MAX_PATH_LEN * 4];
+	if (!v || snprintf(paths, sizeof(paths), "%s", v) >= (int)sizeof(paths))
+		return;
+	char *save = NULL;
+	for (char *p = strtok_r(paths, "\n", &save); p; p = strtok_r(NULL, "\n", &save)) {
+		int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			log_msg(LOG_NOTICE, "keeper probe %s: opened", p);
+		} else {
+			log_msg(LOG_NOTICE, "keeper probe %s: refused (%s)", p, strerror(errno));
+		}
+	}
+}
+
 const struct update_hooks testhooks_update = {
 	.fault = kill_at_step, .ctx = (void *)"POP3D_KILL_AT_STEP",
 };
