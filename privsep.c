@@ -286,18 +286,15 @@ static int recv_with_fd(int sock, struct ps_header *h, int *fd)
 	return 0;
 }
 
-/*
- * The session process opens no path: the keeper opens Maildir message n for
- * it (maildir.h open_msg). ctx is the keeper's channel.
- */
-static int open_msg_through_keeper(void *ctx, const struct mbox *mb, size_t n, char *why,
-				   size_t whylen)
+int privsep_open_msg(int keeper, size_t n, char *why, size_t whylen)
 {
-	(void)mb;
-	int keeper = (int)(intptr_t)ctx;
 	struct ps_header h = {.type = PS_OPEN_MSG, .code = (uint32_t)n};
 	int fd = -1;
-	if (n > UINT32_MAX || write_all(keeper, &h, sizeof(h)) < 0 ||
+	if (n > UINT32_MAX) {
+		snprintf(why, whylen, "no such message");
+		return -1;
+	}
+	if (write_all(keeper, &h, sizeof(h)) < 0 ||
 	    recv_with_fd(keeper, &h, &fd) < 0 || h.type != PS_ANSWER || h.len1 >= whylen ||
 	    h.len2 != 0 || read_full(keeper, why, h.len1) < 0) {
 		log_msg(LOG_ERR, "the maildrop keeper was lost while opening a message");
@@ -310,6 +307,13 @@ static int open_msg_through_keeper(void *ctx, const struct mbox *mb, size_t n, c
 		return -1;
 	}
 	return fd;
+}
+
+static int open_msg_through_keeper(void *ctx, const struct mbox *mb, size_t n, char *why,
+				   size_t whylen)
+{
+	(void)mb;
+	return privsep_open_msg((int)(intptr_t)ctx, n, why, whylen);
 }
 
 /* PS_OPEN_MSG in the keeper: message n of its own list, opened by maildir.c, sent back. */

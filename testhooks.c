@@ -282,10 +282,21 @@ void testhooks_command(int chan, int keeper, int argc, char **args, struct outbu
 		} else {
 			outbuf_printf(out, "-ERR %s\r\n", strerrorname_np(errno));
 		}
+	} else if (argc == 2 && strcmp(args[0], "OPENMSG") == 0 && keeper >= 0) {
+		/* Any number, as a compromised session process could ask. */
+		char why[MAX_REASON_LEN];
+		int fd = privsep_open_msg(keeper, strtoul(args[1], NULL, 10), why, sizeof(why));
+		if (fd >= 0) {
+			close(fd);
+			outbuf_puts(out, "+OK a descriptor\r\n");
+		} else {
+			outbuf_printf(out, "-ERR %s\r\n", why);
+		}
 	} else if (argc == 2 && strcmp(args[0], "BIND") == 0) {
 		outbuf_flush(out);
 		probe_answer(out, probe_bind(chan, keeper, args + 1));
 	} else if (argc < 1 || !run_probe(argc, args, out)) {
-		outbuf_puts(out, "-ERR XTEST SYSCALL | DGRAM | GARBAGE kind | LOG text | OPEN path | probe args\r\n");
+		outbuf_puts(out, "-ERR XTEST SYSCALL | DGRAM | GARBAGE kind | LOG text | OPEN path | OPENMSG n | "
+			    "probe args\r\n");
 	}
 }

@@ -79,8 +79,9 @@ def run(name, env):
     env = dict(env, POP3D_TEST_KEEPER_PROBE="\n".join([paths["bob"], beside, paths["alice"]]))
     if os.path.exists(log):
         os.unlink(log)
-    script = ("USER alice\r\nPASS secret\r\nRETR 1\r\nXTEST OPEN %s\r\nQUIT\r\n"
-              % paths["bob"]).encode()
+    script = ("USER alice\r\nPASS secret\r\nRETR 1\r\nXTEST OPEN %s\r\n"
+              "XTEST OPENMSG 0\r\nXTEST OPENMSG 2\r\nXTEST OPENMSG 4294967297\r\n"
+              "XTEST OPENMSG 1\r\nQUIT\r\n" % paths["bob"]).encode()
     p = subprocess.run(
         [FAULT, "--passwd", P.PASSWD, "--mailbox", os.path.join(d, "%u") + "/", "--log", log,
          "--login-delay", "0", *P.root_args(), *P.state_args()],
@@ -99,6 +100,9 @@ def run(name, env):
           f"{name}: RETR serves alice's message through the keeper ({lines[:4]})")
     check("-ERR EACCES" in out or "-ERR ENOENT" in out,
           f"{name}: alice's session process cannot open bob's message")
+    asked = [l for l in lines if l.startswith(("+OK a descriptor", "-ERR no such message"))]
+    check(asked == ["-ERR no such message"] * 3 + ["+OK a descriptor"],
+          f"{name}: the keeper opens only the messages of its list for the session ({asked})")
     check(tree(os.path.join(d, "bob")) == before, f"{name}: bob's Maildir unchanged")
     if failures:
         print("transcript:", out, "log:", text, sep="\n")
