@@ -425,9 +425,9 @@ def mbox_bytes(msgs):
 
 
 def scaled(n):
-    """How many messages a client test uses: N on an mbox, a fifth of it on a
+    """How many messages a client test uses: N on an mbox, a tenth of it on a
     Maildir (the second run of each client test must stay cheap)."""
-    return n if P.STORE == "mbox" else n // 5
+    return n if P.STORE == "mbox" else n // 10
 
 
 def mailbox_path(d, user="alice"):

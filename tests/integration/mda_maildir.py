@@ -15,7 +15,7 @@ import time
 
 import pop3lib as P
 
-N_MESSAGES = int(os.environ.get("MDA_MESSAGES", "120"))
+N_MESSAGES = int(os.environ.get("MDA_MESSAGES", "60"))
 N_CLIENTS = 3
 MARKER = re.compile(rb"^X-Marker: (m\d+)\r?$", re.M)
 
@@ -117,6 +117,11 @@ deliverer.join()
 deliveries_done.set()
 for c in clients:
     c.join(timeout=150)
+if errors:
+    with open(os.path.join(d, "pop3d.log"), errors="replace") as f:
+        log = f.read().splitlines()
+    print("pop3d.log, the lines that are not session ends:",
+          *[line for line in log if "session end" not in line][-30:], sep="\n")
 assert not errors, errors
 
 remaining = []

@@ -263,8 +263,9 @@ class Pop3Pipe:
     """./pop3d on pipes, one response at a time."""
 
     def __init__(self, mailbox_template, extra=(), env=None, binary=None):
-        give_to_server(os.path.dirname(mailbox_template))
-        self.log = os.path.join(os.path.dirname(mailbox_template), "pop3d.log")
+        home = os.path.dirname(mailbox_template.rstrip("/"))   # "D/%u/": a Maildir in D
+        give_to_server(home)
+        self.log = os.path.join(home, "pop3d.log")
         self.p = subprocess.Popen(
             [binary or POP3D, "--passwd", PASSWD, "--mailbox", mailbox_template, "--log", self.log,
              "--login-delay", "0", *root_args(),
