@@ -746,6 +746,12 @@ enum mbox_status maildir_update(struct mbox *mb, const struct update_hooks *hook
 
 /* ---- recovery -------------------------------------------------------------------- */
 
+int maildir_journal_is_ours(int fd)
+{
+	/* A torn one may begin with zeros: its octets not written when the power went. */
+	return is_own_file_of_format(fd, MDJ_MAGIC, MDJ_MAGIC_LEN, MDJ_MAGIC_LEN);
+}
+
 /* The journal being read: a line at a time. */
 struct jreader {
 	int fd;
@@ -903,7 +909,7 @@ static int open_found(struct mdop *op, const char *name, int *fd)
 	if (*fd < 0 && errno != ELOOP && errno != ENXIO && errno != EISDIR && errno != EACCES &&
 	    errno != EPERM && errno != ETXTBSY)
 		return fail(op, "cannot open %s%s", op->path, name);
-	int ours = *fd < 0 ? 0 : is_own_file_of_format(*fd, MDJ_MAGIC, MDJ_MAGIC_LEN, MDJ_MAGIC_LEN);
+	int ours = *fd < 0 ? 0 : maildir_journal_is_ours(*fd);
 	if (ours < 0) {
 		int rc = fail(op, "cannot read %s%s", op->path, name);
 		close(*fd);
@@ -1025,29 +1031,31 @@ int maildir_recover(const char *path, const struct update_hooks *hooks,
 {
 	if (res)
 		*res = (struct mbox_recovery){.deletions = -1};
-	char dir[MAX_PATH_LEN + 2];
-	size_t len = strlen(path);
-	while (len > 1 && path[len - 1] == '/')
-		len--;
-	if (len == 0 || len >= MAX_PATH_LEN) {
+	char dir[MAX_PATH_LEN + 1];
+	if (maildir_dir_path(path, dir, sizeof(dir) - 1) < 0) {
 		set_why(why, whylen, "Maildir path too long");
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	memcpy(dir, path, len);
-	dir[len] = '\0';
-	/* Never through a symbolic link; a missing or unreadable Maildir has nothing
-	 * to recover (opening it then gives the reason). */
+	/* Never through a symbolic link; a missing Maildir, or one not to be served
+	 * (maildir_dir_problem), has nothing to recover: opening it gives the reason. */
 	int dirfd = open_dir_at(AT_FDCWD, dir);
 	if (dirfd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == EACCES))
 		return 0;
-	if (dirfd < 0) {
+	struct stat st;
+	if (dirfd < 0 || fstat(dirfd, &st) < 0) {
 		set_why(why, whylen, "cannot open the Maildir: %s", strerror(errno));
 		log_msg(LOG_ERR, "recover %s: cannot open it: %s", LOG_Q(path), strerror(errno));
+		if (dirfd >= 0)
+			close(dirfd);
 		return -1;
 	}
-	dir[len] = '/';
-	dir[len + 1] = '\0';
+	if (maildir_dir_problem(&st)) {
+		close(dirfd);
+		return 0;
+	}
+	if (strcmp(dir, "/") != 0)
+		strcat(dir, "/");
 	struct mdop op;
 	int rc = op_init(&op, dir, dirfd, hooks, why, whylen);
 	if (rc == RC_OK)
