@@ -30,7 +30,8 @@
  * A recovery counts only the files it removes, so no deletion is ever
  * recorded twice; files a crashed pass had removed before writing its line
  * are not recorded at all (the quota then counts them as used until
- * maildirsize is recalculated, as Maildir++ readers do when it is stale).
+ * maildirsize is recalculated from the files, as Maildir++ implementations
+ * do, at the latest once it grows past 5120 octets).
  * Failing to write that line is logged and does not fail the update: the
  * messages are gone, and the file is a cache.
  */
