@@ -42,7 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
+#include <linux/limits.h>   /* NAME_MAX (<limits.h> may find ./limits.h) */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,7 +64,7 @@ _Static_assert(MDJ_MAGIC_LEN <= FORMAT_HEAD_MAX, "is_own_file_of_format reads th
 #define MDJ_SUBDIR_LEN  4                       /* "new/" or "cur/" */
 #define MDJ_ENTRY_MAX   (MDJ_SUBDIR_LEN + NAME_MAX)   /* octets of an entry line, without LF */
 /* The largest journal there can be: everything else is refused unread. */
-#define MDJ_MAX_SIZE    ((off_t)MDJ_MAGIC_LEN + 16 + \
+#define MDJ_MAX_SIZE    ((off_t)MDJ_MAGIC_LEN + 16 /* the count line, and more */ + \
 			 (off_t)MAX_MESSAGES * (MDJ_ENTRY_MAX + 1) + MDJ_SUM_DIGITS + 1)
 #define MAILDIRSIZE     "maildirsize"           /* Maildir++'s quota file */
 
