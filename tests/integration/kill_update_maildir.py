@@ -53,13 +53,19 @@ class Trial:
         P.give_to_server(tmp)
         os.rename(tmp, os.path.join(self.md, sub, name + (":2,S" if sub == "cur" else "")))
 
-    def move_one(self):
-        """Another client (an IMAP server) moves a message to cur/ or changes its flags."""
-        files = self.files()
-        sub, name = self.rng.choice(sorted(files))
+    def move(self, n):
+        """Another client (an IMAP server) moves message n (from 1) to cur/ or changes its flags."""
+        sub, name = self.located(self.original[n - 1])
         base = name.split(":")[0]
         flags = ":2,RS" if sub == "cur" else ":2,S"
         os.rename(os.path.join(self.md, sub, name), os.path.join(self.md, "cur", base + flags))
+
+    def located(self, msg):
+        for sub, n in self.files():
+            with open(os.path.join(self.md, sub, n), "rb") as f:
+                if f.read() == msg:
+                    return sub, n
+        raise AssertionError("message not found")
 
     def files(self):
         return {(sub, n) for sub in ("new", "cur")
@@ -107,7 +113,10 @@ class Trial:
             pass
         out = p.stdout.read().splitlines()
         status = p.wait(timeout=60)
-        if status == -signal.SIGKILL:
+        # Recovery runs in the worker: its death is the login's -ERR [SYS/TEMP].
+        if status == 0 and len(out) >= 3 and out[2].startswith(b"-ERR [SYS/TEMP]"):
+            with open(self.log) as f:
+                assert "was killed by signal 9" in f.read()[-1000:], out
             return None
         assert status == 0 and len(out) >= 4 and out[3].startswith(b"+OK"), \
             (status, out, open(self.log).read()[-2000:])
@@ -157,19 +166,22 @@ def judge(t, dele, during, after):
     return problems
 
 
-def trial(d, seed, kill_step=None, kill_recover_step=None, by_login=False):
-    """(problems, update killed, recovery killed)."""
+def trial(d, plan, seed, kill_step=None, kill_recover_step=None, by_login=False):
+    """(problems, update killed, recovery killed). The plan (which messages are
+    deleted, which one another client moves) is the same for every seed, so
+    step N is the same point of the update in every trial of a plan."""
+    prng = random.Random(plan)
+    dele = sorted(prng.sample(range(1, N_MSGS + 1), 5))
+    moved = prng.choice(dele) if plan % 2 else None
     rng = random.Random(seed)
     t = Trial(d, rng)
-    dele = sorted(rng.sample(range(1, N_MSGS + 1), rng.randint(2, N_MSGS // 2)))
     during_msgs = []
 
     def during():
-        if rng.random() < 0.5:
-            during_msgs.append(P.message(rng, 5000))
-            t.put(during_msgs[-1], "new", stamp=1800000000)
-        if rng.random() < 0.5:
-            t.move_one()
+        during_msgs.append(P.message(rng, 5000))
+        t.put(during_msgs[-1], "new", stamp=1800000000)
+        if moved:
+            t.move(moved)
 
     env = {"POP3D_KILL_AT_STEP": str(kill_step)} if kill_step else {}
     status, out = t.session(dele, env, during)
@@ -201,35 +213,40 @@ def trial(d, seed, kill_step=None, kill_recover_step=None, by_login=False):
 
 d = P.tmpdir("kill-update-maildir")
 failures = []
-# Every step of the update: kill at increasing steps until one completes;
+# Every step of the update, for a plan where another client moved a deleted
+# message during the session (its lookup by base name has steps of its own)
+# and one where none was: kill at increasing steps until one completes;
 # recovered by the next login and by --recover in turn.
-step = 1
-while True:
-    problems, killed, _ = trial(d, step, kill_step=step, by_login=step % 2 == 0)
-    failures += [f"update step {step}: {p}" for p in problems]
-    if not killed:
-        break
-    step += 1
-update_steps = step - 1
-# The recovery itself killed at each of its steps after the update died at
-# its 6th (the 2nd unlink: journal written, synced, renamed, dir synced, 2 files).
-recovery_points = 0
-for by_login in (False, True):
-    rstep = 1
+update_points = 0
+for plan in (1, 2):
+    step = 1
     while True:
-        problems, killed, rkilled = trial(d, 1000 + rstep, kill_step=6, kill_recover_step=rstep,
-                                          by_login=by_login)
-        assert killed, "the update was not killed at step 6"
-        how = "login" if by_login else "--recover"
-        failures += [f"update step 6, {how} recovery step {rstep}: {p}" for p in problems]
-        if not rkilled:
+        problems, killed, _ = trial(d, plan, step, kill_step=step, by_login=step % 2 == 0)
+        failures += [f"plan {plan}, update step {step}: {p}" for p in problems]
+        if not killed:
             break
-        recovery_points += 1
-        rstep += 1
-print(f"{update_steps + recovery_points} kill points ({update_steps} in the update, "
+        step += 1
+    update_points += step - 1
+# The recovery itself killed at each of its steps after the update died at
+# its 6th (the 2nd unlink: journal written, synced, renamed, dir synced, 2
+# files); the recovery by --recover and by the next login in turn.
+recovery_points = 0
+rstep = 1
+while True:
+    by_login = rstep % 2 == 0
+    problems, killed, rkilled = trial(d, 1, 1000 + rstep, kill_step=6, kill_recover_step=rstep,
+                                      by_login=by_login)
+    assert killed, "the update was not killed at step 6"
+    how = "login" if by_login else "--recover"
+    failures += [f"update step 6, {how} recovery step {rstep}: {p}" for p in problems]
+    if not rkilled:
+        break
+    recovery_points += 1
+    rstep += 1
+print(f"{update_points + recovery_points} kill points ({update_points} in the update, "
       f"{recovery_points} in recovery), {len(failures)} failed")
 for f in failures:
     print("  " + f)
-assert update_steps >= 10, f"only {update_steps} steps in the update"
-assert recovery_points >= 8, f"only {recovery_points} steps in recovery"
+assert update_points >= 25, f"only {update_points} kill points in the update"
+assert recovery_points >= 10, f"only {recovery_points} kill points in recovery"
 sys.exit(1 if failures else 0)
