@@ -825,6 +825,15 @@ static void test_hostile_journals_refused(void **state)
 	write_journal(m.jpath, lines, 1, false);
 	assert_int_equal(recover_with(&m, NULL, NULL), -1);
 	assert_untouched(&m, victim);
+	/* A NUL inside a line, which would cut the name short: message 0's name, then junk. */
+	char raw[512];
+	int n = fmt(raw, sizeof(raw), MAGIC "1\n%s", m.rel[0]);
+	memcpy(raw + n, "\0x\n", 3);
+	n += 3;
+	n += fmt(raw + n, sizeof(raw) - (size_t)n, "%016" PRIx64 "\n", fnv(raw, (size_t)n));
+	test_write_file(m.jpath, raw, (size_t)n);
+	assert_int_equal(recover_with(&m, NULL, NULL), -1);
+	assert_untouched(&m, victim);
 	write_journal(m.jpath, lines, 1, true);
 	test_append_file(m.jpath, "new/x\n", 6);
 	assert_int_equal(recover_with(&m, NULL, NULL), -1);
