@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "limits.h"
@@ -73,10 +74,26 @@ int maildir_name_parse(const char *name, size_t len, struct maildir_name *out);
 /*
  * The unique-id of a message named name[0..len) (its base, before the
  * first ':'), into buf (MAX_UIDL_LEN + 1 octets): the base itself when it is
- * at most MAX_UIDL_LEN octets of 0x21..0x7E, else a stable derived form
+ * 1 to MAX_UIDL_LEN octets of 0x21..0x7E, else a stable derived form
  * (documented in doc/administration.md). The same on every host.
+ *
+ * The derived form: "X" followed by the first 32 lowercase hexadecimal
+ * digits of the SHA-256 of the base's octets (33 characters; the same as
+ * `printf %s BASE | sha256sum | cut -c1-32`). No real base gives the same
+ * answer in practice: MDAs name files from the delivery time (digits
+ * first), and a base that is "X" and exactly the 32 digits of another
+ * base's hash would take a SHA-256 preimage of 128 bits; two derived forms
+ * meet with odds of 2^-128 per pair.
  */
 void maildir_uidl_of(const char *name, size_t len, char *buf);
+
+/*
+ * Why the directory st describes is no Maildir to serve as this process's
+ * uid (NULL: it is one): not a directory, another owner, a mode that does
+ * not give its owner read, write and search. For the client: no path.
+ * maildrop.c asks before the sandbox, maildir_open() again on what it opened.
+ */
+const char *maildir_dir_problem(const struct stat *st);
 
 /*
  * mbox_open() of a Maildir: mb is allocated, mb->path set (as given; made to
