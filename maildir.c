@@ -60,6 +60,29 @@ bool maildir_path_is(const char *path)
 	return is;
 }
 
+int maildir_dir_path(const char *path, char *out, size_t outlen)
+{
+	size_t len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	if (len >= outlen)
+		return -1;
+	memcpy(out, path, len);
+	out[len] = '\0';
+	return 0;
+}
+
+const char *maildir_dir_problem(const struct stat *st)
+{
+	if (!S_ISDIR(st->st_mode))
+		return "mailbox is not a Maildir (not a directory)";
+	if (st->st_uid != geteuid())
+		return "Maildir belongs to another account";
+	if ((st->st_mode & S_IRWXU) != S_IRWXU)
+		return "Maildir mode denies its owner access";
+	return NULL;
+}
+
 /* ---- names ---------------------------------------------------------------- */
 
 /* Leading decimal digits of p[0..n) into *v (saturating at UINT64_MAX); how many. */
@@ -259,15 +282,7 @@ void maildir_uidl(const struct mbox *mb, size_t n, char *buf)
 	maildir_uidl_of(name, strlen(name), buf);
 }
 
-/* ---- the directory ---------------------------------------------------------- */
-
-const char *maildir_dir_problem(const struct stat *st)
-{
-	return !S_ISDIR(st->st_mode) ? "mailbox is not a directory" :
-		st->st_uid != geteuid() ? "mailbox is not owned by the user it is served as" :
-		(st->st_mode & S_IRWXU) != S_IRWXU ?
-		"mailbox's mode does not let its owner read, write and search it" : NULL;
-}
+/* ---- the scan --------------------------------------------------------------- */
 
 /* What a message entry's scratch bits say while the scan runs (kept in hash[1]). */
 #define MSG_SIZED      1u   /* size known */
@@ -721,9 +736,11 @@ static uint64_t sum_bytes(uint64_t h, const unsigned char *p, size_t n)
 /* "DIR/NAME.HASH<suffix>" for the Maildir at path (ending in '/'). -1 when too long. */
 static int index_file(const char *dir, const char *path, char *out, size_t outlen)
 {
-	size_t len = strlen(path);
-	while (len > 1 && path[len - 1] == '/')
-		len--;
+	char md[MAX_PATH_LEN];
+	if (maildir_dir_path(path, md, sizeof(md)) < 0)
+		return -1;
+	path = md;
+	size_t len = strlen(md);
 	size_t from = len;
 	while (from > 0 && path[from - 1] != '/')
 		from--;
@@ -1061,17 +1078,10 @@ static int end_in_slash(char **path)
 /* A missing Maildir whose parent is missing too is worth a line: mail may go elsewhere. */
 static void note_missing_parent(const char *path)
 {
-	char dir[MAX_PATH_LEN];
-	size_t len = strlen(path);
-	while (len > 1 && path[len - 1] == '/')
-		len--;
-	if (len >= sizeof(dir))
-		return;
-	memcpy(dir, path, len);
-	dir[len] = '\0';
-	char parent[MAX_PATH_LEN];
+	char dir[MAX_PATH_LEN], parent[MAX_PATH_LEN];
 	struct stat st;
-	if (parent_dir(dir, parent, sizeof(parent)) == 0 && stat(parent, &st) < 0 &&
+	if (maildir_dir_path(path, dir, sizeof(dir)) == 0 &&
+	    parent_dir(dir, parent, sizeof(parent)) == 0 && stat(parent, &st) < 0 &&
 	    (errno == ENOENT || errno == ENOTDIR))
 		log_msg(LOG_WARNING, "Maildir %s: its directory %s does not exist (%s); serving "
 			"an empty maildrop", LOG_Q(path), LOG_Q(parent), strerror(errno));
@@ -1113,7 +1123,7 @@ static enum mbox_status open_maildir(struct mbox *mb, struct stat *st, char *why
 	const char *problem = maildir_dir_problem(st);
 	if (problem) {
 		log_msg(LOG_ERR, "Maildir %s refused: %s: found %s, mode %04o, owner uid %ju; "
-			"expected a directory, mode rwx for its owner, owner uid %ju",
+			"expected " MAILDIR_EXPECTED " %ju",
 			LOG_Q(mb->path), problem, file_kind(st->st_mode),
 			(unsigned)(st->st_mode & 07777), (uintmax_t)st->st_uid, (uintmax_t)geteuid());
 		set_why(why, whylen, "%s", problem);

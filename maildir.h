@@ -54,6 +54,20 @@ static inline const char *maildir_msg_path(const struct mbox *mb, size_t i)
  */
 bool maildir_path_is(const char *path);
 
+/* A Maildir's path without its trailing '/'s ("/" stays "/"). 0, or -1 if it does not fit. */
+int maildir_dir_path(const char *path, char *out, size_t outlen);
+
+/*
+ * Why the directory st describes is no Maildir to serve as this process's
+ * uid (NULL: it may be one): not a directory, another owner, a mode that
+ * denies its owner rwx. For the client: no path. The one rule, asked
+ * before the sandbox (maildrop.c) and at open.
+ */
+const char *maildir_dir_problem(const struct stat *st);
+
+/* What maildir_dir_problem() expects, for the log; the uid follows. */
+#define MAILDIR_EXPECTED "a directory, mode rwx for its owner, owner uid"
+
 /*
  * What a Maildir's file name says. A name is accepted when it is 1 to
  * NAME_MAX octets, does not start with '.', and has no '/', NUL or control
@@ -86,14 +100,6 @@ int maildir_name_parse(const char *name, size_t len, struct maildir_name *out);
  * meet with odds of 2^-128 per pair.
  */
 void maildir_uidl_of(const char *name, size_t len, char *buf);
-
-/*
- * Why the directory st describes is no Maildir to serve as this process's
- * uid (NULL: it is one): not a directory, another owner, a mode that does
- * not give its owner read, write and search. For the client: no path.
- * maildrop.c asks before the sandbox, maildir_open() again on what it opened.
- */
-const char *maildir_dir_problem(const struct stat *st);
 
 /*
  * mbox_open() of a Maildir: mb is allocated, mb->path set (as given; made to

@@ -382,11 +382,10 @@ static void test_dir_problem(void **state)
 	st.st_mode = S_IFDIR | 0500;
 	assert_non_null(maildir_dir_problem(&st));
 	st.st_mode = S_IFREG | 0700;
-	assert_string_equal(maildir_dir_problem(&st), "mailbox is not a directory");
+	assert_string_equal(maildir_dir_problem(&st), "mailbox is not a Maildir (not a directory)");
 	st.st_mode = S_IFDIR | 0700;
 	st.st_uid = geteuid() + 1;
-	assert_string_equal(maildir_dir_problem(&st),
-			    "mailbox is not owned by the user it is served as");
+	assert_string_equal(maildir_dir_problem(&st), "Maildir belongs to another account");
 
 	/* and maildir_open asks it of what it opened */
 	const char *md = make_maildir("mode");
