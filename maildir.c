@@ -29,7 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
+#include <linux/limits.h>   /* NAME_MAX (<limits.h> can find ./limits.h under -iquote .) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,11 +284,17 @@ void maildir_uidl(const struct mbox *mb, size_t n, char *buf)
 
 /* ---- the scan --------------------------------------------------------------- */
 
-/* What a message entry's scratch bits say while the scan runs (kept in hash[1]). */
+/*
+ * While the scan runs, each entry keeps scratch fields, cleared before
+ * maildir_open() returns: hash[0] its stamp, hash[1] these bits and, from bit
+ * MSG_BASE_SHIFT on, the length of its base name.
+ */
 #define MSG_SIZED      1u   /* size known */
 #define MSG_FROM_NAME  2u   /* ... from the name's ",W=": not indexed */
 #define MSG_FROM_INDEX 4u   /* ... from the index: undone if the index proves bad */
 #define MSG_DROP       8u   /* not a message after all (gone, or a duplicate) */
+#define MSG_BITS_MASK  0xffffu
+#define MSG_BASE_SHIFT 16
 
 /* The scan of one Maildir (maildir_open). */
 struct scan {
@@ -308,7 +314,12 @@ static inline uint64_t msg_stamp(const struct mbox_msg *m)
 
 static inline unsigned msg_bits(const struct mbox_msg *m)
 {
-	return (unsigned)m->hash[1];
+	return (unsigned)(m->hash[1] & MSG_BITS_MASK);
+}
+
+static inline size_t msg_base_len(const struct mbox_msg *m)
+{
+	return (size_t)(m->hash[1] >> MSG_BASE_SHIFT);
 }
 
 /* The name of msgs[i], past "new/" or "cur/". */
@@ -333,18 +344,63 @@ static int key_cmp(uint64_t sa, const char *a, size_t la, uint64_t sb, const cha
 	return la < lb ? -1 : la > lb;
 }
 
-/* qsort_r: by stamp, then base name, then the whole name (then new/ before cur/). */
-static int msg_cmp(const void *pa, const void *pb, void *arg)
+/* The order of messages: by stamp, then base name, then the whole name (then cur/ before new/). */
+static int msg_cmp(const struct maildir *md, const struct mbox_msg *a, const struct mbox_msg *b)
 {
-	const struct maildir *md = arg;
-	const struct mbox_msg *a = pa, *b = pb;
 	const char *na = msg_name(md, a), *nb = msg_name(md, b);
-	int c = key_cmp(msg_stamp(a), na, base_len_of(na), msg_stamp(b), nb, base_len_of(nb));
+	int c = key_cmp(msg_stamp(a), na, msg_base_len(a), msg_stamp(b), nb, msg_base_len(b));
 	if (c == 0)
 		c = strcmp(na, nb);
 	if (c == 0)
 		c = strcmp(md->names + a->start, md->names + b->start);   /* "cur/" < "new/" */
 	return c;
+}
+
+_Static_assert(MAX_MESSAGES <= UINT32_MAX, "entry numbers fit in 32 bits");
+
+/* qsort_r over entry numbers. */
+static int order_cmp(const void *pa, const void *pb, void *arg)
+{
+	const struct scan *s = arg;
+	const struct mbox_msg *msgs = s->mb->msgs;
+	return msg_cmp(s->md, &msgs[*(const uint32_t *)pa], &msgs[*(const uint32_t *)pb]);
+}
+
+/*
+ * Sort mb->msgs: their numbers are sorted, then the entries moved into that
+ * order cycle by cycle, so the sort's scratch memory is 4 octets an entry,
+ * not 48. 0, or -1 when out of memory.
+ */
+static int sort_msgs(struct scan *s)
+{
+	struct mbox_msg *msgs = s->mb->msgs;
+	size_t n = s->mb->nmsgs;
+	if (n < 2)
+		return 0;
+	uint32_t *order = malloc(n * sizeof(*order));
+	if (!order)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		order[i] = (uint32_t)i;
+	qsort_r(order, n, sizeof(*order), order_cmp, s);
+	for (size_t i = 0; i < n; i++) {   /* msgs[j] becomes what msgs[order[j]] was */
+		if (order[i] == i)
+			continue;
+		struct mbox_msg first = msgs[i];
+		size_t j = i;
+		for (;;) {
+			size_t k = order[j];
+			order[j] = (uint32_t)j;
+			if (k == i) {
+				msgs[j] = first;
+				break;
+			}
+			msgs[j] = msgs[k];
+			j = k;
+		}
+	}
+	free(order);
+	return 0;
 }
 
 /* Append "sub/name" to the names pool; its offset, or -1 when out of memory. */
@@ -432,7 +488,8 @@ static enum mbox_status add_entry(struct scan *s, int dfd, const char *sub, cons
 	size_t len = strlen(name);
 	struct maildir_name nm;
 	if (maildir_name_parse(name, len, &nm) < 0) {
-		skip_entry(mb, sub, name, "not a message file name (control characters)");
+		skip_entry(mb, sub, name, name[0] == '.' ? "a dot name is never a message" :
+			   "not a message file name (control characters)");
 		return MBOX_OK;
 	}
 	struct stat st;
@@ -466,15 +523,16 @@ static enum mbox_status add_entry(struct scan *s, int dfd, const char *sub, cons
 	m->start = at;
 	m->end = st.st_size;
 	m->hash[0] = nm.stamp;
+	m->hash[1] = (uint64_t)nm.base_len << MSG_BASE_SHIFT;
 	int64_t size;
 	if (name_size(&nm, st.st_size, &size)) {
 		m->size = size;
-		m->hash[1] = MSG_SIZED | MSG_FROM_NAME;
+		m->hash[1] |= MSG_SIZED | MSG_FROM_NAME;
 	}
 	return MBOX_OK;
 }
 
-/* Every entry of sub/ but those starting with '.'. */
+/* Every entry of sub/ (those starting with '.' are left out by add_entry). */
 static enum mbox_status scan_subdir(struct scan *s, const char *sub)
 {
 	int dfd = openat(s->md->dirfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -500,8 +558,8 @@ static enum mbox_status scan_subdir(struct scan *s, const char *sub)
 			}
 			break;
 		}
-		if (de->d_name[0] == '.')
-			continue;   /* ".", "..", and names no MDA gives a message */
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
 		st = add_entry(s, dirfd(d), sub, de->d_name);
 		if (st != MBOX_OK)
 			break;
@@ -528,7 +586,7 @@ static void drop_duplicates(struct scan *s)
 	for (size_t i = 1; i < mb->nmsgs; i++) {
 		struct mbox_msg *a = &mb->msgs[keep], *b = &mb->msgs[i];
 		const char *na = msg_name(s->md, a), *nb = msg_name(s->md, b);
-		size_t la = base_len_of(na), lb = base_len_of(nb);
+		size_t la = msg_base_len(a), lb = msg_base_len(b);
 		if (msg_stamp(a) != msg_stamp(b) || la != lb || memcmp(na, nb, la) != 0) {
 			keep = i;
 			continue;
@@ -873,7 +931,7 @@ static int merge_index(struct scan *s, struct mdx_reader *r)
 			if (msg_bits(m) & MSG_DROP)
 				continue;
 			const char *n = msg_name(s->md, m);
-			int c = key_cmp(msg_stamp(m), n, base_len_of(n), e.stamp, e.base, e.base_len);
+			int c = key_cmp(msg_stamp(m), n, msg_base_len(m), e.stamp, e.base, e.base_len);
 			if (c > 0)
 				break;
 			if (c < 0)
@@ -978,7 +1036,7 @@ static void write_entries(struct mdx_writer *w, const struct scan *s, uint64_t *
 		if (msg_bits(m) & (MSG_FROM_NAME | MSG_DROP) || !(msg_bits(m) & MSG_SIZED))
 			continue;
 		const char *n = msg_name(s->md, m);
-		size_t blen = base_len_of(n);
+		size_t blen = msg_base_len(m);
 		if (w->len + MDX_ENTRY_HEAD + blen > INDEX_IO_SIZE)
 			mdx_flush(w);
 		unsigned char *p = w->buf + w->len;
@@ -1129,12 +1187,12 @@ static enum mbox_status open_maildir(struct mbox *mb, struct stat *st, char *why
 		set_why(why, whylen, "%s", problem);
 		return MBOX_PERM;
 	}
+	/* tmp/ is the MDAs' (never read here): its absence does not make it no Maildir */
 	bool cur = has_subdir(md->dirfd, "cur"), new = has_subdir(md->dirfd, "new");
-	bool tmp = has_subdir(md->dirfd, "tmp");
-	if (!cur || !new || !tmp) {
+	if (!cur || !new) {
 		char found[96];
-		snprintf(found, sizeof(found), "a directory without%s%s%s", cur ? "" : " cur/",
-			 new ? "" : " new/", tmp ? "" : " tmp/");
+		snprintf(found, sizeof(found), "a directory without%s%s", cur ? "" : " cur/",
+			 new ? "" : " new/");
 		return not_a_maildir(mb, found, why, whylen);
 	}
 	return MBOX_OK;
@@ -1192,8 +1250,8 @@ static enum mbox_status scan_maildir(struct scan *s, const struct stat *dir)
 		st = scan_subdir(s, "cur");
 	if (st != MBOX_OK)
 		return st;
-	if (mb->nmsgs > 1)
-		qsort_r(mb->msgs, mb->nmsgs, sizeof(*mb->msgs), msg_cmp, s->md);
+	if (sort_msgs(s) < 0)
+		return scan_fail(s, MBOX_TEMP, "out of memory");
 	drop_duplicates(s);
 	if (s->md->index_dir)
 		load_index(s, dir);

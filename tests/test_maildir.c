@@ -322,7 +322,7 @@ static void test_bad_entries_skipped_and_logged(void **state)
 	assert_non_null(strstr(logged, "new/6.empty skipped: an empty file"));
 	assert_non_null(strstr(logged, "cur/8.bad\\x01name\" skipped: not a message file name"));
 	assert_non_null(strstr(logged, "new/9.noheader does not begin with a header field"));
-	assert_null(strstr(logged, "hidden"));
+	assert_non_null(strstr(logged, "new/.7.hidden skipped: a dot name is never a message"));
 	assert_null(strstr(logged, "1.good"));
 	mbox_close(mb);
 }
@@ -357,7 +357,7 @@ static void test_not_a_maildir_refused(void **state)
 	assert_int_equal(open_md(path, &mb, NULL, why, sizeof(why)), MBOX_PERM);
 	assert_null(mb);
 	assert_string_equal(why, "mailbox is not a Maildir");
-	assert_non_null(strstr(logged, "a directory without new/ tmp/"));
+	assert_non_null(strstr(logged, "a directory without new/"));
 	struct stat st;
 	snprintf(sub, sizeof(sub), "%snew", path);
 	assert_int_equal(stat(sub, &st), -1);   /* never touched */
