@@ -209,7 +209,7 @@ pop3d.o $(LIB_OBJS) tests/testutil.o $(TESTS:=.o) tests/pop3d-fault.o tests/sess
 # Objects live under build/fuzz, so the repository's own objects are never touched.
 FUZZ_CC     ?= clang
 FUZZ_DIR    := build/fuzz
-FUZZ_NAMES  := session mbox mbox_split passwd sasl privsep proxy
+FUZZ_NAMES  := session mbox mbox_split passwd sasl privsep proxy maildir_name
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # MBOX_SSE2_ONLY: the fuzzer runs the scan's and RETR's baseline (SSE2) loops,
 # which the unit tests, on a CPU with AVX2, never reach.
@@ -258,6 +258,7 @@ $(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,sasl,session.o auth.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,privsep,privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,proxy,proxy.o peer.o))
+$(eval $(call FUZZ_TARGET,maildir_name,maildir.o maildir_update.o mbox.o update.o index.o lock.o outbuf.o log.o fileio.o))
 
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----
 lint:
