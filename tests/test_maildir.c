@@ -502,6 +502,14 @@ static void test_index_second_open_reads_no_file(void **state)
 	assert_int_equal(mbox_msg(mb, 3)->size, 6);
 	mbox_close(mb);
 
+	/* Moved to cur/ with flags by another client: the same base, the same entry. */
+	assert_int_equal(rename(in_md(md, "new/1.a"), in_md(md, "cur/1.a:2,S")), 0);
+	mb = open_ok(md, idx);
+	assert_string_equal(name_of(mb, 1), "cur/1.a:2,S");
+	assert_int_equal(mbox_msg(mb, 1)->size, 20);
+	mbox_close(mb);
+	assert_int_equal(rename(in_md(md, "cur/1.a:2,S"), in_md(md, "new/1.a")), 0);
+
 	/* A changed st_size makes the entry stale: read again. */
 	put(md, "new/1.a", "\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n");
 	mb = open_ok(md, idx);
@@ -562,6 +570,61 @@ static void test_index_damaged_or_foreign_ignored(void **state)
 	mb = open_ok(md, idx);
 	assert_int_equal(mbox_msg(mb, 1)->size, 20);
 	assert_int_equal(mbox_msg(mb, 2)->size, 32);
+	mbox_close(mb);
+}
+
+/*
+ * More messages than the first allocations hold (entries, names pool) and an
+ * index longer than its read buffer (entries cut at every refill): all in
+ * order, every size right, the second login from the index alone.
+ */
+static void test_many_messages_and_a_long_index(void **state)
+{
+	(void)state;
+	const char *md = make_maildir("many");
+	char idx[512];
+	snprintf(idx, sizeof(idx), "%s/index-many", test_tmpdir());
+	enum { N = 1500 };
+	char rel[200];
+	for (int i = 0; i < N; i++) {
+		/* stamps in reverse order of creation, names long enough for a 100 KiB index */
+		snprintf(rel, sizeof(rel), "%s/%d.M%dP4242Q%d.a-rather-long-host-name.example.org%s",
+			 i % 3 ? "cur" : "new", 1800000000 - i, i, i * 7, i % 3 ? ":2,S" : "");
+		char body[64];
+		int len = snprintf(body, sizeof(body), "Subject: %d\n\n%.*s", i, i % 5,
+				   "\n\n\n\n\n");
+		test_write_file(in_md(md, rel), body, (size_t)len);
+	}
+	struct mbox *mb = open_ok(md, idx);
+	assert_int_equal(mbox_count(mb), N);
+	for (int n = 1; n <= N; n++) {
+		int i = N - n;   /* the oldest stamp first */
+		const struct mbox_msg *m = mbox_msg(mb, (size_t)n);
+		char want[64];
+		snprintf(want, sizeof(want), "%d.M%dP", 1800000000 - i, i);
+		const char *name = name_of(mb, (size_t)n) + 4;
+		if (strncmp(name, want, strlen(want)) != 0)
+			fail_msg("message %d is %s, want %s...", n, name, want);
+		int lfs = 2 + i % 5;
+		assert_int_equal(m->size, m->end + lfs);
+	}
+	mbox_close(mb);
+	/* every file emptied of line ends, same sizes: only the index can say them */
+	for (int i = 0; i < N; i++) {
+		snprintf(rel, sizeof(rel), "%s/%d.M%dP4242Q%d.a-rather-long-host-name.example.org%s",
+			 i % 3 ? "cur" : "new", 1800000000 - i, i, i * 7, i % 3 ? ":2,S" : "");
+		struct stat st;
+		assert_int_equal(stat(in_md(md, rel), &st), 0);
+		char body[64];
+		memset(body, 'x', sizeof(body));
+		test_write_file(in_md(md, rel), body, (size_t)st.st_size);
+	}
+	mb = open_ok(md, idx);
+	assert_int_equal(mbox_count(mb), N);
+	for (int n = 1; n <= N; n++) {
+		const struct mbox_msg *m = mbox_msg(mb, (size_t)n);
+		assert_int_equal(m->size, m->end + 2 + (N - n) % 5);
+	}
 	mbox_close(mb);
 }
 
@@ -680,6 +743,7 @@ int main(void)
 						logcapture_teardown),
 		cmocka_unit_test(test_index_second_open_reads_no_file),
 		cmocka_unit_test(test_index_damaged_or_foreign_ignored),
+		cmocka_unit_test(test_many_messages_and_a_long_index),
 		cmocka_unit_test(test_retr_and_top),
 		cmocka_unit_test_setup_teardown(test_removed_changed_moved, logcapture_setup,
 						logcapture_teardown),
