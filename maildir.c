@@ -24,7 +24,6 @@
 #include "maildir.h"
 
 #include <dirent.h>
-#include <stdarg.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -301,7 +300,7 @@ struct scan {
 	struct mbox *mb;
 	struct maildir *md;
 	size_t cap;              /* entries allocated in mb->msgs */
-	off_t total;             /* octets of the files so far */
+	off_t total;             /* octets of the files so far (the size limit) */
 	bool computed;           /* some size was computed: the index is out of date */
 	char *why;
 	size_t whylen;
@@ -468,19 +467,6 @@ static void skip_entry(const struct mbox *mb, const char *sub, const char *name,
 	log_msg(LOG_WARNING, "Maildir %s: %s skipped: %s", LOG_Q(mb->path), LOG_Q(path), what);
 }
 
-static enum mbox_status scan_fail(struct scan *s, enum mbox_status st, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static enum mbox_status scan_fail(struct scan *s, enum mbox_status st, const char *fmt, ...)
-{
-	char buf[MAX_REASON_LEN];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	set_why(s->why, s->whylen, "%s", buf);
-	return st;
-}
-
 /* One directory entry of sub/ (open on dfd): a message, or skipped with a log line. */
 static enum mbox_status add_entry(struct scan *s, int dfd, const char *sub, const char *name)
 {
@@ -508,15 +494,21 @@ static enum mbox_status add_entry(struct scan *s, int dfd, const char *sub, cons
 		skip_entry(mb, sub, name, "an empty file");
 		return MBOX_OK;
 	}
-	if (mb->nmsgs >= mb->opt.max_messages)
-		return scan_fail(s, MBOX_PERM, "mailbox has too many messages (the limit is %zu)",
-				 mb->opt.max_messages);
-	if (st.st_size > mb->opt.max_size - s->total)
-		return scan_fail(s, MBOX_PERM, "mailbox is too large (the limit is %jd octets)",
-				 (intmax_t)mb->opt.max_size);
+	if (mb->nmsgs >= mb->opt.max_messages) {
+		set_why(s->why, s->whylen, "mailbox has too many messages (the limit is %zu)",
+			mb->opt.max_messages);
+		return MBOX_PERM;
+	}
+	if (st.st_size > mb->opt.max_size - s->total) {
+		set_why(s->why, s->whylen, "mailbox is too large (the limit is %jd octets)",
+			(intmax_t)mb->opt.max_size);
+		return MBOX_PERM;
+	}
 	off_t at = room_for_msg(s) ? add_name(s->md, sub, name, len) : -1;
-	if (at < 0)
-		return scan_fail(s, MBOX_TEMP, "out of memory");
+	if (at < 0) {
+		set_why(s->why, s->whylen, "out of memory");
+		return MBOX_TEMP;
+	}
 	s->total += st.st_size;
 	struct mbox_msg *m = &mb->msgs[mb->nmsgs++];
 	memset(m, 0, sizeof(*m));
@@ -543,18 +535,21 @@ static enum mbox_status scan_subdir(struct scan *s, const char *sub)
 			close(dfd);
 		log_msg(LOG_ERR, "Maildir %s: cannot read %s/: %s", LOG_Q(s->mb->path), sub,
 			strerror(err));
-		return scan_fail(s, MBOX_TEMP, "cannot read the mailbox: %s", strerror(err));
+		set_why(s->why, s->whylen, "cannot read the mailbox: %s", strerror(err));
+		return MBOX_TEMP;
 	}
 	enum mbox_status st = MBOX_OK;
 	for (;;) {
 		errno = 0;
 		struct dirent *de = readdir(d);
 		if (!de) {
-			if (errno != 0) {
+			int err = errno;
+			if (err != 0) {
 				log_msg(LOG_ERR, "Maildir %s: cannot read %s/: %s",
-					LOG_Q(s->mb->path), sub, strerror(errno));
-				st = scan_fail(s, MBOX_TEMP, "cannot read the mailbox: %s",
-					       strerror(errno));
+					LOG_Q(s->mb->path), sub, strerror(err));
+				set_why(s->why, s->whylen, "cannot read the mailbox: %s",
+					strerror(err));
+				st = MBOX_TEMP;
 			}
 			break;
 		}
@@ -601,7 +596,6 @@ static void drop_duplicates(struct scan *s)
 				LOG_Q(s->md->names + a->start), LOG_Q(s->md->names + b->start),
 				gone == a ? "the second" : "the first");
 		gone->hash[1] |= MSG_DROP;
-		s->total -= gone->end;
 		if (gone == a)
 			keep = i;
 	}
@@ -709,7 +703,6 @@ static void compute_size(struct scan *s, struct mbox_msg *m, char *buf)
 			log_msg(LOG_WARNING, "Maildir %s: %s skipped: %s", LOG_Q(s->mb->path),
 				LOG_Q(path), problem ? problem : strerror(err));
 		m->hash[1] |= MSG_DROP;
-		s->total -= m->end;
 		return;
 	}
 	bool no_header = false;
@@ -720,7 +713,6 @@ static void compute_size(struct scan *s, struct mbox_msg *m, char *buf)
 		log_msg(LOG_WARNING, "Maildir %s: %s skipped: cannot read it: %s", LOG_Q(s->mb->path),
 			LOG_Q(path), err == ESTALE ? "it is shorter than it was" : strerror(err));
 		m->hash[1] |= MSG_DROP;
-		s->total -= m->end;
 		return;
 	}
 	if (no_header)
@@ -739,8 +731,10 @@ static enum mbox_status compute_sizes(struct scan *s)
 		struct mbox_msg *m = &s->mb->msgs[i];
 		if (msg_bits(m) & (MSG_SIZED | MSG_DROP))
 			continue;
-		if (!buf && !(buf = malloc(MAILDIR_READ_SIZE)))
-			return scan_fail(s, MBOX_TEMP, "out of memory");
+		if (!buf && !(buf = malloc(MAILDIR_READ_SIZE))) {
+			set_why(s->why, s->whylen, "out of memory");
+			return MBOX_TEMP;
+		}
 		compute_size(s, m, buf);
 	}
 	free(buf);
@@ -880,8 +874,9 @@ static int open_index(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
+		const char *err = strerror(errno);
 		if (errno != ENOENT)
-			log_msg(LOG_DEBUG, "index %s: cannot open: %s", LOG_Q(path), strerror(errno));
+			log_msg(LOG_DEBUG, "index %s: cannot open: %s", LOG_Q(path), err);
 		return -1;
 	}
 	struct stat st;
@@ -996,7 +991,8 @@ static int open_index_dir(const char *dir)
 	if (dfd < 0 && errno == ENOENT && mkdir(dir, 0700) == 0)
 		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0) {
-		log_msg(LOG_WARNING, "index directory %s: %s", LOG_Q(dir), strerror(errno));
+		const char *err = strerror(errno);
+		log_msg(LOG_WARNING, "index directory %s: %s", LOG_Q(dir), err);
 		return -1;
 	}
 	struct stat st;
@@ -1138,11 +1134,13 @@ static void note_missing_parent(const char *path)
 {
 	char dir[MAX_PATH_LEN], parent[MAX_PATH_LEN];
 	struct stat st;
-	if (maildir_dir_path(path, dir, sizeof(dir)) == 0 &&
-	    parent_dir(dir, parent, sizeof(parent)) == 0 && stat(parent, &st) < 0 &&
-	    (errno == ENOENT || errno == ENOTDIR))
+	if (maildir_dir_path(path, dir, sizeof(dir)) < 0 ||
+	    parent_dir(dir, parent, sizeof(parent)) < 0 || stat(parent, &st) == 0)
+		return;
+	const char *err = strerror(errno);
+	if (errno == ENOENT || errno == ENOTDIR)
 		log_msg(LOG_WARNING, "Maildir %s: its directory %s does not exist (%s); serving "
-			"an empty maildrop", LOG_Q(path), LOG_Q(parent), strerror(errno));
+			"an empty maildrop", LOG_Q(path), LOG_Q(parent), err);
 }
 
 static enum mbox_status not_a_maildir(const struct mbox *mb, const char *found,
@@ -1250,8 +1248,10 @@ static enum mbox_status scan_maildir(struct scan *s, const struct stat *dir)
 		st = scan_subdir(s, "cur");
 	if (st != MBOX_OK)
 		return st;
-	if (sort_msgs(s) < 0)
-		return scan_fail(s, MBOX_TEMP, "out of memory");
+	if (sort_msgs(s) < 0) {
+		set_why(s->why, s->whylen, "out of memory");
+		return MBOX_TEMP;
+	}
 	drop_duplicates(s);
 	if (s->md->index_dir)
 		load_index(s, dir);
