@@ -1373,14 +1373,16 @@ int maildir_open_msg(const struct mbox *mb, size_t n, char *why, size_t whylen)
 	int fd = open_current(md, path);
 	if (fd < 0) {
 		int err = errno;
+		char reason[MAX_REASON_LEN];
 		if (err == ENOENT)
-			set_why(why, whylen, "message %zu was removed by another program", n);
-		else if (err == ELOOP || err == ENXIO)
-			set_why(why, whylen, "message %zu was changed by another program", n);
+			set_why(reason, sizeof(reason), "message %zu was removed by another program", n);
+		else if (err == ELOOP || err == ENXIO)   /* now a symbolic link, a socket */
+			set_why(reason, sizeof(reason), "message %zu was changed by another program", n);
 		else
-			set_why(why, whylen, "cannot open message %zu: %s", n, strerror(err));
-		log_msg(LOG_WARNING, "Maildir %s: message %zu (%s): %s", LOG_Q(mb->path), n,
-			LOG_Q(path), strerror(err));
+			set_why(reason, sizeof(reason), "cannot open message %zu: %s", n, strerror(err));
+		log_msg(LOG_WARNING, "Maildir %s: %s (%s: %s)", LOG_Q(mb->path), reason, LOG_Q(path),
+			strerror(err));
+		set_why(why, whylen, "%s", reason);
 		return -1;
 	}
 	struct stat st;
