@@ -918,10 +918,13 @@ static int open_found(struct mdop *op, const char *name, int *fd)
 		return rc;
 	}
 	if (ours == 0) {
-		log_msg(LOG_WARNING, "recover %s: %s is not a journal of pop3d's (expected a file of "
-			"uid %ju with 1 link in pop3d's Maildir format%s%s): ignored and left alone",
-			LOG_Q(op->path), name, (uintmax_t)geteuid(), *fd < 0 ? "; " : "",
-			*fd < 0 ? strerror(errno) : "");
+		struct stat st;
+		if (fstatat(op->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			log_msg(LOG_WARNING, "recover %s: %s is not a journal of pop3d's (%s, %jd "
+				"octets, uid %ju, %ju links; expected a regular file of uid %ju with 1 "
+				"link in pop3d's Maildir format): ignored and left alone",
+				LOG_Q(op->path), name, file_kind(st.st_mode), (intmax_t)st.st_size,
+				(uintmax_t)st.st_uid, (uintmax_t)st.st_nlink, (uintmax_t)geteuid());
 		if (*fd >= 0)
 			close(*fd);
 		*fd = -1;
