@@ -28,10 +28,11 @@
  * line "-<octets> -<count>\n" records the files a pass removed itself (its
  * unlinkat succeeded), after they are all gone and before the journal is.
  * A recovery counts only the files it removes, so no deletion is ever
- * recorded twice; files a crashed pass had removed before writing its line
- * are not recorded at all (the quota then counts them as used until
- * maildirsize is recalculated from the files, as Maildir++ implementations
- * do, at the latest once it grows past 5120 octets).
+ * recorded twice; files a crashed pass had removed before its line was
+ * written (or synced, in a power cut) are not recorded at all: the quota
+ * then counts them as used until maildirsize is recalculated from the
+ * files, as Maildir++ implementations do (at the latest once it grows past
+ * 5120 octets).
  * Failing to write that line is logged and does not fail the update: the
  * messages are gone, and the file is a cache.
  */
