@@ -71,6 +71,8 @@ tests/test_lock_nfs.o: tests/test_lock.c $(HEADERS) tests/testutil.h $(FLAGS_STA
 tests/lock-nfs.o: lock.c $(HEADERS) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -DPOP3D_TEST_FLOCK_AS_FCNTL -c -o $@ lock.c
 tests/test_update:  tests/test_update.o  update.o mbox.o maildir.o maildir_update.o index.o lock.o outbuf.o log.o fileio.o
+TESTS    += tests/test_maildir_update
+tests/test_maildir_update: tests/test_maildir_update.o maildir_update.o maildir.o update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_log:     tests/test_log.o     log.o
 tests/test_options: tests/test_options.o options.o lock.o proxy.o peer.o throttle.o log.o fileio.o

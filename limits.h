@@ -100,6 +100,7 @@ _Static_assert(MOVE_PROBE_SIZE <= COPY_CHUNK_SIZE, "the probe is read into the c
 #define SESSION_LOCK_ATTEMPTS 3           /* tries when the lock file is replaced under us */
 #define JOURNAL_TEMP_SUFFIX ".new"          /* journal being rewritten by recovery */
 #define JOURNAL_WITNESS_SIZE 4096         /* octets at the old end of file that tell "not yet truncated" */
+#define MAILDIR_JOURNAL_IO_SIZE (64 * 1024) /* read / write size for a Maildir's update journal */
 #ifndef POP3D_JOURNAL_DIR   /* the Makefile's JOURNALDIR */
 #define POP3D_JOURNAL_DIR  "/var/lib/pop3d-journal" /* journals where the account cannot write beside its mailbox */
 #endif

@@ -150,4 +150,13 @@ enum mbox_status maildir_update(struct mbox *mb, const struct update_hooks *hook
 int maildir_recover(const char *path, const struct update_hooks *hooks,
 		    struct mbox_recovery *res, char *why, size_t whylen);
 
+/*
+ * Is fd (open on the Maildir's journal) one of maildir_update()'s, complete
+ * or torn: a regular file of our uid with one link in its format (its own,
+ * not update.h's journal_is_ours())? 1, 0 (someone else's: never trusted nor
+ * removed, it blocks nothing), -1 with errno. maildir_open() refuses a
+ * Maildir holding one: the recovery before it could not finish it.
+ */
+int maildir_journal_is_ours(int fd);
+
 #endif
