@@ -1263,7 +1263,11 @@ static enum mbox_status take_session_lock(struct mbox *mb, char *why, size_t why
 	return MBOX_OK;
 }
 
-/* A journal left in the Maildir: an update was interrupted (recovery runs before login). */
+/*
+ * A journal of maildir_update() left in the Maildir: an update was
+ * interrupted and the recovery before login (maildrop.c) could not finish it.
+ * A file of another kind at its name blocks nothing (the recovery logged it).
+ */
 static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_t whylen)
 {
 	char journal[MAX_PATH_LEN];
@@ -1272,8 +1276,8 @@ static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_
 		return MBOX_PERM;
 	}
 	const char *name = journal + strlen(mb->path);
-	int fd = openat(mb->maildir->dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
-			O_CLOEXEC);
+	int fd = openat(mb->maildir->dirfd, name,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENXIO))
 		return MBOX_OK;   /* none, or a symbolic link or socket: no journal of ours */
 	int ours = fd < 0 ? -1 : maildir_journal_is_ours(fd);

@@ -410,7 +410,13 @@ static void test_in_use_and_journal(void **state)
 	mb = open_ok(md, NULL);   /* released with the first session */
 	mbox_close(mb);
 
-	put(md, ".pop3d-journal", "");
+	/* not a journal of maildir_update's: blocks nothing */
+	put(md, ".pop3d-journal", "some other program's file\n");
+	mb = open_ok(md, NULL);
+	mbox_close(mb);
+	assert_null(strstr(logged, "run pop3d --recover"));
+
+	put(md, ".pop3d-journal", "");   /* one cut short before its first octet */
 	assert_int_equal(open_md(md, &mb2, NULL, why, sizeof(why)), MBOX_TEMP);
 	assert_string_equal(why, "mailbox needs recovery");
 	assert_non_null(strstr(logged, "run pop3d --recover"));
