@@ -5,7 +5,8 @@ for octet, then the same DELEs leave the same messages.
 The Maildir holds what real ones do: names with ",S=...,W=..." (Dovecot's,
 Courier's) and without, in new/ and in cur/ with flags, stamps of 9 and 10
 digits (delivery order is numeric), LF and CRLF files, mixed line ends and a
-lone CR, dot lines to stuff, files without a final newline (both servers add
+lone CR, dot lines to stuff, one second's deliveries told apart by their
+microseconds (Dovecot's M99 before M100), files without a final newline (both servers add
 CR LF before the terminating dot and do not count it in the size), a message
 that is all header, and a large one.
 
@@ -67,6 +68,10 @@ MESSAGES = [
     ("new/1000000002.M12P100.host", message(12, [b"dot at the end", b"."])),
     ("new/1000000003.M13P100V000000000000FD01I0000000012345678.mx-42.mail.customer-"
      "example.org,S={S},W={W}", message(13, [b"a long name"])),
+    # One second's deliveries, ordered by their microseconds (M99 before M100).
+    ("new/1000000004.M99P100.host", message(14, [b"99 microseconds"])),
+    ("cur/1000000004.M100P100.host:2,S", message(15, [b"100 microseconds"])),
+    ("new/1000000004.V803I1a2bM500.host", message(16, [b"Postfix's name, 500 microseconds"])),
 ]
 LONG = 13   # the message whose name is longer than a UIDL may be
 
@@ -94,10 +99,6 @@ def first_diff(a, b):
         if x != y:
             return f"line {i + 1}: pop3d {x[:120]!r}, Dovecot {y[:120]!r}"
     return f"pop3d sent {len(a)} lines, Dovecot {len(b)}"
-
-
-def uidl_names(path):
-    return [name.split(":", 1)[0] for _, name, _ in P._maildir_files(path)]
 
 
 N = len(MESSAGES)
@@ -180,7 +181,7 @@ pop3d_parent = os.path.join(d, "pop3d")
 dovecot_home = os.path.join(d, "dovecot")
 files = make_maildir(os.path.join(pop3d_parent, "alice"))
 make_maildir(os.path.join(dovecot_home, "Maildir"))
-names = uidl_names(os.path.join(pop3d_parent, "alice"))
+names = P.maildir_uidls(os.path.join(pop3d_parent, "alice"))
 
 ours, _ = run_pop3d(pop3d_parent)
 theirs = run_dovecot(dovecot_home)
@@ -225,8 +226,8 @@ for k, n in enumerate(DELETE):
 assert ours[-1][0].startswith(b"+OK") and theirs[-1][0].startswith(b"+OK")
 
 kept = [u for i, u in enumerate(names, 1) if i not in DELETE]
-same("the messages left", uidl_names(os.path.join(pop3d_parent, "alice")), kept)
-same("the messages Dovecot left", uidl_names(os.path.join(dovecot_home, "Maildir")), kept)
+same("the messages left", P.maildir_uidls(os.path.join(pop3d_parent, "alice")), kept)
+same("the messages Dovecot left", P.maildir_uidls(os.path.join(dovecot_home, "Maildir")), kept)
 # pop3d renames nothing: every kept file is where it was, under its name.
 assert sorted(P.maildir_contents(os.path.join(pop3d_parent, "alice"))) == \
     sorted(n for i, n in enumerate(files, 1) if i not in DELETE)

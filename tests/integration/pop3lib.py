@@ -201,15 +201,27 @@ def maildir_vsize(msg):
     return len(msg) + msg.count(b"\n") - msg.count(b"\r\n")
 
 
+def _maildir_order(name):
+    """Where a message named NAME comes in delivery order, as Dovecot gives
+    UIDs: the leading stamp, the microseconds (the digits after the first 'M'
+    of the part after the stamp: Dovecot's "1733590000.M123456P789.host",
+    Postfix's "1733590000.V803I1a2bM123456.host"; 0 when none), the name up
+    to ':'."""
+    import re
+    m = re.match(r"([0-9]*)(?:\.([^.:]*))?", name)
+    usecs = re.search(r"M([0-9]*)", m.group(2) or "")
+    return (int(m.group(1) or 0), int(usecs.group(1) or 0) if usecs else 0,
+            name.split(":", 1)[0])
+
+
 def _maildir_files(path):
-    """(stamp, name, sub) of each message file of a Maildir, in delivery order."""
+    """(order, name, sub) of each message file of a Maildir, in delivery order."""
     out = []
     for sub in ("new", "cur"):
         d = os.path.join(path, sub)
         for name in os.listdir(d) if os.path.isdir(d) else []:
             if not name.startswith("."):
-                digits = len(name) - len(name.lstrip("0123456789"))
-                out.append((int(name[:digits] or 0), name, sub))
+                out.append((_maildir_order(name), name, sub))
     return sorted(out)
 
 
@@ -223,7 +235,7 @@ def maildir_add(path, msgs):
     for sub in ("new", "cur", "tmp"):
         os.makedirs(os.path.join(path, sub), exist_ok=True)
     have = _maildir_files(path)
-    stamp = have[-1][0] + 1 if have else 999_999_900
+    stamp = have[-1][0][0] + 1 if have else 999_999_900
     for i, m in enumerate(msgs, len(have)):
         base = f"{stamp + 5 * (i - len(have))}.{i}.pop3d-test"
         if i % 3 == 1:
