@@ -233,8 +233,8 @@ assert sorted(P.maildir_contents(os.path.join(pop3d_parent, "alice"))) == \
     sorted(n for i, n in enumerate(files, 1) if i not in DELETE)
 
 # pop3d on the Maildir Dovecot left (files moved to cur/ with flags, its
-# dovecot-uidlist and dovecot-uidvalidity beside them): the same messages,
-# the same UIDLs, the same octets as a new Dovecot session gives.
+# dovecot-uidlist and dovecot-uidvalidity beside them): the messages kept,
+# with the UIDLs, sizes and octets pop3d gave them before.
 os.rename(dovecot_home, os.path.join(d, "after-dovecot"))
 after = os.path.join(d, "after-dovecot")
 os.rename(os.path.join(after, "Maildir"), os.path.join(after, "alice"))
