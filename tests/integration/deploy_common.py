@@ -112,10 +112,12 @@ def no_spaces(words):
 
 def pop3d_test_args(maildir, log, extra=()):
     """Virtual users from tests/scripts/passwd (alice/secret, bob), mailboxes
-    MAILDIR/%u.mbox (or Maildirs MAILDIR/%u/: pop3lib.STORE); as root served
-    as 'nobody'."""
+    MAILDIR/%u.mbox (or Maildirs MAILDIR/%u/: pop3lib.STORE, with an index in
+    MAILDIR/index, so each login after the first reads it and only the files
+    added since); as root served as 'nobody'."""
+    index = ["--index-dir", os.path.join(maildir, "index")] if P.STORE == "maildir" else []
     return ["--passwd", P.PASSWD, "--mailbox", P.mailbox_template(maildir),
-            "--log", log, "--login-delay", "0", *P.root_args(), *P.state_args(), *extra]
+            "--log", log, "--login-delay", "0", *index, *P.root_args(), *P.state_args(), *extra]
 
 
 # ---- TLS ----
