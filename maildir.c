@@ -32,6 +32,29 @@ bool maildir_path_is(const char *path)
 	return is;
 }
 
+int maildir_dir_path(const char *path, char *out, size_t outlen)
+{
+	size_t len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	if (len >= outlen)
+		return -1;
+	memcpy(out, path, len);
+	out[len] = '\0';
+	return 0;
+}
+
+const char *maildir_dir_problem(const struct stat *st)
+{
+	if (!S_ISDIR(st->st_mode))
+		return "mailbox is not a Maildir (not a directory)";
+	if (st->st_uid != geteuid())
+		return "Maildir belongs to another account";
+	if ((st->st_mode & S_IRWXU) != S_IRWXU)
+		return "Maildir mode denies its owner access";
+	return NULL;
+}
+
 /* ---- stubs: replaced by the scanner (helper H1) ---- */
 
 int maildir_name_parse(const char *name, size_t len, struct maildir_name *out)

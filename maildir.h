@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "limits.h"
@@ -52,6 +53,20 @@ static inline const char *maildir_msg_path(const struct mbox *mb, size_t i)
  * symbolic link) holding cur/, new/ and tmp/? The one place this is decided.
  */
 bool maildir_path_is(const char *path);
+
+/* A Maildir's path without its trailing '/'s ("/" stays "/"). 0, or -1 if it does not fit. */
+int maildir_dir_path(const char *path, char *out, size_t outlen);
+
+/*
+ * Why the directory st describes is no Maildir to serve as this process's
+ * uid (NULL: it may be one): not a directory, another owner, a mode that
+ * denies its owner rwx. For the client: no path. The one rule, asked
+ * before the sandbox (maildrop.c) and at open.
+ */
+const char *maildir_dir_problem(const struct stat *st);
+
+/* What maildir_dir_problem() expects, for the log; the uid follows. */
+#define MAILDIR_EXPECTED "a directory, mode rwx for its owner, owner uid"
 
 /*
  * What a Maildir's file name says. A name is accepted when it is 1 to

@@ -16,6 +16,7 @@
 #include "found.h"
 #include "lock.h"
 #include "log.h"
+#include "maildir.h"
 #include "privsep.h"
 #include "sandbox.h"
 
@@ -48,11 +49,19 @@ int maildrop_owner(const char *path, uid_t *uid, gid_t *gid, char *why, size_t w
 {
 	struct stat st;
 	char found[MAX_FOUND_TEXT];
+	char dir[MAX_PATH_LEN];
+	bool maildir = maildir_path_is(path);
+	if (maildir && maildir_dir_path(path, dir, sizeof(dir)) == 0)
+		path = dir;   /* its own name, without the trailing '/' lstat would follow */
 	int rc = lstat(path, &st);
 	if (rc < 0 && errno == ENOENT) {
-		char dir[MAX_PATH_LEN];
 		rc = parent_dir(path, dir, sizeof(dir)) < 0 ? -1 : lstat(dir, &st);
-	} else if (rc == 0 && !S_ISREG(st.st_mode)) {
+	} else if (rc == 0 && maildir && !S_ISDIR(st.st_mode)) {
+		found_describe(&st, found, sizeof(found));
+		log_msg(LOG_ERR, "Maildir %s: found %s; expected a directory", LOG_Q(path), found);
+		snprintf(why, whylen, "mailbox is not a Maildir");
+		return -1;
+	} else if (rc == 0 && !maildir && !S_ISREG(st.st_mode)) {
 		found_describe(&st, found, sizeof(found));
 		log_msg(LOG_ERR, "mailbox %s: found %s; expected a regular file", LOG_Q(path), found);
 		snprintf(why, whylen, "mailbox is not a regular file");
@@ -109,21 +118,28 @@ static enum login_result explain_unreachable(const struct account *acct, char *w
  * mailbox mbox_open would refuse (mbox_file_problem, the one rule) is refused
  * here, with the owner found and the one expected, by uid and name.
  */
-static enum login_result check_mailbox_file(const struct account *acct, char *why,
-					    size_t whylen)
+static enum login_result check_mailbox_file(const struct account *acct, bool maildir,
+					    char *why, size_t whylen)
 {
 	struct stat st;
-	if (lstat(acct->mailbox, &st) < 0)
+	char path[MAX_PATH_LEN];
+	if (maildir && maildir_dir_path(acct->mailbox, path, sizeof(path)) < 0) {
+		snprintf(why, whylen, "mailbox path is too long");
+		return LOGIN_SYS_PERM;
+	}
+	if (lstat(maildir ? path : acct->mailbox, &st) < 0)
 		return errno == EACCES ? explain_unreachable(acct, why, whylen) : LOGIN_OK;
-	const char *problem = mbox_file_problem(&st);   /* missing: an empty maildrop */
+	/* missing: an empty maildrop */
+	const char *problem = maildir ? maildir_dir_problem(&st) : mbox_file_problem(&st);
 	if (!problem)
 		return LOGIN_OK;
 	char found[MAX_FOUND_TEXT];
 	found_describe(&st, found, sizeof(found));
 	struct passwd *me = getpwuid(geteuid());
-	log_msg(LOG_ERR, "mailbox %s for %s refused: %s: found %s; expected " MBOX_EXPECTED
-		" %ju (%s)", LOG_Q(acct->mailbox), LOG_Q(acct->name), problem, found,
-		(uintmax_t)geteuid(), me ? me->pw_name : "no account");
+	log_msg(LOG_ERR, "mailbox %s for %s refused: %s: found %s; expected %s %ju (%s)",
+		LOG_Q(acct->mailbox), LOG_Q(acct->name), problem, found,
+		maildir ? MAILDIR_EXPECTED : MBOX_EXPECTED, (uintmax_t)geteuid(),
+		me ? me->pw_name : "no account");
 	snprintf(why, whylen, "%s", problem);
 	return LOGIN_SYS_PERM;
 }
@@ -167,11 +183,14 @@ static enum login_result become_account(struct maildrop *md, const struct accoun
 	struct passwd *pw = by_owner ? getpwuid(uid) : NULL;
 	struct spool_access sa;
 	spool_access(acct->mailbox, pw ? pw->pw_name : name, uid, pw ? pw->pw_gid : gid, &sa);
-	maildrop_start_dotlocker(md, acct->mailbox, uid, &sa);
-	/* The account's own journal directory, made by root while it still can. */
-	if (journal_places_prepare(journal_dir, acct->mailbox, uid, gid, sa.who == SPOOL_ACCOUNT,
-				   &md->journal, why, whylen) < 0)
-		return LOGIN_SYS_TEMP;
+	/* A Maildir's journal is in it, and it takes no MDA lock: neither is made for it. */
+	if (!maildir_path_is(acct->mailbox)) {
+		maildrop_start_dotlocker(md, acct->mailbox, uid, &sa);
+		/* The account's own journal directory, made by root while it still can. */
+		if (journal_places_prepare(journal_dir, acct->mailbox, uid, gid,
+					   sa.who == SPOOL_ACCOUNT, &md->journal, why, whylen) < 0)
+			return LOGIN_SYS_TEMP;
+	}
 	if (!md->root)
 		return LOGIN_OK;  /* an ordinary user serves mailboxes as itself */
 	int rc = by_owner ? maildrop_drop_to_uid(uid, gid)
@@ -291,13 +310,28 @@ enum login_result maildrop_take(struct maildrop *md, const struct account *acct,
 	opt.index_dir = maildrop_expand_dir("--index-dir", md->cfg->index_dir, acct, index_dir);
 	opt.journal_dir = md->journal.dir[0] ? md->journal.dir : NULL;   /* journal_places_prepare */
 	opt.journal_alt_dir = md->journal.alt[0] ? md->journal.alt : NULL;
-	struct sandbox_paths paths = {.mailbox = acct->mailbox, .journal_dir = opt.journal_dir,
+	/*
+	 * Landlock beneath the mailbox's directory: for a Maildir, the Maildir
+	 * itself (its path ends in '/'), not the directory it is in.
+	 */
+	bool maildir = maildir_path_is(acct->mailbox);
+	char maildir_path[MAX_PATH_LEN + 1];
+	if (maildir && maildir_dir_path(acct->mailbox, maildir_path, sizeof(maildir_path) - 1) < 0) {
+		snprintf(why, whylen, "mailbox path is too long");
+		return LOGIN_SYS_PERM;
+	}
+	if (maildir)
+		strcat(maildir_path, "/");
+	struct sandbox_paths paths = {.mailbox = maildir ? maildir_path : acct->mailbox,
+				      .journal_dir = opt.journal_dir,
 				      .journal_alt_dir = opt.journal_alt_dir,
 				      .index_dir = opt.index_dir};
-	if ((lr = check_mailbox_file(acct, why, whylen)) != LOGIN_OK)
+	if ((lr = check_mailbox_file(acct, maildir, why, whylen)) != LOGIN_OK)
 		return lr;
 	if (enter_worker_sandbox(md, &paths, why, whylen) < 0)
 		return LOGIN_SYS_TEMP;
+	if (md->sandboxed)
+		md->sandboxed();
 	if (mbox_recover_hooked(acct->mailbox, &opt, md->recover_hooks, why, whylen) < 0) {
 		log_msg(LOG_ERR, "recovery of %s failed: %s", LOG_Q(acct->mailbox), why);
 		snprintf(why, whylen, "%s", temp_reason);

@@ -25,6 +25,7 @@ struct maildrop {
 	bool root;                      /* started as root: must drop privileges */
 	struct journal_places journal;  /* the account's journal places: live as long as the mailbox */
 	const struct update_hooks *recover_hooks;  /* test builds: faults in a recovery; NULL */
+	void (*sandboxed)(void);        /* test builds: probes the keeper's sandbox; NULL */
 };
 
 /*

@@ -50,6 +50,7 @@ struct server {
 #include "testhooks.h"
 #define UPDATE_HOOKS (&testhooks_update)
 #define RECOVER_HOOKS (&testhooks_recover)
+#define KEEPER_PROBE testhooks_keeper_probe
 
 /* XTEST, with the channels this process has. */
 static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
@@ -61,6 +62,7 @@ static void test_command(void *ctx, int argc, char **args, struct outbuf *out)
 #else
 #define UPDATE_HOOKS NULL
 #define RECOVER_HOOKS NULL
+#define KEEPER_PROBE NULL
 #define TEST_COMMAND NULL
 #endif
 
@@ -338,7 +340,8 @@ int main(int argc, char **argv)
 	struct server srv = {.cfg = &cfg, .root = geteuid() == 0};
 	if (cfg.recover_path)
 		return recover_run(&cfg, srv.root, RECOVER_HOOKS);
-	srv.md = (struct maildrop){.cfg = &cfg, .root = srv.root, .recover_hooks = RECOVER_HOOKS};
+	srv.md = (struct maildrop){.cfg = &cfg, .root = srv.root, .recover_hooks = RECOVER_HOOKS,
+				    .sandboxed = KEEPER_PROBE};
 	if (config_check(&cfg, srv.root) < 0)
 		return refuse_client(EXIT_CONFIG);
 	srv.auth = (struct auth_config){

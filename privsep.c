@@ -19,6 +19,7 @@
 
 #include "lock.h"
 #include "log.h"
+#include "maildir.h"
 #include "sandbox.h"
 
 enum { EXIT_OK = 0, EXIT_SESSION = 1, EXIT_CONFIG = 78 };
@@ -254,6 +255,107 @@ enum mbox_status privsep_update(int keeper, struct mbox *mb, char *why, size_t w
 	return p.h.code <= MBOX_PERM ? (enum mbox_status)p.h.code : MBOX_TEMP;
 }
 
+/* The answer to PS_OPEN_MSG: its header carries the descriptor, if any. */
+static int recv_with_fd(int sock, struct ps_header *h, int *fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {.iov_base = h, .iov_len = sizeof(*h)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+	*fd = -1;
+	ssize_t n;
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+	    c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(fd, CMSG_DATA(c), sizeof(int));
+	/* The rest of the header, if the stream gave only part of it. */
+	if ((size_t)n < sizeof(*h) && read_full(sock, (char *)h + n, sizeof(*h) - (size_t)n) < 0) {
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+int privsep_open_msg(int keeper, size_t n, char *why, size_t whylen)
+{
+	struct ps_header h = {.type = PS_OPEN_MSG, .code = (uint32_t)n};
+	int fd = -1;
+	if (n > UINT32_MAX) {
+		snprintf(why, whylen, "no such message");
+		return -1;
+	}
+	if (write_all(keeper, &h, sizeof(h)) < 0 ||
+	    recv_with_fd(keeper, &h, &fd) < 0 || h.type != PS_ANSWER || h.len1 >= whylen ||
+	    h.len2 != 0 || read_full(keeper, why, h.len1) < 0) {
+		log_msg(LOG_ERR, "the maildrop keeper was lost while opening a message");
+		_exit(EXIT_SESSION);
+	}
+	why[h.len1] = '\0';
+	if (h.code != 0 || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int open_msg_through_keeper(void *ctx, const struct mbox *mb, size_t n, char *why,
+				   size_t whylen)
+{
+	(void)mb;
+	return privsep_open_msg((int)(intptr_t)ctx, n, why, whylen);
+}
+
+/* PS_OPEN_MSG in the keeper: message n of its own list, opened by maildir.c, sent back. */
+static int answer_open_msg(int sock, const struct mbox *mb, uint32_t n)
+{
+	char why[MAX_REASON_LEN] = "";
+	int fd = -1;
+	if (!mb->maildir || n == 0 || n > mbox_count(mb))
+		snprintf(why, sizeof(why), "no such message");
+	else
+		fd = maildir_open_msg(mb, n, why, sizeof(why));
+	struct ps_header a = {.type = PS_ANSWER, .code = fd < 0, .len1 = (uint32_t)strlen(why)};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {.iov_base = &a, .iov_len = sizeof(a)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = sizeof(ctl.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	ssize_t sent;
+	do
+		sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (sent < 0 && errno == EINTR);
+	if (fd >= 0)
+		close(fd);
+	if (sent < 0)
+		return -1;
+	/* The descriptor went with the first octet; the rest of the header may follow. */
+	if ((size_t)sent < sizeof(a) && write_all(sock, (char *)&a + sent, sizeof(a) - (size_t)sent) < 0)
+		return -1;
+	return write_all(sock, why, a.len1);
+}
+
 void privsep_release(int keeper)
 {
 	struct ps_header h = {.type = PS_RELEASE};
@@ -404,6 +506,10 @@ static void keep_maildrop(const struct privsep_roles *roles, struct mbox *mb, in
 		if (h.type == PS_RELEASE && h.len1 == 0 && h.len2 == 0) {
 			mbox_close(mb);
 			mb = NULL;
+		} else if (h.type == PS_OPEN_MSG && h.len1 == 0 && h.len2 == 0) {
+			if (answer_open_msg(fd, mb, h.code) < 0)
+				break;
+			continue;
 		} else if (h.type == PS_UPDATE && h.code == mbox_count(mb) &&
 			   h.len1 == (h.code + 7u) / 8 && h.len2 == 0) {
 			unsigned char *map = malloc(h.len1 ? h.len1 : 1);
@@ -428,6 +534,19 @@ static void keep_maildrop(const struct privsep_roles *roles, struct mbox *mb, in
 	}
 	if (mb)
 		mbox_close(mb);   /* no QUIT: nothing is deleted */
+}
+
+/*
+ * The session process's view of a Maildir: message files come from the
+ * keeper, over the channel; the Maildir's own descriptor is not kept.
+ */
+static void session_takes_maildir(struct maildir *md, int keeper)
+{
+	md->open_msg = open_msg_through_keeper;
+	md->open_ctx = (void *)(intptr_t)keeper;
+	if (md->dirfd >= 0)
+		close(md->dirfd);
+	md->dirfd = -1;
 }
 
 static int session_main(const struct privsep_roles *roles, struct mbox *mb,
@@ -494,6 +613,8 @@ static int keeper_main(const struct privsep_roles *roles, const struct account *
 	if (pid == 0) {
 		close(sv[0]);
 		lock_forget_dotlocker();   /* only the keeper may ask for the dotlock */
+		if (mb && mb->maildir)
+			session_takes_maildir(mb->maildir, sv[1]);
 		_exit(session_main(roles, mb, ho, sv[1]));
 	}
 	free(ho);

@@ -51,6 +51,8 @@ enum ps_type {
 	PS_RELEASE,     /* session → keeper: give the maildrop up (before the QUIT answer) */
 	PS_PEER,        /* greeter → authenticator, first if at all: the client's address from a
 			   trusted PROXY header (field 1), code 1 when it came over TLS */
+	PS_OPEN_MSG,    /* session → keeper: open Maildir message number code; answered
+			   PS_ANSWER code 0 with the descriptor (SCM_RIGHTS), else 1 and a reason */
 	PS_TYPES
 };
 
@@ -180,5 +182,11 @@ int privsep_handoff(int chan, const struct session *s, const char *pending, size
 /* The session process's side of the keeper. */
 enum mbox_status privsep_update(int keeper, struct mbox *mb, char *why, size_t whylen);
 void privsep_release(int keeper);
+/*
+ * The session process opens no path: the keeper opens Maildir message n
+ * (1-based, of its own list) for it and sends the descriptor back. Returns
+ * it, or -1 with the keeper's reason in why. A lost keeper ends the process.
+ */
+int privsep_open_msg(int keeper, size_t n, char *why, size_t whylen);
 
 #endif

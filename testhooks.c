@@ -50,6 +50,24 @@ static int kill_at_step(void *ctx, int step, const char *what)
 	return 0;
 }
 
+void testhooks_keeper_probe(void)
+{
+	const char *v = getenv("POP3D_TEST_KEEPER_PROBE");
+	char paths[MAX_PATH_LEN * 4];
+	if (!v || snprintf(paths, sizeof(paths), "%s", v) >= (int)sizeof(paths))
+		return;
+	char *save = NULL;
+	for (char *p = strtok_r(paths, "\n", &save); p; p = strtok_r(NULL, "\n", &save)) {
+		int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			log_msg(LOG_NOTICE, "keeper probe %s: opened", p);
+		} else {
+			log_msg(LOG_NOTICE, "keeper probe %s: refused (%s)", p, strerror(errno));
+		}
+	}
+}
+
 const struct update_hooks testhooks_update = {
 	.fault = kill_at_step, .ctx = (void *)"POP3D_KILL_AT_STEP",
 };
@@ -264,10 +282,21 @@ void testhooks_command(int chan, int keeper, int argc, char **args, struct outbu
 		} else {
 			outbuf_printf(out, "-ERR %s\r\n", strerrorname_np(errno));
 		}
+	} else if (argc == 2 && strcmp(args[0], "OPENMSG") == 0 && keeper >= 0) {
+		/* Any number, as a compromised session process could ask. */
+		char why[MAX_REASON_LEN];
+		int fd = privsep_open_msg(keeper, strtoul(args[1], NULL, 10), why, sizeof(why));
+		if (fd >= 0) {
+			close(fd);
+			outbuf_puts(out, "+OK a descriptor\r\n");
+		} else {
+			outbuf_printf(out, "-ERR %s\r\n", why);
+		}
 	} else if (argc == 2 && strcmp(args[0], "BIND") == 0) {
 		outbuf_flush(out);
 		probe_answer(out, probe_bind(chan, keeper, args + 1));
 	} else if (argc < 1 || !run_probe(argc, args, out)) {
-		outbuf_puts(out, "-ERR XTEST SYSCALL | DGRAM | GARBAGE kind | LOG text | OPEN path | probe args\r\n");
+		outbuf_puts(out, "-ERR XTEST SYSCALL | DGRAM | GARBAGE kind | LOG text | OPEN path | OPENMSG n | "
+			    "probe args\r\n");
 	}
 }

@@ -23,4 +23,12 @@ extern const struct update_hooks testhooks_recover;
  */
 void testhooks_command(int chan, int keeper, int argc, char **args, struct outbuf *out);
 
+/*
+ * In the keeper, just after its sandbox: try to open (read only) each path
+ * of POP3D_TEST_KEEPER_PROBE (one per line) and log "keeper probe PATH:
+ * opened" or "keeper probe PATH: refused (ERROR)", so the tests can see what
+ * a keeper's Landlock lets it reach.
+ */
+void testhooks_keeper_probe(void);
+
 #endif

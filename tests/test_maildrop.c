@@ -59,11 +59,23 @@ static void test_owner(void **state)
 		assert_int_equal(maildrop_owner(abs_path("none-yet"), &uid, &gid, why, sizeof(why)), 0);
 		assert_int_equal(uid, geteuid());
 	}
-	/* A directory is no mailbox, whoever owns it. */
+	/* A directory that is no Maildir is no mailbox, whoever owns it. */
 	logged[0] = '\0';
-	assert_int_equal(maildrop_owner(abs_path(""), &uid, &gid, why, sizeof(why)), -1);
+	char dir[MAX_PATH_LEN];
+	snprintf(dir, sizeof(dir), "%s", abs_path("plain-dir"));
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(maildrop_owner(dir, &uid, &gid, why, sizeof(why)), -1);
 	assert_string_equal(why, "mailbox is not a regular file");
 	assert_non_null(strstr(logged, ": found a directory, mode "));
+	/* With a trailing '/' it is a Maildir: its owner serves it (root never does). */
+	strcat(dir, "/");
+	uid = 4242;
+	rc = maildrop_owner(dir, &uid, &gid, why, sizeof(why));
+	assert_int_equal(rc, geteuid() == 0 ? -1 : 0);
+	assert_int_equal(uid, geteuid() == 0 ? 4242 : geteuid());
+	/* A file where a Maildir is expected is refused. */
+	assert_int_equal(maildrop_owner(abs_path("owned/"), &uid, &gid, why, sizeof(why)), -1);
+	assert_string_equal(why, "mailbox is not a Maildir");
 	assert_int_equal(maildrop_owner("/nonexistent-dir/box", &uid, &gid, why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "cannot find the mailbox's owner: No such file"));
 }
