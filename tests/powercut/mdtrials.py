@@ -36,8 +36,9 @@ def first_event(events, pattern):
 
 def walk(binary, patterns, nofsync_patterns=(), random_writes=4, recovery=False,
          work="powercut-maildir", stop_at_first=False, tag="FAIL", ignore_sync=None,
-         subsets=True, ends=3):
-    """(verdicts, failures) of the walk; prints each failure."""
+         subsets=True, ends=3, recovery_variants=("strict", "subset"), from_event=None):
+    """(verdicts, failures) of the walk; prints each failure. from_event: cut
+    only from the first durability event naming it on (a substring)."""
     work = L.P.tmpdir(work)
     verdicts = []
     failures = []
@@ -65,7 +66,8 @@ def walk(binary, patterns, nofsync_patterns=(), random_writes=4, recovery=False,
             events = dry["stats"]["events"]
             nsync = dry["stats"]["syncs"]
             nwrite = dry["stats"]["writes"]
-            for n in range(1, nsync + 1):
+            first = (first_event(events, from_event) or nsync + 1) if from_event else 1
+            for n in range(first, nsync + 1):
                 how = "recover" if n % 2 else "login"
                 run(f"{pattern} sync {n}/{nsync} ({events[n - 1]}) {how}", sc, f"sync:{n}",
                     how=how)
@@ -104,7 +106,7 @@ def walk(binary, patterns, nofsync_patterns=(), random_writes=4, recovery=False,
                                     f"({events[mid - 1]})")
                     print(f"{tag} {failures[-1]}")
                 for rn in range(1, rsync + 1):
-                    for variant in ("strict", "subset"):
+                    for variant in recovery_variants:
                         run(f"{pattern} sync {mid}, recovery sync {rn}/{rsync} "
                             f"({probe['rstats']['events'][rn - 1]}) {variant}", sc,
                             f"sync:{mid}", cut_recovery=f"sync:{rn}", variant=variant, rng=rn)
