@@ -31,6 +31,7 @@ JOURNAL = ".pop3d-journal"
 QUOTA_HEAD = b"1000000000S,100000C\n"
 d = P.tmpdir("disk-full-maildir")
 failures = []
+drift = set()
 
 
 def check(cond, what):
@@ -170,8 +171,14 @@ def consistent(case, md, msgs, paths, dele):
     check(set(got) <= set(bases), f"{case}: files that were never delivered: "
           f"{sorted(set(got) - set(bases))}")
     files = (sum(len(c) for cs in got.values() for c in cs), sum(len(cs) for cs in got.values()))
-    check(quota_totals(md) == files, f"{case}: maildirsize totals {quota_totals(md)}, "
-          f"the files {files}")
+    totals = quota_totals(md)
+    if totals != files and case.startswith("quota") and totals and \
+            files[0] <= totals[0] <= sum(map(len, msgs)) and files[1] <= totals[1] <= len(msgs):
+        # No room to record the deletions: maildir_update.c logs it and goes
+        # on (Maildir++ readers recalculate a stale maildirsize); never fewer.
+        drift.add(f"{totals[1] - files[1]} deleted files not recorded in maildirsize")
+    else:
+        check(totals == files, f"{case}: maildirsize totals {totals}, the files {files}")
     return back == 0
 
 
@@ -234,6 +241,7 @@ def run_case(case, n_msgs, dele, leave_pages=None, inodes=False, long_names=Fals
         elif q.startswith(b"-ERR [SYS/TEMP]"):
             check(applied is not True, f"{case}: QUIT said {q!r} but the deletions were "
                   "applied and no journal is left: the client was told nothing was deleted")
+            check(b"disk full" in q, f"{case}: QUIT said {q!r}, not why (disk full)")
             outcome = "a journal kept for the next login" if journal else "nothing deleted"
         else:
             check(False, f"{case}: QUIT answered {q!r}")
@@ -245,7 +253,8 @@ def run_case(case, n_msgs, dele, leave_pages=None, inodes=False, long_names=Fals
         if r2.startswith(b"+OK"):
             s.cmd("QUIT")
         s.close()
-        check(not os.path.exists(os.path.join(md, JOURNAL)), f"{case}: journal left after a login")
+        left = [n for n in os.listdir(md) if n.startswith(JOURNAL)]
+        check(not left, f"{case}: {left} left after a login")
         done = consistent(case + " (after the next login)", md, msgs, paths, dele)
         if not done:
             q2 = session(case + " retry", mnt, msgs, dele)
@@ -253,7 +262,9 @@ def run_case(case, n_msgs, dele, leave_pages=None, inodes=False, long_names=Fals
             check(consistent(case + " (after the retry)", md, msgs, paths, dele),
                   f"{case}: the retry deleted nothing")
         print(f"{case}: QUIT {q.strip().decode(errors='replace')[:60]} -> {outcome}; "
-              f"next login consistent{'' if done else ', the retry deleted them'}", flush=True)
+              f"next login consistent{'' if done else ', the retry deleted them'}"
+              f"{''.join('; ' + x for x in sorted(drift))}", flush=True)
+        drift.clear()
     finally:
         # Lazy: a failed check leaves its pop3d running, which keeps the mount busy.
         subprocess.run(["umount", "--lazy", mnt])
