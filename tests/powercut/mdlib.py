@@ -26,7 +26,8 @@ STALE_TMP = "1600000000.M1P1.pcfs"   # left in tmp/ by an old crash: never read 
 MDA = os.path.join(L.HERE, "mda_maildir.py")
 PATTERNS = L.PATTERNS
 BASE = 1765000000           # delivery times: the order pop3d lists the messages in
-KINDS = ("totals", "lost", "duplicated", "corrupted", "partial", "unrecoverable", "quota")
+KINDS = ("totals", "lost", "duplicated", "corrupted", "partial", "unrecoverable", "refused",
+         "quota")
 FAILS = KINDS[1:]
 
 
@@ -289,6 +290,9 @@ def trial(work, sc, cut, variant="strict", rng=1, binary=None, how="recover",
     verdict.update(judge(sc, maildir(image), durable, delivered, late,
                          acknowledged=quit_answer.startswith(b"+OK"),
                          cut=bool(m.stats["cut"] or (rstats and rstats["cut"]))))
+    # With the power on to the end, the update must have been done: a harness
+    # that only ever sees refused updates proves nothing.
+    verdict["refused"] = 0 if m.stats["cut"] or quit_answer.startswith(b"+OK") else 1
     return verdict
 
 
@@ -300,7 +304,8 @@ def summary(n, verdicts):
     t = {k: sum(v[k] for v in verdicts) for k in FAILS}
     return (f"{n} trials, {t['lost']} lost, {t['duplicated']} duplicated, "
             f"{t['corrupted']} corrupted, {t['partial']} partial, "
-            f"{t['unrecoverable']} unrecoverable, {t['quota']} maildirsize wrong "
+            f"{t['unrecoverable']} unrecoverable, {t['refused']} refused without a cut, "
+            f"{t['quota']} maildirsize wrong "
             f"({sum(v['drift'] for v in verdicts)} with maildirsize counting files a cut "
             "update removed)")
 

@@ -11,7 +11,8 @@
         random trials (tests/powercut/run.sh --maildir TRIALS [SEED]).
 
 Each prints one line per failing trial and the summary line
-`N trials, L lost, D duplicated, C corrupted, P partial, U unrecoverable, Q maildirsize wrong`.
+`N trials, L lost, D duplicated, C corrupted, P partial, U unrecoverable, R refused
+without a cut, Q maildirsize wrong (drift)`.
 """
 import argparse
 import os
@@ -129,10 +130,11 @@ def stress(trials, seed, binary, quota=True):
         sc = M.Scenario(rng.choice(M.PATTERNS), rng.random(), n_msgs=rng.randint(4, 16),
                         mda_fsync=rng.random() >= 0.2)
         r = rng.random()
-        cut = ("none" if r < 0.1 else f"sync:{rng.randint(1, 12)}" if r < 0.6
-               else f"write:{rng.randint(1, 80)}")
+        # a session makes about 8 durability events and 15 changes (the MDA's too)
+        cut = ("none" if r < 0.1 else f"sync:{rng.randint(1, 9)}" if r < 0.6
+               else f"write:{rng.randint(1, 18)}")
         variant = rng.choice(("strict", "subset"))
-        cut_recovery = f"sync:{rng.randint(1, 8)}" if rng.random() < 0.2 else None
+        cut_recovery = f"sync:{rng.randint(1, 5)}" if rng.random() < 0.2 else None
         v = M.trial(work, sc, cut, variant=variant, rng=rng.randint(0, 1 << 30), binary=binary,
                     how=rng.choice(("recover", "login")), after=rng.random() < 0.3,
                     cut_recovery=cut_recovery)
