@@ -253,10 +253,30 @@ def copy_image(image, dest):
     L.chown_tree(maildir(dest))
 
 
+def imap_moves(sc, md):
+    """After the reboot, before the recovery, another client (an IMAP server)
+    moves messages as Dovecot does: a deleted one and a kept one from new/ to
+    cur/, and the flags of one in cur/ changed. Returns how many it moved."""
+    moved = 0
+    for want_deleted in (True, False):
+        for i, (path, _) in enumerate(sc.original, 1):
+            if (i in sc.dele) != want_deleted:
+                continue
+            sub, name = path.split("/")
+            if not os.path.exists(os.path.join(md, path)):
+                continue
+            new = f"cur/{name}:2,S" if sub == "new" else \
+                f"cur/{name.split(':')[0]}:2,{'T' if want_deleted else 'F'}S"
+            os.rename(os.path.join(md, path), os.path.join(md, new))
+            moved += 1
+            break
+    return moved
+
+
 def trial(work, sc, cut, variant="strict", rng=1, binary=None, how="recover",
-          after=False, cut_recovery=None, extra=(), ignore_sync=None):
+          after=False, cut_recovery=None, extra=(), ignore_sync=None, moves=False):
     """One power cut. Returns a verdict dict (with 'stats' of the session's run
-    and 'rstats' of a cut recovery)."""
+    and 'rstats' of a cut recovery). moves: imap_moves() before the recovery."""
     binary = binary or P.POP3D
     seed = os.path.join(work, "seed")
     log = os.path.join(work, "pop3d.log")
@@ -285,6 +305,8 @@ def trial(work, sc, cut, variant="strict", rng=1, binary=None, how="recover",
     # An MDA delivers after the reboot, before anyone logs in.
     if after and mda(maildir(image), *sc.after[0]):
         late = list(sc.after)
+    if moves:
+        verdict["moved"] = imap_moves(sc, maildir(image))
     if not recover(image, binary, log, how, extra):
         verdict["unrecoverable"] = 1
     verdict.update(judge(sc, maildir(image), durable, delivered, late,

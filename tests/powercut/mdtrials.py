@@ -106,6 +106,8 @@ def walk(binary, patterns, nofsync_patterns=(), random_writes=4, recovery=False,
                     failures.append(f"{pattern}: no journal to recover after sync {mid} "
                                     f"({events[mid - 1]})")
                     print(f"{tag} {failures[-1]}")
+                run(f"{pattern} sync {mid}, messages moved by another client before the "
+                    "recovery", sc, f"sync:{mid}", moves=True, how="login")
                 for rn in range(1, rsync + 1):
                     for variant in recovery_variants:
                         run(f"{pattern} sync {mid}, recovery sync {rn}/{rsync} "
@@ -120,7 +122,8 @@ def stress(trials, seed, binary, quota=True):
     """Random trials: a deletion pattern, a Maildir, an MDA that fsyncs (or, one
     time in five, does not), a cut (a durability event or a write, sometimes
     none), the strict image or a random subset, sometimes a second cut during
-    the recovery, mail delivered after the reboot, --recover or the next login."""
+    the recovery, mail delivered after the reboot, messages moved or flagged
+    by another client before the recovery, --recover or the next login."""
     work = L.P.tmpdir("powercut-maildir-stress")
     master = random.Random(seed)
     verdicts = []
@@ -137,7 +140,7 @@ def stress(trials, seed, binary, quota=True):
         cut_recovery = f"sync:{rng.randint(1, 5)}" if rng.random() < 0.2 else None
         v = M.trial(work, sc, cut, variant=variant, rng=rng.randint(0, 1 << 30), binary=binary,
                     how=rng.choice(("recover", "login")), after=rng.random() < 0.3,
-                    cut_recovery=cut_recovery)
+                    cut_recovery=cut_recovery, moves=rng.random() < 0.2)
         verdicts.append(v)
         if M.bad(v, quota):
             print(f"trial {t}: {sc.pattern} n={len(sc.original)} mda_fsync={sc.mda_fsync} "
