@@ -7,7 +7,12 @@ ways when QUIT comes:
              names): the journal's write fails half way;
   quota      room for a one-page journal but not for maildirsize to grow
              (it fills exactly one page, and the deleted files have a second
-             link, so unlinking them frees nothing).
+             link, so unlinking them frees nothing);
+  recovery   an update killed just after its journal was committed
+             (tests/pop3d-fault, POP3D_KILL_AT_STEP), then the disk filled up
+             (no page, the deleted files linked elsewhere): the next login
+             must finish it, or answer -ERR [SYS/TEMP] and finish it once
+             there is room.
 Each must lose no mail: either the update completes (+OK, all the deletions
 applied) or the client gets -ERR [SYS/TEMP] and nothing is deleted, or what
 was begun is finished by the next login (the journal kept). Once there is
@@ -41,14 +46,18 @@ def check(cond, what):
     return cond
 
 
-class Session:
-    """./pop3d on pipes, serving ROOT/%u/ (a Maildir)."""
+# The crash test build, as POP3D names the binary under test (relative to the tree).
+FAULT = os.path.join(P.ROOT, os.environ.get("POP3D_FAULT") or "tests/pop3d-fault")
 
-    def __init__(self, root):
+
+class Session:
+    """./pop3d (or binary) on pipes, serving ROOT/%u/ (a Maildir)."""
+
+    def __init__(self, root, binary=None, env=None):
         self.p = subprocess.Popen(
-            [P.POP3D, "--passwd", P.PASSWD, "--mailbox", os.path.join(root, "%u") + "/",
+            [binary or P.POP3D, "--passwd", P.PASSWD, "--mailbox", os.path.join(root, "%u") + "/",
              "--log", os.path.join(d, "pop3d.log"), "--login-delay", "0", *P.root_args(),
-             *P.state_args()], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+             *P.state_args()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.p.stdout.readline()
 
     def cmd(self, text):
@@ -182,10 +191,10 @@ def consistent(case, md, msgs, paths, dele):
     return back == 0
 
 
-def session(case, root, msgs, dele, before_quit=None):
+def session(case, root, msgs, dele, before_quit=None, binary=None, env=None):
     """Log in, RETR the first message to delete, DELE, (before_quit), QUIT.
     The QUIT answer, or None when the login failed."""
-    s = Session(root)
+    s = Session(root, binary, env)
     if not (s.cmd("USER alice").startswith(b"+OK") and s.cmd("PASS secret").startswith(b"+OK")):
         s.close()
         return None
@@ -201,6 +210,27 @@ def session(case, root, msgs, dele, before_quit=None):
     return q
 
 
+def killed_after_commit(case, mnt, md, msgs, paths, dele):
+    """A session whose update is killed at the first step that leaves the
+    journal with nothing yet removed (each step tried in turn on a copy)."""
+    if not os.access(FAULT, os.X_OK):
+        check(False, f"{FAULT} is missing: make tests/pop3d-fault (make check builds it)")
+        return b""
+    copy = os.path.join(mnt, "copy")
+    subprocess.run(["cp", "-a", md, copy], check=True)
+    for step in range(1, 40):
+        env = dict(os.environ, POP3D_KILL_AT_STEP=str(step))
+        session(case, mnt, msgs, dele, binary=FAULT, env=env)
+        left = os.path.exists(os.path.join(md, JOURNAL))
+        if left and all(os.path.exists(os.path.join(md, p)) for p in paths):
+            subprocess.run(["rm", "-rf", copy])
+            return b"killed"
+        subprocess.run(["rm", "-rf", md], check=True)
+        subprocess.run(["cp", "-a", copy, md], check=True)
+    check(False, f"{case}: no step of the update left its journal before removing a file")
+    return b""
+
+
 def run_case(case, n_msgs, dele, leave_pages=None, inodes=False, long_names=False,
              quota_page=False, links=False):
     mnt = os.path.join(d, case)
@@ -212,10 +242,14 @@ def run_case(case, n_msgs, dele, leave_pages=None, inodes=False, long_names=Fals
         msgs = [P.message(rng, i, size=rng.choice([300, 1500])) for i in range(n_msgs)]
         md = os.path.join(mnt, "alice")
         paths = make_maildir(md, msgs, long_names, quota_page)
-        if links:   # a second link to each file to delete: unlinking frees no page
-            os.makedirs(os.path.join(mnt, "links"))
-            for n in dele:
-                os.link(os.path.join(md, paths[n - 1]), os.path.join(mnt, "links", str(n)))
+
+        def link():   # a second link to each file to delete: unlinking frees no page
+            if links:
+                os.makedirs(os.path.join(mnt, "links"))
+                for n in dele:
+                    os.link(os.path.join(md, paths[n - 1]), os.path.join(mnt, "links", str(n)))
+        if case != "recovery":
+            link()
 
         def full():
             if inodes:
@@ -225,6 +259,16 @@ def run_case(case, n_msgs, dele, leave_pages=None, inodes=False, long_names=Fals
         if case == "full":
             full()   # full before the login
             q = session(case, mnt, msgs, dele)
+        elif case == "recovery":
+            killed_after_commit(case, mnt, md, msgs, paths, dele)
+            link()
+            full()
+            s = Session(mnt)
+            s.cmd("USER alice")
+            q = s.cmd("PASS secret")   # the login's recovery: its answer stands for QUIT's
+            if q.startswith(b"+OK"):
+                s.cmd("QUIT")
+            s.close()
         else:
             q = session(case, mnt, msgs, dele, before_quit=full)
         check(q is not None, f"{case}: login refused on a full disk")
@@ -234,7 +278,15 @@ def run_case(case, n_msgs, dele, leave_pages=None, inodes=False, long_names=Fals
         # Without a journal, the Maildir must already be consistent.
         applied = None if journal else \
             consistent(case + " (before the next login)", md, msgs, paths, dele)
-        if q.startswith(b"+OK"):
+        if case == "recovery" and q.startswith(b"+OK"):
+            check(applied is True and not journal,
+                  f"{case}: the login said +OK but did not finish the update (journal {journal})")
+            outcome = "the login finished the update"
+        elif case == "recovery":
+            check(q.startswith(b"-ERR [SYS/TEMP]"), f"{case}: the login answered {q!r}")
+            outcome = "the login refused, journal kept" if journal else "?"
+            check(journal, f"{case}: the login refused and the journal is gone")
+        elif q.startswith(b"+OK"):
             check(applied is True,
                   f"{case}: QUIT said +OK but the deletions are not all done (journal {journal})")
             outcome = "the update completed"
@@ -261,7 +313,7 @@ def run_case(case, n_msgs, dele, leave_pages=None, inodes=False, long_names=Fals
             check(q2 is not None and q2.startswith(b"+OK"), f"{case}: the retry's QUIT: {q2!r}")
             check(consistent(case + " (after the retry)", md, msgs, paths, dele),
                   f"{case}: the retry deleted nothing")
-        print(f"{case}: QUIT {q.strip().decode(errors='replace')[:60]} -> {outcome}; "
+        print(f"{case}: {'PASS' if case == 'recovery' else 'QUIT'} {q.strip().decode(errors='replace')[:60]} -> {outcome}; "
               f"next login consistent{'' if done else ', the retry deleted them'}"
               f"{''.join('; ' + x for x in sorted(drift))}", flush=True)
         drift.clear()
@@ -275,6 +327,7 @@ CASES = {
     "inodes": dict(n_msgs=12, dele=[2, 3, 12], inodes=True),
     "torn": dict(n_msgs=80, dele=list(range(1, 80, 2)), leave_pages=1, long_names=True),
     "quota": dict(n_msgs=12, dele=[1, 5, 6, 11], leave_pages=1, quota_page=True, links=True),
+    "recovery": dict(n_msgs=12, dele=[2, 7, 8], leave_pages=0, links=True),
 }
 for case in sys.argv[1:] or CASES:
     run_case(case, **CASES[case])
