@@ -43,7 +43,7 @@ TESTS    := tests/test_outbuf tests/test_mbox tests/test_lock tests/test_update 
             tests/test_privsep tests/test_proxy tests/test_peer tests/test_throttle \
             tests/test_lock_nfs tests/test_log tests/test_dotlocker tests/test_options \
             tests/test_client tests/test_config_check tests/test_maildrop tests/test_hashcmd \
-            tests/test_preauth
+            tests/test_preauth tests/test_maildir
 
 .PHONY: all deps check unit demo clean install
 all: pop3d
@@ -71,6 +71,8 @@ tests/test_lock_nfs.o: tests/test_lock.c $(HEADERS) tests/testutil.h $(FLAGS_STA
 tests/lock-nfs.o: lock.c $(HEADERS) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -DPOP3D_TEST_FLOCK_AS_FCNTL -c -o $@ lock.c
 tests/test_update:  tests/test_update.o  update.o mbox.o maildir.o maildir_update.o index.o lock.o outbuf.o log.o fileio.o
+TESTS    += tests/test_maildir_update
+tests/test_maildir_update: tests/test_maildir_update.o maildir_update.o maildir.o update.o mbox.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_auth:    tests/test_auth.o    auth.o log.o fileio.o
 tests/test_log:     tests/test_log.o     log.o
 tests/test_options: tests/test_options.o options.o lock.o proxy.o peer.o throttle.o log.o fileio.o
@@ -86,6 +88,7 @@ tests/test_proxy:   tests/test_proxy.o proxy.o peer.o
 # test_peer also parses PROXY headers: the third way an address arrives.
 tests/test_peer:    tests/test_peer.o peer.o proxy.o
 tests/test_throttle: tests/test_throttle.o throttle.o peer.o log.o fileio.o
+tests/test_maildir: tests/test_maildir.o maildir.o maildir_update.o mbox.o update.o index.o lock.o outbuf.o log.o fileio.o
 tests/test_index:   tests/test_index.o   index.o mbox.o maildir.o maildir_update.o lock.o outbuf.o log.o fileio.o update.o
 # test_mbox again on mbox.c without its AVX2 paths: the SSE2 loops run wherever AVX2 does not.
 tests/test_mbox_sse2: tests/test_mbox.o maildir.o maildir_update.o update.o  tests/mbox_sse2.o index.o lock.o outbuf.o log.o fileio.o
@@ -208,7 +211,7 @@ pop3d.o $(LIB_OBJS) tests/testutil.o $(TESTS:=.o) tests/pop3d-fault.o tests/sess
 # Objects live under build/fuzz, so the repository's own objects are never touched.
 FUZZ_CC     ?= clang
 FUZZ_DIR    := build/fuzz
-FUZZ_NAMES  := session mbox mbox_split passwd sasl privsep proxy
+FUZZ_NAMES  := session mbox mbox_split passwd sasl privsep proxy maildir_name
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # MBOX_SSE2_ONLY: the fuzzer runs the scan's and RETR's baseline (SSE2) loops,
 # which the unit tests, on a CPU with AVX2, never reach.
@@ -257,6 +260,7 @@ $(eval $(call FUZZ_TARGET,passwd,auth.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,sasl,session.o auth.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,privsep,privsep.o auth.o sandbox.o proxy.o peer.o throttle.o mbox.o maildir.o maildir_update.o index.o lock.o update.o outbuf.o log.o fileio.o))
 $(eval $(call FUZZ_TARGET,proxy,proxy.o peer.o))
+$(eval $(call FUZZ_TARGET,maildir_name,maildir.o maildir_update.o mbox.o update.o index.o lock.o outbuf.o log.o fileio.o))
 
 # ---- Static analysis: cppcheck and clang-tidy over the server's sources ----
 lint:

@@ -78,6 +78,11 @@ _Static_assert(MOVE_PROBE_SIZE <= COPY_CHUNK_SIZE, "the probe is read into the c
 #define WINDOW_SIZE        (256 * 1024)         /* octets of the mailbox mapped (or read) at a time */
 #define WINDOW_MIN_AHEAD   4096                 /* a window is moved when fewer octets are left in it */
 
+/* Maildir (maildir.c). */
+#define MAILDIR_FIRST_MSGS   1024         /* message entries allocated at first, then doubled */
+#define MAILDIR_FIRST_NAMES  (64 * 1024)  /* octets of the names pool at first, then doubled */
+#define MAILDIR_READ_SIZE    (128 * 1024) /* read size while counting a file's line ends */
+
 /* Locking, as Debian's MDAs and liblockfile do it. */
 #define LOCK_TIMEOUT         30    /* seconds to wait for the mailbox lock */
 #define LOCK_TIMEOUT_MAX     3600  /* seconds the dotlocker is ever asked to wait */
@@ -95,6 +100,7 @@ _Static_assert(MOVE_PROBE_SIZE <= COPY_CHUNK_SIZE, "the probe is read into the c
 #define SESSION_LOCK_ATTEMPTS 3           /* tries when the lock file is replaced under us */
 #define JOURNAL_TEMP_SUFFIX ".new"          /* journal being rewritten by recovery */
 #define JOURNAL_WITNESS_SIZE 4096         /* octets at the old end of file that tell "not yet truncated" */
+#define MAILDIR_JOURNAL_IO_SIZE (64 * 1024) /* read / write size for a Maildir's update journal */
 #ifndef POP3D_JOURNAL_DIR   /* the Makefile's JOURNALDIR */
 #define POP3D_JOURNAL_DIR  "/var/lib/pop3d-journal" /* journals where the account cannot write beside its mailbox */
 #endif
@@ -102,6 +108,7 @@ _Static_assert(MOVE_PROBE_SIZE <= COPY_CHUNK_SIZE, "the probe is read into the c
 #define JOURNAL_ASIDE_INFIX ".planted."   /* --journal-dir/UID.planted.N: what was in its place */
 #define JOURNAL_ASIDE_ATTEMPTS 100        /* names tried for it */
 #define INDEX_SUFFIX       ".pop3d-index"  /* index file in --index-dir: <mailbox name><suffix> */
+#define MAILDIR_INDEX_SUFFIX ".pop3d-maildir-index" /* a Maildir's: <its name>.<path hash><suffix> */
 #define INDEX_TAIL_SIZE    4096   /* octets before an index's end whose checksum it keeps */
 #define INDEX_SAMPLES      64     /* message starts checked for "From " when loading an index */
 #define INDEX_IO_SIZE      (64 * 1024)  /* read / write size for an index file */

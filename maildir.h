@@ -88,8 +88,16 @@ int maildir_name_parse(const char *name, size_t len, struct maildir_name *out);
 /*
  * The unique-id of a message named name[0..len) (its base, before the
  * first ':'), into buf (MAX_UIDL_LEN + 1 octets): the base itself when it is
- * at most MAX_UIDL_LEN octets of 0x21..0x7E, else a stable derived form
+ * 1 to MAX_UIDL_LEN octets of 0x21..0x7E, else a stable derived form
  * (documented in doc/administration.md). The same on every host.
+ *
+ * The derived form: "X" followed by the first 32 lowercase hexadecimal
+ * digits of the SHA-256 of the base's octets (33 characters; the same as
+ * `printf %s BASE | sha256sum | cut -c1-32`). No real base gives the same
+ * answer in practice: MDAs name files from the delivery time (digits
+ * first), and a base that is "X" and exactly the 32 digits of another
+ * base's hash would take a SHA-256 preimage of 128 bits; two derived forms
+ * meet with odds of 2^-128 per pair.
  */
 void maildir_uidl_of(const char *name, size_t len, char *buf);
 
@@ -141,5 +149,14 @@ enum mbox_status maildir_update(struct mbox *mb, const struct update_hooks *hook
  */
 int maildir_recover(const char *path, const struct update_hooks *hooks,
 		    struct mbox_recovery *res, char *why, size_t whylen);
+
+/*
+ * Is fd (open on the Maildir's journal) one of maildir_update()'s, complete
+ * or torn: a regular file of our uid with one link in its format (its own,
+ * not update.h's journal_is_ours())? 1, 0 (someone else's: never trusted nor
+ * removed, it blocks nothing), -1 with errno. maildir_open() refuses a
+ * Maildir holding one: the recovery before it could not finish it.
+ */
+int maildir_journal_is_ours(int fd);
 
 #endif

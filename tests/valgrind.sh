@@ -66,7 +66,7 @@ fi
 
 # The parsers under memcheck: every seed through the plain fuzz target builds.
 if make --no-print-directory fuzz-replay >"$dir/make.log" 2>&1; then
-	for t in session mbox mbox_split passwd sasl privsep proxy; do
+	for t in session mbox mbox_split passwd sasl privsep proxy maildir_name; do
 		seeds=tests/fuzz/seeds/$t
 		[ "$t" = mbox_split ] && seeds=tests/fuzz/seeds/mbox
 		if valgrind --quiet --vgdb=no --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \

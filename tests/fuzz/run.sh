@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.." || exit 2
 
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-session mbox mbox_split passwd sasl privsep proxy}
+targets=${*:-session mbox mbox_split passwd sasl privsep proxy maildir_name}
 max_restarts=5   # crashes collected per target before giving up on it
 
 case $seconds in '' | *[!0-9]*) echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 64 ;; esac
@@ -45,6 +45,7 @@ max_len_of() {
 	mbox_split) echo 4096 ;;   # behind a 256 KiB prefix already
 	passwd) echo 12288 ;;      # several of the parser's 4 KiB reads
 	sasl) echo 1100 ;;         # a little over MAX_SASL_LINE
+	maildir_name) echo 512 ;;  # twice NAME_MAX: names too long to be one
 	*) echo 4096 ;;            # privsep, proxy: libFuzzer's own default, said
 	esac
 }
