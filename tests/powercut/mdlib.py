@@ -104,15 +104,18 @@ def pop3(binary, root, log, extra=()):
 
 
 def run_session(sc, mnt, binary, log, extra=()):
-    """Log in, RETR, DELE, the MDA delivers, QUIT. Returns (delivered durable, QUIT answer)."""
+    """Log in, RETR, DELE, the MDA delivers, QUIT. Returns (delivered durable,
+    QUIT answer, whether RETR gave the message's bytes: reads are never cut)."""
     s = pop3(binary, mnt, log, extra)
     durable = []
     quit_answer = b""
+    retr_ok = False
     if s.cmd(f"USER {USER}").startswith(b"+OK") and s.cmd("PASS secret").startswith(b"+OK"):
-        ok = True
         if s.cmd(f"RETR {sc.dele[0]}").startswith(b"+OK"):
+            lines = []
             while (line := s.p.stdout.readline()) not in (b".\r\n", b""):
-                pass
+                lines.append(line)
+            retr_ok = P.unstuff(lines) == P.wire_form(sc.original[sc.dele[0] - 1][1])
         ok = all(s.cmd(f"DELE {n}").startswith(b"+OK") for n in sc.dele)
         for name, msg in sc.during:
             if mda(maildir(mnt), name, msg, sc.mda_fsync):
@@ -123,7 +126,7 @@ def run_session(sc, mnt, binary, log, extra=()):
         if ok:
             quit_answer = s.cmd("QUIT")
     s.end()
-    return durable, quit_answer
+    return durable, quit_answer, retr_ok
 
 
 def recover(root, binary, log, how, extra=()):
@@ -282,7 +285,7 @@ def trial(work, sc, cut, variant="strict", rng=1, binary=None, how="recover",
     log = os.path.join(work, "pop3d.log")
     make_seed(sc, seed)
     with L.Mount(work, seed, cut, variant, rng, ignore_sync=ignore_sync) as m:
-        durable, quit_answer = run_session(sc, m.mnt, binary, log, extra)
+        durable, quit_answer, retr_ok = run_session(sc, m.mnt, binary, log, extra)
     image = m.image
     verdict = {"stats": m.stats, "quit": quit_answer, "unrecoverable": 0,
                "journal": os.path.exists(os.path.join(maildir(image), JOURNAL))}
@@ -315,6 +318,7 @@ def trial(work, sc, cut, variant="strict", rng=1, binary=None, how="recover",
     # With the power on to the end, the update must have been done: a harness
     # that only ever sees refused updates proves nothing.
     verdict["refused"] = 0 if m.stats["cut"] or quit_answer.startswith(b"+OK") else 1
+    verdict["corrupted"] += 0 if retr_ok else 1
     return verdict
 
 
