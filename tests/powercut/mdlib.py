@@ -202,7 +202,7 @@ def judge(sc, md, durable, delivered, after, acknowledged=False, cut=False):
     by_base = {}
     for path, data in got.items():
         by_base.setdefault(base_of(os.path.basename(path)), []).append(data)
-    v = {k: 0 for k in FAILS}
+    v = {k: 0 for k in ("lost", "duplicated", "corrupted", "partial")}
     deleted = [m for i, m in enumerate(sc.original, 1) if i in sc.dele]
     kept = [m for i, m in enumerate(sc.original, 1) if i not in sc.dele]
     known = set()

@@ -79,8 +79,10 @@ def walk(binary, patterns, nofsync_patterns=(), random_writes=4, recovery=False,
                 run(f"{pattern} after the end, subset {rng}", sc, "none", variant="subset",
                     rng=rng, how="login", after=rng == 1)
             r = random.Random(pi)
-            for k in range(random_writes):
-                w = r.randint(1, nwrite)
+            # every change cut, when random_writes < 0
+            plan_w = range(1, nwrite + 1) if random_writes < 0 else \
+                [r.randint(1, nwrite) for _ in range(random_writes)]
+            for k, w in enumerate(plan_w):
                 run(f"{pattern} write {w}/{nwrite} subset", sc, f"write:{w}", variant="subset",
                     rng=w, how=("recover", "login")[k % 2], after=k % 3 == 0)
             if recovery and mda_fsync and pattern in ("every_other", "random"):
@@ -163,7 +165,8 @@ def main():
     ap.add_argument("--binary")
     ap.add_argument("--patterns", default=",".join(M.PATTERNS))
     ap.add_argument("--nofsync-patterns", default="every_other,first")
-    ap.add_argument("--random-writes", type=int, default=4, help="write cuts per pattern")
+    ap.add_argument("--random-writes", type=int, default=4,
+                    help="write cuts per pattern (-1: every write)")
     ap.add_argument("--recovery", action="store_true", help="cut recoveries too")
     ap.add_argument("--ignore-sync", metavar="RE", help="pcfs: these fsyncs make nothing durable")
     ap.add_argument("--expect-failure", action="store_true")
