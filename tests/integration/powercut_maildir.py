@@ -75,9 +75,11 @@ print("pcfs: unlink and rename durable only with their directory's fsync; --igno
 # ---- the walk with ./pop3d ----
 failures = []
 verdicts = []
-# every other message deleted: each cut strict and with a random subset of the
-# undurable changes, recoveries cut; the MDA that does not fsync: strict cuts only
-for patterns, nofsync, subsets, writes in ((("every_other",), (), True, 1),
+# every other message deleted: each durability event cut, strict and with a
+# random subset of the undurable changes, each change cut (a subset), the
+# recovery cut at each of its events; with the MDA that does not fsync: the
+# durability events, strict
+for patterns, nofsync, subsets, writes in ((("every_other",), (), True, -1),
                                           ((), ("random",), False, 0)):
     v, f = T.walk(L.P.POP3D, patterns, nofsync, random_writes=writes, recovery=True,
                   subsets=subsets, ends=1, recovery_variants=("subset",))
