@@ -599,10 +599,27 @@ static int journal_create(struct mdop *op, const struct mbox *mb, size_t ndel, i
 	return rc;
 }
 
+
+/*
+ * Rename from to to in the directory dirfd, never over an existing to
+ * (EEXIST). Where the file system has no RENAME_NOREPLACE (NFS, FUSE:
+ * EINVAL), a link and an unlink do the same; a crash between them leaves
+ * both names, and the temporary one is removed by the recovery.
+ */
+static int rename_noreplace(int dirfd, const char *from, const char *to)
+{
+	if (renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return -1;
+	if (linkat(dirfd, from, dirfd, to, 0) < 0)
+		return -1;
+	return unlinkat(dirfd, from, 0);
+}
 /* The journal at its name and durable: from here on every file in it goes. */
 static int journal_commit(struct mdop *op)
 {
-	if (renameat2(op->dirfd, op->tname, op->dirfd, op->jname, RENAME_NOREPLACE) < 0) {
+	if (rename_noreplace(op->dirfd, op->tname, op->jname) < 0) {
 		int rc = fail(op, "update %s: cannot rename journal %s%s to %s", op->path,
 			      op->path, op->tname, op->jpath);
 		if (errno == EEXIST)
