@@ -105,21 +105,7 @@ struct mdop {
 
 /* ---- errors, hooks ------------------------------------------------------------ */
 
-static void op_set_why(struct mdop *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void op_set_why(struct mdop *op, const char *fmt, ...)
-{
-	if (!op->why || op->whylen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(op->why, op->whylen, fmt, ap);
-	va_end(ap);
-}
-
-/*
- * Log "<what>: <strerror(errno)>" (what may name files); why, which a client
- * may see, says only "disk full" or "cannot update the mailbox", and the error.
- */
+/* update_error() of "<what>" (printf-style), errno its cause: RC_FAIL. */
 static int fail(struct mdop *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct mdop *op, const char *fmt, ...)
 {
@@ -129,10 +115,8 @@ static int fail(struct mdop *op, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	bool full = err == ENOSPC || err == EDQUOT;
-	op_set_why(op, "%s: %s", full ? "disk full" : "cannot update the mailbox", strerror(err));
-	log_msg(LOG_ERR, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
 	errno = err;
+	update_error(what, op->why, op->whylen);
 	return RC_FAIL;
 }
 
@@ -144,7 +128,7 @@ static int step(struct mdop *op, const char *what)
 		return RC_OK;
 	int r = op->hooks->fault(op->hooks->ctx, op->step, what);
 	if (r > 0) {
-		op_set_why(op, "crash injected at step %d (%s)", op->step, what);
+		set_why(op->why, op->whylen, "crash injected at step %d (%s)", op->step, what);
 		return RC_CRASH;
 	}
 	if (r < 0) {
@@ -840,7 +824,7 @@ static bool parse_count(const char *s, size_t len, size_t max, size_t *out)
 static int refuse(struct mdop *op, const char *what)
 {
 	errno = EPROTO;
-	op_set_why(op, "cannot update the mailbox: its journal is damaged");
+	set_why(op->why, op->whylen, "cannot update the mailbox: its journal is damaged");
 	log_msg(LOG_ERR, "recover %s: journal %s refused, nothing removed: %s; look at it, "
 		"then remove it (the messages it names stay until then)", LOG_Q(op->path),
 		LOG_Q(op->jpath), what);

@@ -189,21 +189,17 @@ static uint64_t sum_of(const void *data, size_t n)
 
 /* ---- errors, hooks -------------------------------------------------------- */
 
-static void op_set_why(struct op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void op_set_why(struct op *op, const char *fmt, ...)
+void update_error(const char *what, char *why, size_t whylen)
 {
-	if (!op->why || op->whylen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(op->why, op->whylen, fmt, ap);
-	va_end(ap);
+	int err = errno;
+	bool full = err == ENOSPC || err == EDQUOT;
+	set_why(why, whylen, "%s: %s", full ? "disk full" : "cannot update the mailbox",
+		strerror(err));
+	log_msg(LOG_ERR, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
+	errno = err;
 }
 
-/*
- * Log "<what>: <strerror(errno)>" (what names files); why, which a client may
- * see, says only "disk full" or "cannot update the mailbox", and the error.
- */
+/* update_error() of "<what>" (printf-style), errno its cause: RC_FAIL. */
 static int fail(struct op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct op *op, const char *fmt, ...)
 {
@@ -213,10 +209,8 @@ static int fail(struct op *op, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	bool full = err == ENOSPC || err == EDQUOT;
-	op_set_why(op, "%s: %s", full ? "disk full" : "cannot update the mailbox", strerror(err));
-	log_msg(LOG_ERR, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
 	errno = err;
+	update_error(what, op->why, op->whylen);
 	return RC_FAIL;
 }
 
@@ -229,7 +223,7 @@ static int changed(struct op *op, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	op_set_why(op, "mailbox was changed by another program");
+	set_why(op->why, op->whylen, "mailbox was changed by another program");
 	log_msg(LOG_WARNING, "update %s: nothing applied, mailbox was changed by another program: %s",
 		LOG_Q(op->path), detail);
 	return RC_FAIL;
@@ -243,7 +237,7 @@ static int step(struct op *op, const char *what)
 		return RC_OK;
 	int r = op->hooks->fault(op->hooks->ctx, op->step, what);
 	if (r > 0) {
-		op_set_why(op, "crash injected at step %d (%s)", op->step, what);
+		set_why(op->why, op->whylen, "crash injected at step %d (%s)", op->step, what);
 		return RC_CRASH;
 	}
 	if (r < 0) {
