@@ -935,7 +935,7 @@ int mbox_recover_report(const char *path, const struct mbox_options *opt,
 		return -1;   /* a side file's name is never a mailbox: nothing to recover */
 	}
 	if (maildir_path_is(path))
-		return maildir_recover(path, hooks, res, why, whylen);
+		return maildir_recover(path, opt->lock_methods, hooks, res, why, whylen);
 	if (recover_from(path, opt->journal_dir, opt, hooks, res, why, whylen) < 0)
 		return -1;
 	if (opt->journal_dir && recover_from(path, NULL, opt, hooks, res, why, whylen) < 0)
