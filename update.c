@@ -189,6 +189,29 @@ static uint64_t sum_of(const void *data, size_t n)
 
 /* ---- errors, hooks -------------------------------------------------------- */
 
+enum mbox_status journal_blocks_login(int dirfd, const char *name, const char *journal,
+				      const char *mailbox, int (*is_ours)(int fd),
+				      char *why, size_t whylen)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENXIO))
+		return MBOX_OK;   /* none, or a symbolic link or socket: no journal of ours */
+	int ours = fd < 0 ? -1 : is_ours(fd);
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (ours < 0) {
+		set_why(why, whylen, "cannot check for a journal: %s", strerror(err));
+		return MBOX_TEMP;
+	}
+	if (ours == 0)
+		return MBOX_OK;   /* someone else's file: recovery logged it, it blocks nothing */
+	set_why(why, whylen, "mailbox needs recovery");
+	log_msg(LOG_ERR, "%s: an interrupted update left %s; run pop3d --recover",
+		LOG_Q(mailbox), LOG_Q(journal));
+	return MBOX_TEMP;
+}
+
 void update_error(const char *what, char *why, size_t whylen)
 {
 	int err = errno;
