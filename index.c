@@ -204,8 +204,7 @@ int index_path(const char *dir, const char *mailbox, char *out, size_t outlen)
 
 /* ---- loading ------------------------------------------------------------- */
 
-/* The index file, if it is a regular file of ours of a plausible length. -1 otherwise. */
-static int open_index(const char *path, off_t *len)
+int index_file_open(const char *path, off_t min_len, off_t *len)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
@@ -215,7 +214,7 @@ static int open_index(const char *path, off_t *len)
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-	    st.st_size < IDX_HDR_SIZE) {
+	    st.st_size < min_len) {
 		log_msg(LOG_DEBUG, "index %s: not a regular file of ours", LOG_Q(path));
 		close(fd);
 		return -1;
@@ -343,7 +342,7 @@ enum index_result index_load(const char *dir, const char *mailbox, int fd, const
 	if (index_path(dir, mailbox, path, sizeof(path)) < 0)
 		return INDEX_NONE;
 	off_t ilen;
-	int ifd = open_index(path, &ilen);
+	int ifd = index_file_open(path, IDX_HDR_SIZE, &ilen);
 	if (ifd < 0)
 		return INDEX_NONE;
 	enum index_result res = load_checked(ifd, ilen, fd, st, out);
@@ -355,8 +354,7 @@ enum index_result index_load(const char *dir, const char *mailbox, int fd, const
 
 /* ---- saving -------------------------------------------------------------- */
 
-/* The index directory, created if missing; it must be ours and writable by us alone. */
-static int open_dir(const char *dir)
+int index_dir_open(const char *dir)
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0 && errno == ENOENT && mkdir(dir, 0700) == 0)
@@ -419,23 +417,21 @@ static int write_index(int tfd, const struct mbox *mb, const struct stat *st)
 	return 0;
 }
 
-int index_save(const char *dir, const char *mailbox, const struct mbox *mb, const struct stat *st)
+int index_replace(const char *dir, const char *path, int (*write)(int fd, const void *ctx),
+		  const void *ctx)
 {
-	char path[MAX_PATH_LEN], tmp[MAX_PATH_LEN];
-	const char *base;
-	if (index_path(dir, mailbox, path, sizeof(path)) < 0 ||
-	    snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
-		log_msg(LOG_WARNING, "index path for %s is too long", LOG_Q(mailbox));
+	char tmp[MAX_PATH_LEN + 32];
+	if (snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
+		log_msg(LOG_WARNING, "index path %s is too long", LOG_Q(path));
 		return -1;
 	}
-	int dfd = open_dir(dir);
+	int dfd = index_dir_open(dir);
 	if (dfd < 0)
 		return -1;
-	base = strrchr(path, '/') + 1;
-	const char *tbase = strrchr(tmp, '/') + 1;
+	const char *base = strrchr(path, '/') + 1, *tbase = strrchr(tmp, '/') + 1;
 	unlinkat(dfd, tbase, 0);   /* left by a process of the same pid that died */
 	int tfd = openat(dfd, tbase, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	int rc = tfd < 0 ? -1 : write_index(tfd, mb, st);
+	int rc = tfd < 0 ? -1 : write(tfd, ctx);
 	int err = errno;
 	if (tfd >= 0 && close(tfd) < 0 && rc == 0) {
 		rc = -1;
@@ -451,4 +447,26 @@ int index_save(const char *dir, const char *mailbox, const struct mbox *mb, cons
 	}
 	close(dfd);
 	return rc;
+}
+
+struct mbox_index {
+	const struct mbox *mb;
+	const struct stat *st;
+};
+
+static int write_mbox_index(int fd, const void *ctx)
+{
+	const struct mbox_index *x = ctx;
+	return write_index(fd, x->mb, x->st);
+}
+
+int index_save(const char *dir, const char *mailbox, const struct mbox *mb, const struct stat *st)
+{
+	char path[MAX_PATH_LEN];
+	if (index_path(dir, mailbox, path, sizeof(path)) < 0) {
+		log_msg(LOG_WARNING, "index path for %s is too long", LOG_Q(mailbox));
+		return -1;
+	}
+	struct mbox_index x = {.mb = mb, .st = st};
+	return index_replace(dir, path, write_mbox_index, &x);
 }

@@ -54,4 +54,23 @@ enum index_result index_load(const char *dir, const char *mailbox, int fd, const
  */
 int index_save(const char *dir, const char *mailbox, const struct mbox *mb, const struct stat *st);
 
+/*
+ * The index files' plumbing, for the mbox index here and the Maildir index
+ * (maildir.c). An index file at path, opened to read if it is a regular
+ * file of ours of at least min_len octets (*len its length); -1 otherwise
+ * (logged at debug level unless missing).
+ */
+int index_file_open(const char *path, off_t min_len, off_t *len);
+
+/* The index directory dir, ours alone (made 0700 if missing): a descriptor, or -1 (logged). */
+int index_dir_open(const char *dir);
+
+/*
+ * Replace the index file path (in dir) atomically: write(fd, ctx) fills a
+ * new temporary file and fsyncs it, then it is renamed over path.
+ * 0, or -1 (logged; the temporary file removed).
+ */
+int index_replace(const char *dir, const char *path, int (*write)(int fd, const void *ctx),
+		  const void *ctx);
+
 #endif

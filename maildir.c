@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "index.h"
 #include "lock.h"
 #include "log.h"
 
@@ -916,26 +917,6 @@ static bool mdx_next(struct mdx_reader *r, struct mdx_entry *e)
 	return true;
 }
 
-/* The index file of this Maildir, if it is a regular file of ours. -1 otherwise. */
-static int open_index(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0) {
-		const char *err = strerror(errno);
-		if (errno != ENOENT)
-			log_msg(LOG_DEBUG, "index %s: cannot open: %s", LOG_Q(path), err);
-		return -1;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-	    st.st_size < MDX_HDR_SIZE) {
-		log_msg(LOG_DEBUG, "index %s: not a regular file of ours", LOG_Q(path));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* The header, when it is one of this version, for this Maildir (dir: its fstat). */
 static bool read_header(int fd, const struct stat *dir, off_t flen, struct mdx_reader *r)
 {
@@ -1009,14 +990,14 @@ static void load_index(struct scan *s, const struct stat *dir)
 	char path[MAX_PATH_LEN];
 	if (index_file(s->md->index_dir, s->mb->path, path, sizeof(path)) < 0)
 		return;
-	int fd = open_index(path);
+	off_t len;
+	int fd = index_file_open(path, MDX_HDR_SIZE, &len);
 	if (fd < 0)
 		return;
-	struct stat st;
 	struct mdx_reader r = { .fd = fd };
 	bool ok = false;
 	uint64_t expected = 0;
-	if (fstat(fd, &st) == 0 && read_header(fd, dir, st.st_size, &r)) {
+	if (read_header(fd, dir, len, &r)) {
 		expected = r.sum;
 		r.sum = SUM_SEED;
 		r.buf = malloc(INDEX_IO_SIZE);
@@ -1028,26 +1009,6 @@ static void load_index(struct scan *s, const struct stat *dir)
 		unmerge_index(s->mb);
 		log_msg(LOG_DEBUG, "index %s: stale or damaged, rebuilding", LOG_Q(path));
 	}
-}
-
-/* The index directory, made (0700) when missing; ours, writable by us alone. */
-static int open_index_dir(const char *dir)
-{
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0 && errno == ENOENT && mkdir(dir, 0700) == 0)
-		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0) {
-		const char *err = strerror(errno);
-		log_msg(LOG_WARNING, "index directory %s: %s", LOG_Q(dir), err);
-		return -1;
-	}
-	struct stat st;
-	if (fstat(dfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
-		log_msg(LOG_WARNING, "index directory %s: not ours alone, no index kept", LOG_Q(dir));
-		close(dfd);
-		return -1;
-	}
-	return dfd;
 }
 
 /* Buffered sequential writes. */
@@ -1121,35 +1082,26 @@ static int write_index(int fd, const struct scan *s, const struct stat *dir)
 }
 
 /* Write the index atomically: a temporary file, fsync, rename. Logged when it fails. */
+struct maildir_index {
+	const struct scan *s;
+	const struct stat *dir;
+};
+
+static int write_maildir_index(int fd, const void *ctx)
+{
+	const struct maildir_index *x = ctx;
+	return write_index(fd, x->s, x->dir);
+}
+
 static void save_index(const struct scan *s, const struct stat *dir)
 {
-	char path[MAX_PATH_LEN], tmp[MAX_PATH_LEN + 32];
+	char path[MAX_PATH_LEN];
 	if (index_file(s->md->index_dir, s->mb->path, path, sizeof(path)) < 0) {
 		log_msg(LOG_WARNING, "index path for %s is too long", LOG_Q(s->mb->path));
 		return;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
-	int dfd = open_index_dir(s->md->index_dir);
-	if (dfd < 0)
-		return;
-	const char *base = strrchr(path, '/') + 1, *tbase = strrchr(tmp, '/') + 1;
-	unlinkat(dfd, tbase, 0);   /* left by a process of the same pid that died */
-	int fd = openat(dfd, tbase, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	int rc = fd < 0 ? -1 : write_index(fd, s, dir);
-	int err = errno;
-	if (fd >= 0 && close(fd) < 0 && rc == 0) {
-		rc = -1;
-		err = errno;
-	}
-	if (rc == 0 && renameat(dfd, tbase, dfd, base) < 0) {
-		rc = -1;
-		err = errno;
-	}
-	if (rc < 0) {
-		unlinkat(dfd, tbase, 0);
-		log_msg(LOG_WARNING, "index %s: cannot write: %s", LOG_Q(path), strerror(err));
-	}
-	close(dfd);
+	struct maildir_index x = {.s = s, .dir = dir};
+	index_replace(s->md->index_dir, path, write_maildir_index, &x);
 }
 
 /* ---- opening ---------------------------------------------------------------- */
