@@ -23,6 +23,7 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -41,20 +42,29 @@ DEV = 0xfe01                 # the device number in Postfix names (made up, fixe
 NEW_SHARE = 0.2              # the newest fifth is in new/, the rest in cur/ with ":2,S"
 MEMORY_GOAL_MIB = 8.0
 
-# The readdir + stat floor: os.scandir + os.stat(dir_fd=) on every name of
-# new/ and cur/ (getdents64 a buffer at a time, one newfstatat per file: the
-# system calls a scanner needs), timed inside Python so that the interpreter's
-# start (30-50 ms) is not counted; prints wall, user and system seconds.
-SCAN_STAT = ("import os,sys,time,resource\n"
-             "t=time.perf_counter();r=resource.getrusage(resource.RUSAGE_SELF);n=0\n"
-             "for sub in ('new','cur'):\n"
-             "    fd=os.open(os.path.join(sys.argv[1],sub),os.O_RDONLY|os.O_DIRECTORY)\n"
-             "    for e in os.scandir(fd):\n"
-             "        n+=os.stat(e.name,dir_fd=fd,follow_symlinks=False).st_size\n"
-             "    os.close(fd)\n"
-             "e=resource.getrusage(resource.RUSAGE_SELF)\n"
-             "m=[l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
-             "print(time.perf_counter()-t,e.ru_utime-r.ru_utime,e.ru_stime-r.ru_stime,m[0])\n")
+# The readdir floors, timed inside Python so that the interpreter's start
+# (30-50 ms) is not counted; they print wall, user and system seconds and
+# VmHWM. "stat": os.scandir + os.stat(dir_fd=) on every name of new/ and cur/
+# (getdents64 a buffer at a time, one newfstatat per file: what a scanner
+# that trusts ,W= or an index needs). "read": openat, read until the end into
+# one 1 MiB buffer, close (what a scanner needs that counts the LFs itself).
+SCAN = ("import os,sys,time,resource\n"
+        "t=time.perf_counter();r=resource.getrusage(resource.RUSAGE_SELF);n=0\n"
+        "buf=bytearray(1<<20)\n"
+        "for sub in ('new','cur'):\n"
+        "    fd=os.open(os.path.join(sys.argv[1],sub),os.O_RDONLY|os.O_DIRECTORY)\n"
+        "    for e in os.scandir(fd):\n"
+        "        if sys.argv[2]=='stat':\n"
+        "            n+=os.stat(e.name,dir_fd=fd,follow_symlinks=False).st_size\n"
+        "            continue\n"
+        "        f=os.open(e.name,os.O_RDONLY|os.O_NOFOLLOW,dir_fd=fd)\n"
+        "        while os.readv(f,[buf])==len(buf):\n"
+        "            pass\n"
+        "        os.close(f)\n"
+        "    os.close(fd)\n"
+        "e=resource.getrusage(resource.RUSAGE_SELF)\n"
+        "m=[l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+        "print(time.perf_counter()-t,e.ru_utime-r.ru_utime,e.ru_stime-r.ru_stime,m[0])\n")
 
 
 # ---- the Maildir ------------------------------------------------------------
@@ -219,11 +229,14 @@ class Bench(B.Bench):
     def floors(self):
         runs = self.args.runs
         d = self.big
-        argv = [sys.executable, "-c", SCAN_STAT, d]
-        samples = [tuple(float(x) for x in subprocess.run(argv, capture_output=True, check=True)
-                         .stdout.split()) for _ in range(runs)]
-        self.add("floor", "readdir + stat every file (python)",
-                 "python3 -c '<SCAN_STAT in bench/maildir.py>' %s" % d, B.Result(samples))
+        for mode, label in (("stat", "readdir + stat every file (python)"),
+                            ("read", "readdir + open + read every file (python)")):
+            argv = [sys.executable, "-c", SCAN, d, mode]
+            samples = [tuple(float(x) for x in subprocess.run(argv, capture_output=True,
+                                                              check=True).stdout.split())
+                       for _ in range(runs)]
+            self.add("floor", label, "python3 -c \"$SCAN\" %s %s  # SCAN in bench/maildir.py"
+                     % (d, mode), B.Result(samples))
         cmd = "find %s/new %s/cur -type f -printf '%%s\\n' > /dev/null" % (d, d)
         self.add("floor", "readdir + stat every file (find -printf)", cmd, B.measure(cmd, runs))
         cmd = "cd %s && find new cur -type f -print0 | xargs -0 cat > /dev/null" % d
@@ -360,10 +373,13 @@ class Bench(B.Bench):
         print("machine: %d CPUs; load average (1 min) %.2f at the start, %.2f at the end" % (
             os.cpu_count() or 0, self.load_start, os.getloadavg()[0]))
         print()
-        print("%-8s %-44s %9s %9s %10s" % ("server", "workload", "wall s", "cpu s", "peak RSS"))
+        print("%-8s %-44s %8s %8s %8s %8s %10s" % ("server", "workload", "wall s", "cpu s",
+                                                     "user s", "sys s", "peak RSS"))
         for server, workload, r, note in self.rows:
-            print("%-8s %-44s %9.4f %9.4f %7.2f MiB %s" % (server, workload, r.wall, r.cpu,
-                                                         r.rss / 1024, note))
+            user = statistics.median(x[1] for x in r.samples)
+            system = statistics.median(x[2] for x in r.samples)
+            print("%-8s %-44s %8.3f %8.3f %8.3f %8.3f %6.2f MiB %s" % (
+                server, workload, r.wall, r.cpu, user, system, r.rss / 1024, note))
         print("peak RSS: the largest process /usr/bin/time waited for (for pop3d: the "
               "authenticator, the greeter, the keeper or the session process)")
         if getattr(self, "peaks", None):
