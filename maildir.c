@@ -17,7 +17,8 @@
  *   header (MDX_HDR_SIZE): magic[8], then u64s: version, dev, ino,
  *          entries, entries' octets, entries_sum, header_sum (of the octets
  *          before it);
- *   entries, in the order of the messages (stamp, then base name): u64
+ *   entries, in the order of the messages (key_cmp: stamp, microseconds,
+ *          base name): u64
  *          st_size, u64 size as sent, u16 base length, the base's octets.
  */
 #define _GNU_SOURCE
@@ -285,8 +286,9 @@ void maildir_uidl(const struct mbox *mb, size_t n, char *buf)
 
 /*
  * While the scan runs, each entry keeps scratch fields, cleared before
- * maildir_open() returns: hash[0] its stamp, hash[1] these bits and, from bit
- * MSG_BASE_SHIFT on, the length of its base name.
+ * maildir_open() returns: hash[0] its stamp, hash[1] these bits, from bit
+ * MSG_BASE_SHIFT on the length of its base name, from MSG_USEC_SHIFT on its
+ * microseconds (name_usecs).
  */
 #define MSG_SIZED      1u   /* size known */
 #define MSG_FROM_NAME  2u   /* ... from the name's ",W=": not indexed */
@@ -294,6 +296,9 @@ void maildir_uidl(const struct mbox *mb, size_t n, char *buf)
 #define MSG_DROP       8u   /* not a message after all (gone, or a duplicate) */
 #define MSG_BITS_MASK  0xffffu
 #define MSG_BASE_SHIFT 16
+#define MSG_BASE_MASK  0xffffu
+#define MSG_USEC_SHIFT 32
+_Static_assert(NAME_MAX <= MSG_BASE_MASK, "a base length fits its scratch bits");
 
 /* The scan of one Maildir (maildir_open). */
 struct scan {
@@ -306,11 +311,6 @@ struct scan {
 	size_t whylen;
 };
 
-static inline uint64_t msg_stamp(const struct mbox_msg *m)
-{
-	return m->hash[0];
-}
-
 static inline unsigned msg_bits(const struct mbox_msg *m)
 {
 	return (unsigned)(m->hash[1] & MSG_BITS_MASK);
@@ -318,7 +318,7 @@ static inline unsigned msg_bits(const struct mbox_msg *m)
 
 static inline size_t msg_base_len(const struct mbox_msg *m)
 {
-	return (size_t)(m->hash[1] >> MSG_BASE_SHIFT);
+	return (size_t)((m->hash[1] >> MSG_BASE_SHIFT) & MSG_BASE_MASK);
 }
 
 /* The name of msgs[i], past "new/" or "cur/". */
@@ -332,24 +332,71 @@ static size_t base_len_of(const char *name)
 	return strcspn(name, ":");
 }
 
-/* Order of the keys (stamp, base name): the order of messages and of index entries. */
-static int key_cmp(uint64_t sa, const char *a, size_t la, uint64_t sb, const char *b, size_t lb)
+/*
+ * The microseconds of a name (the digits after the first 'M' of its part
+ * after the stamp, up to the next '.': Dovecot's and Courier's
+ * "1733590000.M123456P789.host", Postfix's "1733590000.V803I1a2bM123456.host"),
+ * saturating; 0 when it has none. Dovecot orders a second's deliveries so.
+ */
+static uint32_t name_usecs(const char *name, size_t base_len)
 {
-	if (sa != sb)
-		return sa < sb ? -1 : 1;
-	int c = memcmp(a, b, la < lb ? la : lb);
-	if (c != 0)
-		return c;
-	return la < lb ? -1 : la > lb;
+	size_t i = 0;
+	while (i < base_len && name[i] >= '0' && name[i] <= '9')
+		i++;
+	if (i == base_len || name[i] != '.')
+		return 0;
+	for (i++; i < base_len && name[i] != '.'; i++) {
+		if (name[i] != 'M')
+			continue;
+		uint64_t v = 0;
+		for (i++; i < base_len && name[i] >= '0' && name[i] <= '9'; i++)
+			if ((v = v * 10 + (unsigned)(name[i] - '0')) > UINT32_MAX)
+				v = UINT32_MAX;
+		return (uint32_t)v;
+	}
+	return 0;
 }
 
-/* The order of messages: by stamp, then base name, then the whole name (then cur/ before new/). */
+/* What messages and index entries are ordered by. */
+struct order_key {
+	uint64_t stamp;
+	uint32_t usecs;
+	const char *base;
+	size_t len;
+};
+
+static struct order_key msg_key(const struct maildir *md, const struct mbox_msg *m)
+{
+	return (struct order_key){ .stamp = m->hash[0], .usecs = (uint32_t)(m->hash[1] >> MSG_USEC_SHIFT),
+				   .base = msg_name(md, m), .len = msg_base_len(m) };
+}
+
+/*
+ * The order of delivery, as Dovecot gives its messages their UIDs: the stamp,
+ * then the microseconds, then the base name. (Dovecot compares microseconds
+ * only when both names have them; here a name without counts as 0, so the
+ * order is total. They differ only for a mixture of both kinds of names
+ * within one second.)
+ */
+static int key_cmp(const struct order_key *a, const struct order_key *b)
+{
+	if (a->stamp != b->stamp)
+		return a->stamp < b->stamp ? -1 : 1;
+	if (a->usecs != b->usecs)
+		return a->usecs < b->usecs ? -1 : 1;
+	int c = memcmp(a->base, b->base, a->len < b->len ? a->len : b->len);
+	if (c != 0)
+		return c;
+	return a->len < b->len ? -1 : a->len > b->len;
+}
+
+/* The order of messages: by key_cmp, then the whole name (then cur/ before new/). */
 static int msg_cmp(const struct maildir *md, const struct mbox_msg *a, const struct mbox_msg *b)
 {
-	const char *na = msg_name(md, a), *nb = msg_name(md, b);
-	int c = key_cmp(msg_stamp(a), na, msg_base_len(a), msg_stamp(b), nb, msg_base_len(b));
+	struct order_key ka = msg_key(md, a), kb = msg_key(md, b);
+	int c = key_cmp(&ka, &kb);
 	if (c == 0)
-		c = strcmp(na, nb);
+		c = strcmp(msg_name(md, a), msg_name(md, b));
 	if (c == 0)
 		c = strcmp(md->names + a->start, md->names + b->start);   /* "cur/" < "new/" */
 	return c;
@@ -515,7 +562,8 @@ static enum mbox_status add_entry(struct scan *s, int dfd, const char *sub, cons
 	m->start = at;
 	m->end = st.st_size;
 	m->hash[0] = nm.stamp;
-	m->hash[1] = (uint64_t)nm.base_len << MSG_BASE_SHIFT;
+	m->hash[1] = (uint64_t)name_usecs(name, nm.base_len) << MSG_USEC_SHIFT |
+		     (uint64_t)nm.base_len << MSG_BASE_SHIFT;
 	int64_t size;
 	if (name_size(&nm, st.st_size, &size)) {
 		m->size = size;
@@ -580,9 +628,8 @@ static void drop_duplicates(struct scan *s)
 	size_t keep = 0;
 	for (size_t i = 1; i < mb->nmsgs; i++) {
 		struct mbox_msg *a = &mb->msgs[keep], *b = &mb->msgs[i];
-		const char *na = msg_name(s->md, a), *nb = msg_name(s->md, b);
-		size_t la = msg_base_len(a), lb = msg_base_len(b);
-		if (msg_stamp(a) != msg_stamp(b) || la != lb || memcmp(na, nb, la) != 0) {
+		struct order_key ka = msg_key(s->md, a), kb = msg_key(s->md, b);
+		if (key_cmp(&ka, &kb) != 0) {
 			keep = i;
 			continue;
 		}
@@ -816,9 +863,8 @@ struct mdx_reader {
 };
 
 struct mdx_entry {
-	uint64_t st_size, size, stamp;
-	const char *base;
-	size_t base_len;
+	uint64_t st_size, size;
+	struct order_key key;   /* its base, in the reader's buffer */
 };
 
 /* The next entry; false at the end or when the file is bad (r->bad). */
@@ -859,9 +905,10 @@ static bool mdx_next(struct mdx_reader *r, struct mdx_entry *e)
 	}
 	e->st_size = get_le64(p);
 	e->size = get_le64(p + 8);
-	e->stamp = nm.stamp;
-	e->base = (const char *)p + MDX_ENTRY_HEAD;
-	e->base_len = blen;
+	e->key.stamp = nm.stamp;
+	e->key.base = (const char *)p + MDX_ENTRY_HEAD;
+	e->key.len = blen;
+	e->key.usecs = name_usecs(e->key.base, blen);
 	r->sum = sum_bytes(r->sum, p, MDX_ENTRY_HEAD + blen);
 	r->pos += MDX_ENTRY_HEAD + blen;
 	r->octets -= MDX_ENTRY_HEAD + blen;
@@ -906,7 +953,7 @@ static bool read_header(int fd, const struct stat *dir, off_t flen, struct mdx_r
 }
 
 /*
- * Sizes from the index: both lists are in (stamp, base) order, so one walk
+ * Sizes from the index: both lists are in key_cmp order, so one walk
  * matches them, memory flat. An entry counts when the base name and the
  * file's st_size are the ones indexed. 1 when the whole index proved good.
  */
@@ -918,15 +965,14 @@ static int merge_index(struct scan *s, struct mdx_reader *r)
 	bool have_prev = false;
 	size_t i = 0;
 	while (mdx_next(r, &e)) {
-		if (have_prev && key_cmp(prev.stamp, prev.base, prev.base_len,
-					 e.stamp, e.base, e.base_len) >= 0)
+		if (have_prev && key_cmp(&prev.key, &e.key) >= 0)
 			return 0;   /* out of order: not written by us */
 		for (; i < mb->nmsgs; i++) {
 			struct mbox_msg *m = &mb->msgs[i];
 			if (msg_bits(m) & MSG_DROP)
 				continue;
-			const char *n = msg_name(s->md, m);
-			int c = key_cmp(msg_stamp(m), n, msg_base_len(m), e.stamp, e.base, e.base_len);
+			struct order_key k = msg_key(s->md, m);
+			int c = key_cmp(&k, &e.key);
 			if (c > 0)
 				break;
 			if (c < 0)
@@ -940,9 +986,9 @@ static int merge_index(struct scan *s, struct mdx_reader *r)
 			break;
 		}
 		/* the entry's octets are overwritten by the next refill: keep the key's copy */
-		memcpy(keep, e.base, e.base_len);
+		memcpy(keep, e.key.base, e.key.len);
 		prev = e;
-		prev.base = keep;
+		prev.key.base = keep;
 		have_prev = true;
 	}
 	return !r->bad && r->left == 0 && r->octets == 0;
@@ -1217,7 +1263,11 @@ static enum mbox_status take_session_lock(struct mbox *mb, char *why, size_t why
 	return MBOX_OK;
 }
 
-/* A journal left in the Maildir: an update was interrupted (recovery runs before login). */
+/*
+ * A journal of maildir_update() left in the Maildir: an update was
+ * interrupted and the recovery before login (maildrop.c) could not finish it.
+ * A file of another kind at its name blocks nothing (the recovery logged it).
+ */
 static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_t whylen)
 {
 	char journal[MAX_PATH_LEN];
@@ -1226,13 +1276,20 @@ static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_
 		return MBOX_PERM;
 	}
 	const char *name = journal + strlen(mb->path);
-	struct stat st;
-	if (fstatat(mb->maildir->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
-			return MBOX_OK;
-		set_why(why, whylen, "cannot check for a journal: %s", strerror(errno));
+	int fd = openat(mb->maildir->dirfd, name,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENXIO))
+		return MBOX_OK;   /* none, or a symbolic link or socket: no journal of ours */
+	int ours = fd < 0 ? -1 : maildir_journal_is_ours(fd);
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (ours < 0) {
+		set_why(why, whylen, "cannot check for a journal: %s", strerror(err));
 		return MBOX_TEMP;
 	}
+	if (ours == 0)
+		return MBOX_OK;   /* someone else's file: recovery logged it, it blocks nothing */
 	set_why(why, whylen, "mailbox needs recovery");
 	log_msg(LOG_ERR, "%s: an interrupted update left %s; run pop3d --recover",
 		LOG_Q(mb->path), LOG_Q(journal));

@@ -28,10 +28,11 @@
  * line "-<octets> -<count>\n" records the files a pass removed itself (its
  * unlinkat succeeded), after they are all gone and before the journal is.
  * A recovery counts only the files it removes, so no deletion is ever
- * recorded twice; files a crashed pass had removed before writing its line
- * are not recorded at all (the quota then counts them as used until
- * maildirsize is recalculated from the files, as Maildir++ implementations
- * do, at the latest once it grows past 5120 octets).
+ * recorded twice; files a crashed pass had removed before its line was
+ * written (or synced, in a power cut) are not recorded at all: the quota
+ * then counts them as used until maildirsize is recalculated from the
+ * files, as Maildir++ implementations do (at the latest once it grows past
+ * 5120 octets).
  * Failing to write that line is logged and does not fail the update: the
  * messages are gone, and the file is a cache.
  */
@@ -918,10 +919,13 @@ static int open_found(struct mdop *op, const char *name, int *fd)
 		return rc;
 	}
 	if (ours == 0) {
-		log_msg(LOG_WARNING, "recover %s: %s is not a journal of pop3d's (expected a file of "
-			"uid %ju with 1 link in pop3d's Maildir format%s%s): ignored and left alone",
-			LOG_Q(op->path), name, (uintmax_t)geteuid(), *fd < 0 ? "; " : "",
-			*fd < 0 ? strerror(errno) : "");
+		struct stat st;
+		if (fstatat(op->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			log_msg(LOG_WARNING, "recover %s: %s is not a journal of pop3d's (%s, %jd "
+				"octets, uid %ju, %ju links; expected a regular file of uid %ju with 1 "
+				"link in pop3d's Maildir format): ignored and left alone",
+				LOG_Q(op->path), name, file_kind(st.st_mode), (intmax_t)st.st_size,
+				(uintmax_t)st.st_uid, (uintmax_t)st.st_nlink, (uintmax_t)geteuid());
 		if (*fd >= 0)
 			close(*fd);
 		*fd = -1;

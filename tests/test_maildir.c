@@ -410,7 +410,13 @@ static void test_in_use_and_journal(void **state)
 	mb = open_ok(md, NULL);   /* released with the first session */
 	mbox_close(mb);
 
-	put(md, ".pop3d-journal", "");
+	/* not a journal of maildir_update's: blocks nothing */
+	put(md, ".pop3d-journal", "some other program's file\n");
+	mb = open_ok(md, NULL);
+	mbox_close(mb);
+	assert_null(strstr(logged, "run pop3d --recover"));
+
+	put(md, ".pop3d-journal", "");   /* one cut short before its first octet */
 	assert_int_equal(open_md(md, &mb2, NULL, why, sizeof(why)), MBOX_TEMP);
 	assert_string_equal(why, "mailbox needs recovery");
 	assert_non_null(strstr(logged, "run pop3d --recover"));
@@ -628,6 +634,45 @@ static void test_many_messages_and_a_long_index(void **state)
 	mbox_close(mb);
 }
 
+/* Deliveries within one second: by their microseconds, as Dovecot numbers them, not as text. */
+static void test_scan_order_within_a_second(void **state)
+{
+	(void)state;
+	const char *md = make_maildir("usecs");
+	put(md, "new/1700000001.M100P7.host", "Subject: a\n\na\n");
+	put(md, "cur/1700000001.M99P9.host:2,S", "Subject: b\n\nb\n");
+	put(md, "new/1700000001.V803I1a2bM5.host", "Subject: c\n\nc\n");   /* Postfix */
+	put(md, "new/1700000001.M1000000P1.host", "Subject: d\n\nd\n");
+	put(md, "new/1700000000.M999999P1.host", "Subject: e\n\ne\n");
+	put(md, "new/1700000001.12345_1.host", "Subject: f\n\nf\n");   /* qmail: none, 0 */
+	char idx[512];
+	snprintf(idx, sizeof(idx), "%s/index-usecs", test_tmpdir());
+	for (int round = 0; round < 2; round++) {   /* the index kept in that order too */
+		struct mbox *mb = open_ok(md, idx);
+		assert_int_equal(mbox_count(mb), 6);
+		assert_string_equal(name_of(mb, 1), "new/1700000000.M999999P1.host");
+		assert_string_equal(name_of(mb, 2), "new/1700000001.12345_1.host");
+		assert_string_equal(name_of(mb, 3), "new/1700000001.V803I1a2bM5.host");
+		assert_string_equal(name_of(mb, 4), "cur/1700000001.M99P9.host:2,S");
+		assert_string_equal(name_of(mb, 5), "new/1700000001.M100P7.host");
+		assert_string_equal(name_of(mb, 6), "new/1700000001.M1000000P1.host");
+		mbox_close(mb);
+		if (round == 0)   /* same sizes, no line ends: the sizes below come from the index */
+			for (int n = 0; n < 6; n++) {
+				static const char *const names[] = {
+					"new/1700000001.M100P7.host", "cur/1700000001.M99P9.host:2,S",
+					"new/1700000001.V803I1a2bM5.host", "new/1700000001.M1000000P1.host",
+					"new/1700000000.M999999P1.host", "new/1700000001.12345_1.host",
+				};
+				put(md, names[n], "Subject:xyzabc");   /* 14 octets, as before */
+			}
+	}
+	struct mbox *mb = open_ok(md, idx);
+	for (size_t n = 1; n <= 6; n++)
+		assert_int_equal(mbox_msg(mb, n)->size, 17);
+	mbox_close(mb);
+}
+
 /* ---- sending ---------------------------------------------------------------- */
 
 static void test_retr_and_top(void **state)
@@ -726,6 +771,7 @@ int main(void)
 		cmocka_unit_test(test_uidl_derived),
 		cmocka_unit_test_setup_teardown(test_scan_order_and_tmp_ignored, logcapture_setup,
 						logcapture_teardown),
+		cmocka_unit_test(test_scan_order_within_a_second),
 		cmocka_unit_test(test_sizes_from_names_and_files),
 		cmocka_unit_test_setup_teardown(test_bad_entries_skipped_and_logged,
 						logcapture_setup, logcapture_teardown),

@@ -579,6 +579,25 @@ static void test_failure_at_every_step(void **state)
 	assert_int_equal(at, 4 + CRASH_NDEL + 5 + 1);
 }
 
+/* The client's reason says what failed, never a path; the log says where. */
+static void test_disk_full_reason(void **state)
+{
+	(void)state;
+	struct md m;
+	crash_setup(&m, "diskfull");
+	struct fault f = {.at = 1, .ret = -ENOSPC};   /* writing the journal */
+	struct update_hooks h = {.fault = fault_hook, .ctx = &f};
+	char why[WHY_LEN];
+	assert_int_equal(mbox_update_hooked(m.mb, &h, why, sizeof(why)), MBOX_TEMP);
+	md_close(&m);
+	assert_non_null(strstr(why, "disk full"));
+	assert_null(strstr(why, m.dir));
+	assert_non_null(strstr(logged, m.dir));
+	assert_false(exists(m.tpath));
+	assert_false(exists(m.jpath));
+	assert_int_equal(md_outcome(&m, crash_dele), NONE_DELETED);
+}
+
 static void test_crash_during_recovery(void **state)
 {
 	(void)state;
@@ -944,6 +963,7 @@ int main(void)
 		CASE(test_maildirsize_link_not_followed),
 		CASE(test_crash_at_every_step),
 		CASE(test_failure_at_every_step),
+		CASE(test_disk_full_reason),
 		CASE(test_crash_during_recovery),
 		CASE(test_crash_with_moved_files),
 		CASE(test_journal_format),

@@ -172,7 +172,8 @@ def trial(d, plan, seed, kill_step=None, kill_recover_step=None, by_login=False)
     step N is the same point of the update in every trial of a plan."""
     prng = random.Random(plan)
     dele = sorted(prng.sample(range(1, N_MSGS + 1), 5))
-    moved = prng.choice(dele) if plan % 2 else None
+    # Plan 1: another client moves a deleted message and a kept one during the session.
+    moved = [prng.choice(dele), min(set(range(1, N_MSGS + 1)) - set(dele))] if plan % 2 else []
     rng = random.Random(seed)
     t = Trial(d, rng)
     during_msgs = []
@@ -180,8 +181,8 @@ def trial(d, plan, seed, kill_step=None, kill_recover_step=None, by_login=False)
     def during():
         during_msgs.append(P.message(rng, 5000))
         t.put(during_msgs[-1], "new", stamp=1800000000)
-        if moved:
-            t.move(moved)
+        for n in moved:
+            t.move(n)
 
     env = {"POP3D_KILL_AT_STEP": str(kill_step)} if kill_step else {}
     status, out = t.session(dele, env, during)
@@ -214,7 +215,8 @@ def trial(d, plan, seed, kill_step=None, kill_recover_step=None, by_login=False)
 d = P.tmpdir("kill-update-maildir")
 failures = []
 # Every step of the update, for a plan where another client moved a deleted
-# message during the session (its lookup by base name has steps of its own)
+# and a kept message during the session (the deleted one's lookup by base
+# name has steps of its own)
 # and one where none was: kill at increasing steps until one completes;
 # recovered by the next login and by --recover in turn.
 update_points = 0
