@@ -243,6 +243,11 @@ class Bench(B.Bench):
         self.add("floor", "cat every file > /dev/null", cmd, B.measure(cmd, runs))
         cmd = "cd %s && find new cur -type f -print0 | xargs -0 cat | cat > /dev/null" % d
         self.add("floor", "cat every file | cat > /dev/null", cmd, B.measure(cmd, runs))
+        if self.args.logins_only:
+            return
+        cmd = "find %s/new %s/cur -type f -delete" % (self.dele, self.dele)
+        self.add("floor", "unlink every file (find -delete)", cmd,
+                 B.measure(cmd, runs, setup=lambda: copy_maildir(self.pristine, self.dele)))
 
     def bench_pop3d(self):
         runs = self.args.runs
