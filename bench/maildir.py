@@ -7,10 +7,12 @@ Maildir. Medians over --runs, as bench/run.py (whose helpers it uses).
     python3 bench/maildir.py                 # 100 000 messages, about 1 GiB, 3 runs
     python3 bench/maildir.py --quick         # 300 messages, 2 MB, one run: seconds
     python3 bench/maildir.py --names dovecot # names with ,S= and ,W= (sizes known)
+    python3 bench/maildir.py --logins-only   # the floors and the logins only
 
 The Maildir is generated once (bench/genmbox.py's messages, without the From_
-line) into DATA/maildir-NAMES-MESSAGES-SIZE/pristine and copied (cp -a, never
-hard links) for each server. Names are as Postfix writes them,
+line) into DATA/maildir-NAMES-MESSAGES-SIZE/pristine and copied for each server
+and before each deleting run (cp -a, then sync: real files, not hard links,
+so that a deletion frees the file's blocks as on a real host). Names are as Postfix writes them,
 "<stamp>.V<dev>I<ino>M<usec>.<host>", with no ,W= size, so that a login
 without an index reads every file; about 80% of them (the older ones) are in
 cur/ with ":2,S" as an IMAP client leaves them, the rest in new/.
