@@ -63,6 +63,10 @@ if [ "$goal" = check ]; then
 	need_cmd fakeroot fakeroot
 	need_cmd adduser adduser
 	need_cmd man man-db
+	# Side by side with Dovecot on a Maildir (tests/integration/dovecot_maildir.sh):
+	# its pop3 binary, run pre-authenticated; the service never starts (policy-rc.d).
+	# dovecot-pop3d and popa3d conflict (pop3-server): popa3d is never installed.
+	[ -x /usr/lib/dovecot/pop3 ] || missing="$missing dovecot-core dovecot-pop3d"
 	# The benchmark's smoke run (tests/integration/bench_smoke.sh).
 	[ -x /usr/bin/time ] || missing="$missing time"
 	# Security stages: libFuzzer targets (clang and its runtime), static analysis.

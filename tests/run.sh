@@ -91,6 +91,9 @@ if want scripts; then
 	for d in tests/scripts/*/; do
 		[ -f "$d/input" ] || continue
 		run_script "script:$(basename "$d")" sh tests/script_case.sh "$d"
+		# The same session against a Maildir holding the same messages.
+		sh tests/script_case_maildir.sh --applies "$d" &&
+			run_script "maildir:$(basename "$d")" sh tests/script_case_maildir.sh "$d"
 	done
 fi
 

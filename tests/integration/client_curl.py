@@ -15,11 +15,11 @@ import pop3lib as P
 d = D.fresh_dir("client-curl")
 maildir = os.path.join(d, "mail")
 os.makedirs(maildir)
-box = os.path.join(maildir, "alice.mbox")
+box = D.mailbox_path(maildir)
 pem, cert = D.make_certificate(d)
 
 rng = random.Random(6749)
-originals = D.generated_messages(rng, 200)
+originals = D.generated_messages(rng, D.scaled(200))
 D.write_mailbox(box, originals)
 
 
@@ -61,10 +61,12 @@ tls_dir = os.path.join(d, "xinetd-pop3s")
 os.makedirs(plain_dir)
 os.makedirs(tls_dir)
 with D.xinetd_pop3(plain_dir, args) as plain, D.xinetd_pop3s(tls_dir, pem, args) as tls:
-    kept = check(f"pop3://127.0.0.1:{plain.port}", "pop3", originals, [1, 2, 50, 199, 200])
+    kept = check(f"pop3://127.0.0.1:{plain.port}", "pop3", originals,
+                 [1, 2, len(originals) // 4, len(originals) - 1, len(originals)])
     assert D.mailbox_messages(box) == kept, "pop3:// DELE did not remove exactly those"
 
-    kept = check(f"pop3s://127.0.0.1:{tls.port}", "pop3s", kept, [1, 100, len(kept)])
+    kept = check(f"pop3s://127.0.0.1:{tls.port}", "pop3s", kept,
+                 [1, len(originals) // 2, len(kept)])
     assert D.mailbox_messages(box) == kept, "pop3s:// DELE did not remove exactly those"
 
     # Deleting all of them leaves an empty maildrop.

@@ -27,16 +27,17 @@ d = D.fresh_dir("client-fetchmail")
 pem, cert = D.make_certificate(d)
 maildir = os.path.join(d, "mail")
 os.makedirs(maildir)
-box = os.path.join(maildir, "alice.mbox")
+box = D.mailbox_path(maildir)
 home = os.path.join(d, "fetchmail-home")
 os.makedirs(home, mode=0o700)
 deliver = os.path.join(d, "deliver.sh")
 D.write(deliver, DELIVER, 0o755)
 
 rng = random.Random(1939)
-originals = D.generated_messages(rng, 250)
+originals = D.generated_messages(rng, D.scaled(250))
+LIMIT = D.scaled(100)
 D.write_mailbox(box, originals)
-before = D.read(box)
+before = D.snapshot(box)
 
 
 def fetch(port, name, flags, ok=(0, 1), tls=False):
@@ -73,7 +74,7 @@ with D.xinetd_pop3(plain_dir, args) as fe, D.xinetd_pop3s(tls_dir, pem, args) as
     # 1. keep + UIDL: everything, in order; the mbox is not touched.
     got = fetch(fe.port, "keep1", ["--keep"])
     assert D.check_delivered(got, originals, ADDED) == D.ids_of(originals)
-    assert D.read(box) == before, "a keep run changed the mailbox"
+    assert D.snapshot(box) == before, "a keep run changed the mailbox"
 
     # 2. new mail arrives; keep + UIDL again fetches only the new messages.
     new = D.generated_messages(rng, 7, first=1001)
@@ -89,18 +90,19 @@ with D.xinetd_pop3(plain_dir, args) as fe, D.xinetd_pop3s(tls_dir, pem, args) as
     assert D.check_delivered(got, everything, ADDED) == D.ids_of(everything)
     assert D.mailbox_messages(box) == everything
 
-    # 3. delete mode, at most 100 messages: those are gone from the mbox, the
+    # 3. delete mode, at most LIMIT messages: those are gone from the mbox, the
     # others are kept byte for byte.
-    got = fetch(fe.port, "delete1", ["--all", "--fetchlimit", "100"], ok=(13,))
-    assert D.check_delivered(got, everything, ADDED) == D.ids_of(everything[:100])
-    assert D.mailbox_messages(box) == everything[100:], \
-        "deleting 100 messages did not leave exactly the other ones"
+    got = fetch(fe.port, "delete1", ["--all", "--fetchlimit", str(LIMIT)], ok=(13,))
+    assert D.check_delivered(got, everything, ADDED) == D.ids_of(everything[:LIMIT])
+    assert D.mailbox_messages(box) == everything[LIMIT:], \
+        f"deleting {LIMIT} messages did not leave exactly the other ones"
 
     # 4. delete mode: the rest, and the maildrop is empty.
     got = fetch(fe.port, "delete2", ["--all"])
-    assert D.check_delivered(got, everything, ADDED) == D.ids_of(everything[100:])
+    assert D.check_delivered(got, everything, ADDED) == D.ids_of(everything[LIMIT:])
     assert D.mailbox_messages(box) == [], "messages left after fetching all"
     # The session summaries count the deletions.
-    text = D.wait_log(log, "deleted=157/")
-    assert "deleted=100/" in text and "deleted=157/" in text, text[-2000:]
+    rest = f"deleted={len(everything) - LIMIT}/"
+    text = D.wait_log(log, rest)
+    assert f"deleted={LIMIT}/" in text and rest in text, text[-2000:]
 print("ok: fetchmail keep+UIDL, only-new, POP3S, delete (xinetd, xinetd + stunnel)")

@@ -24,7 +24,7 @@ import pop3lib as P
 # the envelope it knows) and a Received: trace header (its received option);
 # all three are on by default. Nothing else may differ.
 ADDED = {"return-path", "delivered-to", "received"}
-PER_SESSION = 100
+PER_SESSION = D.scaled(100)
 
 # getmail6 (6.18) forks its delivery child before it installs the SIGCHLD
 # handler it then waits on (ForkingBase.forkchild; getmail6 issue #226): a
@@ -58,7 +58,7 @@ runpy.run_path(GETMAIL, run_name="__main__")
 d = D.fresh_dir("client-getmail")
 maildir = os.path.join(d, "mail")
 os.makedirs(maildir)
-box = os.path.join(maildir, "alice.mbox")
+box = D.mailbox_path(maildir)
 client = os.path.join(d, "client")
 getmaildir = os.path.join(client, "getmail")
 os.makedirs(getmaildir)
@@ -69,9 +69,9 @@ wrapper = os.path.join(client, "getmail-wrapper.py")
 D.write(wrapper, f"GETMAIL = {getmail!r}\n" + GETMAIL_WRAPPER)
 
 rng = random.Random(5034)
-originals = D.generated_messages(rng, 250)
+originals = D.generated_messages(rng, D.scaled(250))
 D.write_mailbox(box, originals)
-before = D.read(box)
+before = D.snapshot(box)
 
 
 def as_user():
@@ -126,7 +126,7 @@ with D.socat(d, args) as plain, D.stunnel(d, pem, args) as tls:
     # 1. keep, only unseen messages (getmail's oldmail file holds the UIDLs).
     got = fetch("keep1", plain.port, "read_all = false\ndelete = false")
     D.same_messages(D.check_delivered(got, originals, ADDED), originals, "keep run")
-    assert D.read(box) == before, "a keep run changed the mailbox"
+    assert D.snapshot(box) == before, "a keep run changed the mailbox"
 
     # 2. new mail; only the new messages are fetched.
     new = D.generated_messages(rng, 6, first=1001)

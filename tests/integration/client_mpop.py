@@ -22,13 +22,13 @@ SKIPSIZE = 4000
 d = D.fresh_dir("client-mpop")
 maildir = os.path.join(d, "mail")
 os.makedirs(maildir)
-box = os.path.join(maildir, "alice.mbox")
+box = D.mailbox_path(maildir)
 pem, cert = D.make_certificate(d)
 
 rng = random.Random(2449)
-originals = D.generated_messages(rng, 250)
+originals = D.generated_messages(rng, D.scaled(250))
 D.write_mailbox(box, originals)
-before = D.read(box)
+before = D.snapshot(box)
 
 
 def account(port, tls):
@@ -66,7 +66,7 @@ with D.tcpserver(d, args) as plain, D.stunnel(d, pem, args) as tls:
     # 1. --keep --only-new: everything; the mbox is not touched.
     got = fetch("keep1", plain.port, ["--keep", "--only-new"])
     D.same_messages(D.check_delivered(got, originals, ADDED), originals, "keep run")
-    assert D.read(box) == before, "a --keep run changed the mailbox"
+    assert D.snapshot(box) == before, "a --keep run changed the mailbox"
 
     # 2. new mail; --keep --only-new fetches only the new messages.
     new = D.generated_messages(rng, 6, first=1001)

@@ -17,11 +17,11 @@ import pop3lib as P
 d = D.fresh_dir("client-poplib")
 maildir = os.path.join(d, "mail")
 os.makedirs(maildir)
-box = os.path.join(maildir, "alice.mbox")
+box = D.mailbox_path(maildir)
 pem, cert = D.make_certificate(d)
 
 rng = random.Random(1081)
-originals = D.generated_messages(rng, 300)
+originals = D.generated_messages(rng, D.scaled(300))
 D.write_mailbox(box, originals)
 
 
@@ -70,7 +70,11 @@ with D.systemd_pop3d(d, args) as plain, D.systemd_pop3s(d, pem, args) as tls:
     # POP3: everything, then delete every third message.
     c = poplib.POP3("127.0.0.1", plain.port, timeout=30)
     deleted = set(range(1, len(originals) + 1, 3))
+    names = P.maildir_uidls(box) if P.is_maildir(box) else None
     uids = session(c, originals, sorted(deleted))
+    if names is not None:
+        # A Maildir's UIDL is the name up to ':' (",S=" and ",W=" kept).
+        assert [u.decode() for u in uids] == names, (uids[:3], names[:3])
     kept = [m for i, m in enumerate(originals, 1) if i not in deleted]
     kept_uids = [u for i, u in enumerate(uids, 1) if i not in deleted]
     assert D.mailbox_messages(box) == kept, "DELE did not remove exactly the deleted messages"

@@ -112,9 +112,12 @@ def no_spaces(words):
 
 def pop3d_test_args(maildir, log, extra=()):
     """Virtual users from tests/scripts/passwd (alice/secret, bob), mailboxes
-    MAILDIR/%u.mbox; as root served as 'nobody'."""
-    return ["--passwd", P.PASSWD, "--mailbox", os.path.join(maildir, "%u.mbox"),
-            "--log", log, "--login-delay", "0", *P.root_args(), *P.state_args(), *extra]
+    MAILDIR/%u.mbox (or Maildirs MAILDIR/%u/: pop3lib.STORE, with an index in
+    MAILDIR/index, so each login after the first reads it and only the files
+    added since); as root served as 'nobody'."""
+    index = ["--index-dir", os.path.join(maildir, "index")] if P.STORE == "maildir" else []
+    return ["--passwd", P.PASSWD, "--mailbox", P.mailbox_template(maildir),
+            "--log", log, "--login-delay", "0", *index, *P.root_args(), *P.state_args(), *extra]
 
 
 # ---- TLS ----
@@ -423,20 +426,51 @@ def mbox_bytes(msgs):
     return b"".join(out)
 
 
+def scaled(n):
+    """How many messages a client test uses: N on an mbox, a tenth of it on a
+    Maildir (the second run of each client test must stay cheap)."""
+    return n if P.STORE == "mbox" else n // 10
+
+
+def mailbox_path(d, user="alice"):
+    """USER's maildrop in directory D: an mbox file, or a Maildir (a path
+    ending in '/') when the test runs on Maildirs (pop3lib.STORE)."""
+    return os.path.join(d, user + ("/" if P.STORE == "maildir" else ".mbox"))
+
+
 def write_mailbox(path, msgs):
-    write(path, mbox_bytes(msgs))
-    # The independent reading of the contract must find the same messages.
-    assert P.split_mbox(read(path)) == msgs
+    if P.is_maildir(path):
+        P.maildir_add(path, msgs)
+        assert P.maildir_messages_in_order(path) == msgs
+    else:
+        write(path, mbox_bytes(msgs))
+        # The independent reading of the contract must find the same messages.
+        assert P.split_mbox(read(path)) == msgs
     P.give_to_server(os.path.dirname(path))
 
 
 def append_mailbox(path, msgs):
+    if P.is_maildir(path):
+        P.maildir_add(path, msgs)
+        P.give_to_server(path)
+        return
     with open(path, "ab") as f:
         f.write(mbox_bytes(msgs))
 
 
 def mailbox_messages(path):
+    """The messages in a maildrop, in order (for a Maildir, the order of
+    delivery its names give)."""
+    if P.is_maildir(path):
+        return P.maildir_messages_in_order(path)
     return P.split_mbox(read(path)) if os.path.exists(path) else []
+
+
+def snapshot(path):
+    """What a maildrop holds, to compare before and after a run that must not
+    change it: an mbox's octets; a Maildir's files by name ("new/NAME",
+    "cur/NAME"), so a rename (new/ to cur/, a flag) shows too."""
+    return P.maildir_contents(path) if P.is_maildir(path) else read(path)
 
 
 # ---- checking what a client delivered ----

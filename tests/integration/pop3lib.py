@@ -178,6 +178,94 @@ def message(rng, n, size=None):
     return (hdr + "\n".join(body) + "\n").encode()
 
 
+# ---- the store: an mbox file, or a Maildir ----
+
+# The store the client tests serve: "mbox", or "maildir" (set by the
+# client_*_maildir.sh variants: the same test on a Maildir holding the same
+# messages).
+STORE = os.environ.get("POP3D_TEST_STORE", "mbox")
+
+
+def mailbox_template(d):
+    """pop3d's --mailbox for the users' maildrops in directory D."""
+    return os.path.join(d, "%u/" if STORE == "maildir" else "%u.mbox")
+
+
+def is_maildir(path):
+    return path.endswith("/")
+
+
+def maildir_vsize(msg):
+    """A message's octets with CRLF line ends (every LF not after a CR
+    counted as CR LF): the ,W= size Dovecot and Courier write into a name."""
+    return len(msg) + msg.count(b"\n") - msg.count(b"\r\n")
+
+
+def _maildir_order(name):
+    """Where a message named NAME comes in delivery order, as Dovecot gives
+    UIDs: the leading stamp, the microseconds (the digits after the first 'M'
+    of the part after the stamp: Dovecot's "1733590000.M123456P789.host",
+    Postfix's "1733590000.V803I1a2bM123456.host"; 0 when none), the name up
+    to ':'."""
+    import re
+    m = re.match(r"([0-9]*)(?:\.([^.:]*))?", name)
+    usecs = re.search(r"M([0-9]*)", m.group(2) or "")
+    return (int(m.group(1) or 0), int(usecs.group(1) or 0) if usecs else 0,
+            name.split(":", 1)[0])
+
+
+def _maildir_files(path):
+    """(order, name, sub) of each message file of a Maildir, in delivery order."""
+    out = []
+    for sub in ("new", "cur"):
+        d = os.path.join(path, sub)
+        for name in os.listdir(d) if os.path.isdir(d) else []:
+            if not name.startswith("."):
+                out.append((_maildir_order(name), name, sub))
+    return sorted(out)
+
+
+def maildir_add(path, msgs):
+    """Deliver MSGS into the Maildir PATH (made if missing), later than what
+    it holds, in order, as the MDAs and IMAP servers name them: "<stamp>.<n>
+    .pop3d-test", every third name with ",S=<octets>,W=<CRLF octets>" (what
+    Dovecot writes), every second file in cur/ with ":2,S" (seen, as an IMAP
+    client leaves it), the others in new/. The first 20 stamps have 9 digits,
+    the next ones 10: the order is right only if compared as numbers."""
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    have = _maildir_files(path)
+    stamp = have[-1][0][0] + 1 if have else 999_999_900
+    for i, m in enumerate(msgs, len(have)):
+        base = f"{stamp + 5 * (i - len(have))}.{i}.pop3d-test"
+        if i % 3 == 1:
+            base += f",S={len(m)},W={maildir_vsize(m)}"
+        name = f"cur/{base}:2,S" if i % 2 == 1 else f"new/{base}"
+        with open(os.path.join(path, "tmp", base), "wb") as f:
+            f.write(m)
+        os.rename(os.path.join(path, "tmp", base), os.path.join(path, name))
+
+
+def maildir_contents(path):
+    """{"new/NAME" or "cur/NAME": octets} of every message file of a Maildir."""
+    out = {}
+    for _, name, sub in _maildir_files(path):
+        with open(os.path.join(path, sub, name), "rb") as f:
+            out[f"{sub}/{name}"] = f.read()
+    return out
+
+
+def maildir_messages_in_order(path):
+    """The messages of a Maildir in the order a POP3 server lists them."""
+    c = maildir_contents(path)
+    return [c[f"{sub}/{name}"] for _, name, sub in _maildir_files(path)]
+
+
+def maildir_uidls(path):
+    """What a Maildir's UIDLs are, in order: the names up to the first ':'."""
+    return [name.split(":", 1)[0] for _, name, _ in _maildir_files(path)]
+
+
 def mbox_of(msgs, sender="someone@example.org"):
     return b"".join(b"From " + sender.encode() + b" Mon Nov  2 09:14:07 2026\n" + m + b"\n"
                     for m in msgs)
@@ -187,8 +275,9 @@ class Pop3Pipe:
     """./pop3d on pipes, one response at a time."""
 
     def __init__(self, mailbox_template, extra=(), env=None, binary=None):
-        give_to_server(os.path.dirname(mailbox_template))
-        self.log = os.path.join(os.path.dirname(mailbox_template), "pop3d.log")
+        home = os.path.dirname(mailbox_template.rstrip("/"))   # "D/%u/": a Maildir in D
+        give_to_server(home)
+        self.log = os.path.join(home, "pop3d.log")
         self.p = subprocess.Popen(
             [binary or POP3D, "--passwd", PASSWD, "--mailbox", mailbox_template, "--log", self.log,
              "--login-delay", "0", *root_args(),

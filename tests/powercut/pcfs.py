@@ -10,6 +10,10 @@ becomes durable by itself. Everything starts durable from --seed DIR.
                are refused with EIO (reads still see the last state)
 --cut write:N  the same at the Nth change (write, truncate, create, link,
                rename, unlink, mkdir, chmod, chown, utimens)
+--ignore-sync RE  an fsync or fdatasync whose event (as listed in --stats:
+               "fsync NAME", "fdatasync NAME", "fsync dir PATH") matches the
+               regular expression RE succeeds but makes nothing durable, as in
+               a build that left it out (the power-cut walk's test of itself)
 --variant strict   the image is exactly the durable state
 --variant subset   the image is the durable state plus a random subset (seed
                --rng) of the changes not yet durable: page-sized pieces of
@@ -24,13 +28,15 @@ file can recognise its mailbox after the reboot: same device, inode, times).
 Locks (fcntl, OFD, flock) are left to the kernel, which
 handles them locally on a FUSE mount whose file system has no lock method.
 
-    pcfs.py --seed S --image I --stats F [--cut sync:N] [--variant subset] MNT
+    pcfs.py --seed S --image I --stats F [--cut sync:N] [--variant subset]
+            [--ignore-sync RE] MNT
 """
 import argparse
 import errno
 import json
 import os
 import random
+import re
 import stat
 import sys
 import time
@@ -162,6 +168,7 @@ class PowerCut(fusepy.Operations):
             raise fusepy.FuseOSError(errno.EIO)
 
     def durability(self, what):
+        """Every fsync passes here; False when it is to make nothing durable."""
         if self.dead:
             raise fusepy.FuseOSError(errno.EIO)
         self.syncs += 1
@@ -169,6 +176,7 @@ class PowerCut(fusepy.Operations):
         if self.cut and self.cut[0] == "sync" and self.syncs >= self.cut[1]:
             self.power_off(f"sync {self.syncs} ({what})")
             raise fusepy.FuseOSError(errno.EIO)
+        return not (self.args.ignore_sync and re.search(self.args.ignore_sync, what))
 
     def power_off(self, where):
         self.dead = True
@@ -351,7 +359,8 @@ class PowerCut(fusepy.Operations):
 
     def fsync(self, path, datasync, fh):
         node = self.node_of(path, fh)
-        self.durability(f"{'fdatasync' if datasync else 'fsync'} {self.name_of(node)}")
+        if not self.durability(f"{'fdatasync' if datasync else 'fsync'} {self.name_of(node)}"):
+            return
         if node.is_dir():
             node.durable_entries = dict(node.entries)
         else:
@@ -361,7 +370,8 @@ class PowerCut(fusepy.Operations):
 
     def fsyncdir(self, path, datasync, fh):
         node = self.lookup(path)
-        self.durability(f"fsync dir {path}")
+        if not self.durability(f"fsync dir {path}"):
+            return
         node.durable_entries = dict(node.entries)
         node.pending = []
 
@@ -473,6 +483,7 @@ def main():
     ap.add_argument("--cut", default="none")
     ap.add_argument("--variant", choices=("strict", "subset"), default="strict")
     ap.add_argument("--rng", type=int, default=1)
+    ap.add_argument("--ignore-sync", metavar="RE")
     ap.add_argument("--meta", help="the stats file of the image given as --seed")
     ap.add_argument("mountpoint")
     args = ap.parse_args()

@@ -39,14 +39,16 @@ def fuse_usable():
 class Mount:
     """pcfs mounted on WORK/mnt, seeded from seed; after unmount, .image (WORK/image) and .stats."""
 
-    def __init__(self, work, seed, cut="none", variant="strict", rng=1, meta=None):
+    def __init__(self, work, seed, cut="none", variant="strict", rng=1, meta=None,
+                 ignore_sync=None):
         self.mnt = os.path.join(work, "mnt")
         self.image = os.path.join(work, "image")
         self.stats_file = os.path.join(work, "stats.json")
         self.log = os.path.join(work, "pcfs.log")
         self.args = [FS_PYTHON, PCFS, "--seed", seed, "--image", self.image, "--stats",
                      self.stats_file, "--cut", cut, "--variant", variant, "--rng", str(rng),
-                     self.mnt] + (["--meta", meta] if meta else [])
+                     self.mnt] + (["--meta", meta] if meta else []) + \
+            (["--ignore-sync", ignore_sync] if ignore_sync else [])
         self.stats = None
 
     def __enter__(self):
@@ -105,9 +107,9 @@ def mda(box, msg, fsync=True):
 
 
 class Pop3:
-    def __init__(self, binary, mailbox_dir, log, extra=()):
+    def __init__(self, binary, mailbox_dir, log, extra=(), template="%u.mbox"):
         self.p = subprocess.Popen(
-            [binary, "--passwd", P.PASSWD, "--mailbox", os.path.join(mailbox_dir, "%u.mbox"),
+            [binary, "--passwd", P.PASSWD, "--mailbox", os.path.join(mailbox_dir, template),
              "--log", log, "--login-delay", "0", "--user", "nobody", *P.state_args(), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.greeting = self.p.stdout.readline()

@@ -1,0 +1,3 @@
+#!/bin/sh
+# client_getmail.py on a Maildir holding the same messages (pop3lib.STORE).
+POP3D_TEST_STORE=maildir exec python3 "$(dirname "$0")/client_getmail.py"
