@@ -599,10 +599,27 @@ static int journal_create(struct mdop *op, const struct mbox *mb, size_t ndel, i
 	return rc;
 }
 
+
+/*
+ * Rename from to to in the directory dirfd, never over an existing to
+ * (EEXIST). Where the file system has no RENAME_NOREPLACE (NFS, FUSE:
+ * EINVAL), a link and an unlink do the same; a crash between them leaves
+ * both names, and the temporary one is removed by the recovery.
+ */
+static int rename_noreplace(int dirfd, const char *from, const char *to)
+{
+	if (renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return -1;
+	if (linkat(dirfd, from, dirfd, to, 0) < 0)
+		return -1;
+	return unlinkat(dirfd, from, 0);
+}
 /* The journal at its name and durable: from here on every file in it goes. */
 static int journal_commit(struct mdop *op)
 {
-	if (renameat2(op->dirfd, op->tname, op->dirfd, op->jname, RENAME_NOREPLACE) < 0) {
+	if (rename_noreplace(op->dirfd, op->tname, op->jname) < 0) {
 		int rc = fail(op, "update %s: cannot rename journal %s%s to %s", op->path,
 			      op->path, op->tname, op->jpath);
 		if (errno == EEXIST)
@@ -995,9 +1012,32 @@ static int drop_torn(struct mdop *op, struct mbox_recovery *res)
 	return rc;
 }
 
+/*
+ * Where the journal's rename fell back to link + unlink (rename_noreplace),
+ * a crash between the two leaves the journal under both names, one file of
+ * two links that is no journal of ours to either name: the temporary name
+ * goes first, so that the journal is found complete at its own.
+ */
+static int drop_second_name(struct mdop *op)
+{
+	struct stat t, j;
+	if (fstatat(op->dirfd, op->tname, &t, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fstatat(op->dirfd, op->jname, &j, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(t.st_mode) || t.st_dev != j.st_dev || t.st_ino != j.st_ino ||
+	    t.st_nlink != 2 || t.st_uid != geteuid())
+		return RC_OK;
+	if (unlinkat(op->dirfd, op->tname, 0) < 0 && errno != ENOENT)
+		return fail(op, "cannot remove %s%s", op->path, op->tname);
+	log_msg(LOG_NOTICE, "recover %s: %s removed (a second name of the journal, left by a "
+		"crash while it was put in place)", LOG_Q(op->path), op->tname);
+	return sync_maildir(op);
+}
+
 static int recover(struct mdop *op, struct mbox_recovery *res)
 {
-	int rc = drop_torn(op, res);
+	int rc = drop_second_name(op);
+	if (rc == RC_OK)
+		rc = drop_torn(op, res);
 	int jfd = -1;
 	if (rc == RC_OK)
 		rc = take_found(op, op->jname, &jfd);

@@ -541,6 +541,40 @@ static void test_crash_at_every_step(void **state)
 	assert_int_equal(at, 4 + CRASH_NDEL + 5 + 1);
 }
 
+/*
+ * Where the rename fell back to link + unlink (NFS, FUSE), a crash between
+ * the two leaves the journal under both names (one file, two links): the
+ * recovery still finishes it, and leaves neither name.
+ */
+static void test_journal_under_two_names(void **state)
+{
+	(void)state;
+	int at;
+	for (at = 1;; at++) {   /* the step just after the journal is in place */
+		struct md probe;
+		crash_setup(&probe, "twonames-probe");
+		struct fault f = {.at = at, .ret = 1};
+		update_with(&probe, &f);
+		md_close(&probe);
+		assert_true(f.steps >= at);
+		if (strcmp(f.name, "journal-renamed") == 0)
+			break;
+	}
+	struct md m;
+	crash_setup(&m, "twonames");
+	struct fault f = {.at = at, .ret = 1};
+	assert_int_equal(update_with(&m, &f), MBOX_TEMP);
+	md_close(&m);
+	assert_int_equal(link(m.jpath, m.tpath), 0);
+	struct mbox_recovery res;
+	assert_int_equal(recover_with(&m, NULL, &res), 0);
+	assert_true(res.journal);
+	assert_int_equal(res.deletions, CRASH_NDEL);
+	assert_false(exists(m.jpath));
+	assert_false(exists(m.tpath));
+	assert_int_equal(md_outcome(&m, crash_dele), ALL_DELETED);
+}
+
 static void test_failure_at_every_step(void **state)
 {
 	(void)state;
@@ -962,6 +996,7 @@ int main(void)
 		CASE(test_maildirsize_line),
 		CASE(test_maildirsize_link_not_followed),
 		CASE(test_crash_at_every_step),
+		CASE(test_journal_under_two_names),
 		CASE(test_failure_at_every_step),
 		CASE(test_disk_full_reason),
 		CASE(test_crash_during_recovery),

@@ -70,7 +70,13 @@ expect(os.listdir(os.path.join(img, "new")) == ["moved"] and
 expect(os.listdir(os.path.join(img, "tmp")) == ["moved"], "the rename's unsynced source side")
 expect(os.listdir(os.path.join(img, "keep")) == ["ignored"], "--ignore-sync")
 expect(m.stats["events"][-1] == "fsync dir /keep", f"events {m.stats['events']}")
-print("pcfs: unlink and rename durable only with their directory's fsync; --ignore-sync works")
+with L.Mount(work, seed, variant="all") as m:   # everything issued is kept
+    os.unlink(os.path.join(m.mnt, "cur", "unsynced"))
+    os.rename(os.path.join(m.mnt, "cur", "synced"), os.path.join(m.mnt, "new", "synced"))
+expect(os.listdir(os.path.join(m.image, "cur")) == [] and
+       os.listdir(os.path.join(m.image, "new")) == ["synced"], "--variant all")
+print("pcfs: unlink and rename durable only with their directory's fsync; --ignore-sync and "
+      "--variant all work")
 
 # ---- the walk with ./pop3d ----
 failures = []

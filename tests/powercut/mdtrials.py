@@ -85,6 +85,9 @@ def walk(binary, patterns, nofsync_patterns=(), random_writes=4, recovery=False,
             for k, w in enumerate(plan_w):
                 run(f"{pattern} write {w}/{nwrite} subset", sc, f"write:{w}", variant="subset",
                     rng=w, how=("recover", "login")[k % 2], after=k % 3 == 0)
+                if random_writes < 0:   # and everything issued before the cut kept
+                    run(f"{pattern} write {w}/{nwrite} all", sc, f"write:{w}", variant="all",
+                        how=("login", "recover")[k % 2])
             if recovery and mda_fsync and pattern in ("every_other", "random"):
                 # the power fails at the first fsync of new/ or cur/ after the
                 # journal's (the unlinks, some durable in a subset image), then
@@ -138,7 +141,7 @@ def stress(trials, seed, binary, quota=True):
         # a session makes about 8 durability events and 15 changes (the MDA's too)
         cut = ("none" if r < 0.1 else f"sync:{rng.randint(1, 9)}" if r < 0.6
                else f"write:{rng.randint(1, 18)}")
-        variant = rng.choice(("strict", "subset"))
+        variant = rng.choice(("strict", "subset", "subset", "all"))
         cut_recovery = f"sync:{rng.randint(1, 5)}" if rng.random() < 0.2 else None
         v = M.trial(work, sc, cut, variant=variant, rng=rng.randint(0, 1 << 30), binary=binary,
                     how=rng.choice(("recover", "login")), after=rng.random() < 0.3,

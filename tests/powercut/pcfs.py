@@ -19,6 +19,8 @@ becomes durable by itself. Everything starts durable from --seed DIR.
                --rng) of the changes not yet durable: page-sized pieces of
                writes, truncates, directory operations, each applied or not,
                in their original order, skipping what no longer applies
+--variant all      ... plus every change made before the cut (the disk wrote
+               all it was given): the subset that keeps everything
 
 At unmount the image is written to --image DIR (an ordinary directory: the
 files, hard links, modes, owners and mtimes) and the counts of events to
@@ -69,6 +71,13 @@ class Inode:
 
     def is_dir(self):
         return stat.S_ISDIR(self.mode)
+
+
+class KeepAll:
+    """The random source of --variant all: every undurable change is kept."""
+
+    def random(self):
+        return 1.0
 
 
 class PowerCut(fusepy.Operations):
@@ -229,7 +238,8 @@ class PowerCut(fusepy.Operations):
         return ents
 
     def write_image(self, out):
-        rng = random.Random(self.args.rng) if self.args.variant == "subset" else None
+        rng = random.Random(self.args.rng) if self.args.variant == "subset" else \
+            KeepAll() if self.args.variant == "all" else None
         os.makedirs(out, exist_ok=True)
         files = {}     # ino -> (data, mtime, ctime), each file once however many links
         made = {}      # ino -> image path (hard links)
@@ -481,7 +491,7 @@ def main():
     ap.add_argument("--image")
     ap.add_argument("--stats")
     ap.add_argument("--cut", default="none")
-    ap.add_argument("--variant", choices=("strict", "subset"), default="strict")
+    ap.add_argument("--variant", choices=("strict", "subset", "all"), default="strict")
     ap.add_argument("--rng", type=int, default=1)
     ap.add_argument("--ignore-sync", metavar="RE")
     ap.add_argument("--meta", help="the stats file of the image given as --seed")
