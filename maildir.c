@@ -1275,25 +1275,8 @@ static enum mbox_status check_no_journal(const struct mbox *mb, char *why, size_
 		set_why(why, whylen, "mailbox path is too long");
 		return MBOX_PERM;
 	}
-	const char *name = journal + strlen(mb->path);
-	int fd = openat(mb->maildir->dirfd, name,
-			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENXIO))
-		return MBOX_OK;   /* none, or a symbolic link or socket: no journal of ours */
-	int ours = fd < 0 ? -1 : maildir_journal_is_ours(fd);
-	int err = errno;
-	if (fd >= 0)
-		close(fd);
-	if (ours < 0) {
-		set_why(why, whylen, "cannot check for a journal: %s", strerror(err));
-		return MBOX_TEMP;
-	}
-	if (ours == 0)
-		return MBOX_OK;   /* someone else's file: recovery logged it, it blocks nothing */
-	set_why(why, whylen, "mailbox needs recovery");
-	log_msg(LOG_ERR, "%s: an interrupted update left %s; run pop3d --recover",
-		LOG_Q(mb->path), LOG_Q(journal));
-	return MBOX_TEMP;
+	return journal_blocks_login(mb->maildir->dirfd, journal + strlen(mb->path), journal,
+				    mb->path, maildir_journal_is_ours, why, whylen);
 }
 
 /* new/, then cur/; sorted by delivery; sizes from the names, the index, the files. */

@@ -144,10 +144,12 @@ enum mbox_status maildir_update(struct mbox *mb, const struct update_hooks *hook
 
 /*
  * Finish an update a crash interrupted (the journal in the Maildir): the
- * recovery mbox_recover_report() hands a Maildir over. 0 (nothing to do,
- * or done; *res says which), -1 on failure.
+ * recovery mbox_recover_report() hands a Maildir over. Only under the
+ * session lock (taken with lock_methods, as maildir_open() takes it): a
+ * Maildir a session holds is left alone (its update may be under way).
+ * 0 (nothing to do, or done; *res says which), -1 on failure.
  */
-int maildir_recover(const char *path, const struct update_hooks *hooks,
+int maildir_recover(const char *path, unsigned lock_methods, const struct update_hooks *hooks,
 		    struct mbox_recovery *res, char *why, size_t whylen);
 
 /*

@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "lock.h"
 #include "log.h"
 
 #define MDJ_MAGIC       "P3DMDJ1\n"
@@ -105,21 +106,7 @@ struct mdop {
 
 /* ---- errors, hooks ------------------------------------------------------------ */
 
-static void op_set_why(struct mdop *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void op_set_why(struct mdop *op, const char *fmt, ...)
-{
-	if (!op->why || op->whylen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(op->why, op->whylen, fmt, ap);
-	va_end(ap);
-}
-
-/*
- * Log "<what>: <strerror(errno)>" (what may name files); why, which a client
- * may see, says only "disk full" or "cannot update the mailbox", and the error.
- */
+/* update_error() of "<what>" (printf-style), errno its cause: RC_FAIL. */
 static int fail(struct mdop *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct mdop *op, const char *fmt, ...)
 {
@@ -129,10 +116,8 @@ static int fail(struct mdop *op, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	bool full = err == ENOSPC || err == EDQUOT;
-	op_set_why(op, "%s: %s", full ? "disk full" : "cannot update the mailbox", strerror(err));
-	log_msg(LOG_ERR, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
 	errno = err;
+	update_error(what, op->why, op->whylen);
 	return RC_FAIL;
 }
 
@@ -144,7 +129,7 @@ static int step(struct mdop *op, const char *what)
 		return RC_OK;
 	int r = op->hooks->fault(op->hooks->ctx, op->step, what);
 	if (r > 0) {
-		op_set_why(op, "crash injected at step %d (%s)", op->step, what);
+		set_why(op->why, op->whylen, "crash injected at step %d (%s)", op->step, what);
 		return RC_CRASH;
 	}
 	if (r < 0) {
@@ -840,7 +825,7 @@ static bool parse_count(const char *s, size_t len, size_t max, size_t *out)
 static int refuse(struct mdop *op, const char *what)
 {
 	errno = EPROTO;
-	op_set_why(op, "cannot update the mailbox: its journal is damaged");
+	set_why(op->why, op->whylen, "cannot update the mailbox: its journal is damaged");
 	log_msg(LOG_ERR, "recover %s: journal %s refused, nothing removed: %s; look at it, "
 		"then remove it (the messages it names stay until then)", LOG_Q(op->path),
 		LOG_Q(op->jpath), what);
@@ -1071,7 +1056,31 @@ static int recover(struct mdop *op, struct mbox_recovery *res)
 	return RC_OK;
 }
 
-int maildir_recover(const char *path, const struct update_hooks *hooks,
+/*
+ * The session lock of the Maildir at dir (ending in '/'), open on dirfd, as
+ * maildir_open() takes it: a live session's update is not a crash's to
+ * finish. 1 taken (*holder to close, or -1: the lock is on dirfd), 0 held
+ * by a session, -1 error.
+ */
+static int lock_out_sessions(const char *dir, int dirfd, unsigned lock_methods, int *holder,
+			     char *why, size_t whylen)
+{
+	char lockfile[MAX_PATH_LEN];
+	if (mbox_sidecar_path(dir, NULL, SESSION_LOCK_SUFFIX, lockfile, sizeof(lockfile)) < 0) {
+		set_why(why, whylen, "Maildir path too long");
+		return -1;
+	}
+	if (session_lock(dirfd, lockfile, lock_methods, holder) == 0)
+		return 1;
+	if (errno == EWOULDBLOCK)
+		return 0;
+	set_why(why, whylen, "cannot take the session lock: %s", strerror(errno));
+	log_msg(LOG_ERR, "recover %s: cannot take the session lock: %s", LOG_Q(dir),
+		strerror(errno));
+	return -1;
+}
+
+int maildir_recover(const char *path, unsigned lock_methods, const struct update_hooks *hooks,
 		    struct mbox_recovery *res, char *why, size_t whylen)
 {
 	if (res)
@@ -1101,11 +1110,26 @@ int maildir_recover(const char *path, const struct update_hooks *hooks,
 	}
 	if (strcmp(dir, "/") != 0)
 		strcat(dir, "/");
+	/*
+	 * Only under the session lock: a login refused [IN-USE] must not take
+	 * the live session's journal, still being written, for a torn one.
+	 */
+	int holder = -1;
+	int locked = lock_out_sessions(dir, dirfd, lock_methods, &holder, why, whylen);
+	if (locked <= 0) {
+		if (locked == 0)
+			log_msg(LOG_INFO, "recover %s: a session holds it: nothing recovered now",
+				LOG_Q(path));
+		close(dirfd);
+		return locked;
+	}
 	struct mdop op;
 	int rc = op_init(&op, dir, dirfd, hooks, why, whylen);
 	if (rc == RC_OK)
 		rc = recover(&op, res);
 	op_free(&op);
-	close(dirfd);
+	if (holder >= 0)
+		close(holder);
+	close(dirfd);   /* the lock goes with it: the login's open takes it again */
 	return rc == RC_OK ? 0 : -1;
 }

@@ -189,21 +189,40 @@ static uint64_t sum_of(const void *data, size_t n)
 
 /* ---- errors, hooks -------------------------------------------------------- */
 
-static void op_set_why(struct op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void op_set_why(struct op *op, const char *fmt, ...)
+enum mbox_status journal_blocks_login(int dirfd, const char *name, const char *journal,
+				      const char *mailbox, int (*is_ours)(int fd),
+				      char *why, size_t whylen)
 {
-	if (!op->why || op->whylen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(op->why, op->whylen, fmt, ap);
-	va_end(ap);
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENXIO))
+		return MBOX_OK;   /* none, or a symbolic link or socket: no journal of ours */
+	int ours = fd < 0 ? -1 : is_ours(fd);
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (ours < 0) {
+		set_why(why, whylen, "cannot check for a journal: %s", strerror(err));
+		return MBOX_TEMP;
+	}
+	if (ours == 0)
+		return MBOX_OK;   /* someone else's file: recovery logged it, it blocks nothing */
+	set_why(why, whylen, "mailbox needs recovery");
+	log_msg(LOG_ERR, "%s: an interrupted update left %s; run pop3d --recover",
+		LOG_Q(mailbox), LOG_Q(journal));
+	return MBOX_TEMP;
 }
 
-/*
- * Log "<what>: <strerror(errno)>" (what names files); why, which a client may
- * see, says only "disk full" or "cannot update the mailbox", and the error.
- */
+void update_error(const char *what, char *why, size_t whylen)
+{
+	int err = errno;
+	bool full = err == ENOSPC || err == EDQUOT;
+	set_why(why, whylen, "%s: %s", full ? "disk full" : "cannot update the mailbox",
+		strerror(err));
+	log_msg(LOG_ERR, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
+	errno = err;
+}
+
+/* update_error() of "<what>" (printf-style), errno its cause: RC_FAIL. */
 static int fail(struct op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct op *op, const char *fmt, ...)
 {
@@ -213,10 +232,8 @@ static int fail(struct op *op, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	bool full = err == ENOSPC || err == EDQUOT;
-	op_set_why(op, "%s: %s", full ? "disk full" : "cannot update the mailbox", strerror(err));
-	log_msg(LOG_ERR, "%s%s: %s", full ? "disk full: " : "", what, strerror(err));
 	errno = err;
+	update_error(what, op->why, op->whylen);
 	return RC_FAIL;
 }
 
@@ -229,7 +246,7 @@ static int changed(struct op *op, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	op_set_why(op, "mailbox was changed by another program");
+	set_why(op->why, op->whylen, "mailbox was changed by another program");
 	log_msg(LOG_WARNING, "update %s: nothing applied, mailbox was changed by another program: %s",
 		LOG_Q(op->path), detail);
 	return RC_FAIL;
@@ -243,7 +260,7 @@ static int step(struct op *op, const char *what)
 		return RC_OK;
 	int r = op->hooks->fault(op->hooks->ctx, op->step, what);
 	if (r > 0) {
-		op_set_why(op, "crash injected at step %d (%s)", op->step, what);
+		set_why(op->why, op->whylen, "crash injected at step %d (%s)", op->step, what);
 		return RC_CRASH;
 	}
 	if (r < 0) {
@@ -941,7 +958,7 @@ int mbox_recover_report(const char *path, const struct mbox_options *opt,
 		return -1;   /* a side file's name is never a mailbox: nothing to recover */
 	}
 	if (maildir_path_is(path))
-		return maildir_recover(path, hooks, res, why, whylen);
+		return maildir_recover(path, opt->lock_methods, hooks, res, why, whylen);
 	if (recover_from(path, opt->journal_dir, opt, hooks, res, why, whylen) < 0)
 		return -1;
 	if (opt->journal_dir && recover_from(path, NULL, opt, hooks, res, why, whylen) < 0)

@@ -73,6 +73,26 @@ int journal_places_prepare(const char *configured, const char *mailbox, uid_t ui
 			   bool beside_ok, struct journal_places *out, char *why, size_t whylen);
 
 /*
+ * Does an interrupted update's journal keep a login out: is the file name
+ * (opened at dirfd; journal: its path, for the log) one is_ours says is a
+ * journal of ours (mbox's journal_is_ours, maildir_journal_is_ours)?
+ * MBOX_OK when there is none, or it is someone else's file (recovery logged
+ * it: it blocks nothing); else MBOX_TEMP, "mailbox needs recovery" (logged
+ * for mailbox) or the error.
+ */
+enum mbox_status journal_blocks_login(int dirfd, const char *name, const char *journal,
+				      const char *mailbox, int (*is_ours)(int fd),
+				      char *why, size_t whylen);
+
+/*
+ * An update's or a recovery's error (mbox or Maildir), errno its cause: the
+ * log gets "<what>: <error>" (what may name files, "disk full: " first for
+ * ENOSPC or EDQUOT); why, which a client may see, only "disk full" or
+ * "cannot update the mailbox" and the error. errno is kept.
+ */
+void update_error(const char *what, char *why, size_t whylen);
+
+/*
  * Repair a mailbox left mid-update (a journal next to it), under the mailbox
  * lock. 0 when there was nothing to do or it was repaired, -1 on failure.
  * Call it before scanning a mailbox (mbox_open), not while a scan is held.

@@ -29,6 +29,7 @@
 
 #include "limits.h"
 #include "log.h"
+#include "lock.h"
 #include "maildir.h"
 #include "mbox.h"
 #include "update.h"
@@ -781,8 +782,39 @@ static void test_recover_nothing(void **state)
 	assert_int_equal(md_outcome(&m, NULL), NONE_DELETED);
 	/* A Maildir that does not exist: nothing to do. */
 	char why[WHY_LEN];
-	assert_int_equal(maildir_recover(test_path("no-such-maildir/"), NULL, &res, why, sizeof(why)), 0);
+	assert_int_equal(maildir_recover(test_path("no-such-maildir/"), LOCK_DEFAULT, NULL, &res, why, sizeof(why)), 0);
 	assert_false(res.journal);
+}
+
+/*
+ * A login refused [IN-USE] recovers before it finds the Maildir in use: the
+ * live session's journal, being written (not yet locked), must not be taken
+ * for a torn one and removed under it. Recovery waits for the session lock.
+ */
+static void test_recovery_leaves_a_live_session_alone(void **state)
+{
+	(void)state;
+	struct md m;
+	md_make(&m, "livesession", 3);
+	struct mbox_options opt;
+	mbox_default_options(&opt);
+	struct mbox *live;   /* the session, holding the Maildir */
+	char why[WHY_LEN];
+	assert_int_equal(mbox_open(&live, m.path, &opt, why, sizeof(why)), MBOX_OK);
+	write_journal(m.tpath, NULL, 0, false);   /* an update's journal, just created */
+	struct mbox_recovery res;
+	assert_int_equal(recover_with(&m, NULL, &res), 0);
+	assert_false(res.journal);
+	assert_true(exists(m.tpath));
+	assert_int_equal(unlink(m.tpath), 0);
+	mbox_msg(live, 2)->deleted = true;
+	assert_int_equal(mbox_update(live, why, sizeof(why)), MBOX_OK);   /* its QUIT succeeds */
+	assert_int_equal(mbox_count(live), 2);
+	mbox_close(live);
+	/* Once the session is gone, a torn journal is recovery's. */
+	write_journal(m.tpath, NULL, 0, false);
+	assert_int_equal(recover_with(&m, NULL, &res), 0);
+	assert_false(exists(m.tpath));
 }
 
 static void test_torn_journal_removed(void **state)
@@ -997,6 +1029,7 @@ int main(void)
 		CASE(test_maildirsize_link_not_followed),
 		CASE(test_crash_at_every_step),
 		CASE(test_journal_under_two_names),
+		CASE(test_recovery_leaves_a_live_session_alone),
 		CASE(test_failure_at_every_step),
 		CASE(test_disk_full_reason),
 		CASE(test_crash_during_recovery),
