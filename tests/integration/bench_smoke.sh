@@ -33,3 +33,18 @@ bad=$(cat "$out"/run/pop3d*.log | grep 'session end:' | grep -vc 'end=quit')
 	{ echo "$bad of $ends sessions did not end with QUIT:"; grep 'session end:' "$out"/run/pop3d*.log | grep -v end=quit; exit 1; }
 ls "$out"/run/index-dele/dele.mbox.pop3d-index >/dev/null || { echo "no index for the indexed DELE run"; exit 1; }
 grep -q "peak RSS, 100 messages" "$report.txt" || exit 1
+# The Maildir benchmark in miniature (bench/maildir.py --quick: 300 messages,
+# one run, about 2 s): it checks STAT and the download of every message
+# before timing, and that RETR + DELE all emptied the Maildir.
+python3 bench/maildir.py --quick --account nobody --data "$out/maildir" --pop3d "$out/pop3d" \
+	>"$report-maildir.txt" 2>"$report-maildir.err" || { cat "$report-maildir.err"; exit 1; }
+cat "$report-maildir.txt"
+for row in "readdir + stat every file" "cat every file | cat" \
+	"first login + STAT + QUIT, no index" "second login + STAT + QUIT, index" \
+	"UIDL + LIST + RETR all, to a pipe" "RETR + DELE all + QUIT, index" \
+	"memory: worker"; do
+	grep -q "$row" "$report-maildir.txt" || { echo "missing Maildir row: $row"; exit 1; }
+done
+ls "$out"/maildir/maildir-*/run/index-big/* >/dev/null || { echo "no index for the Maildir"; exit 1; }
+bad=$(grep 'session end:' "$out"/maildir/maildir-*/run/pop3d.log | grep -vc 'end=quit')
+[ "$bad" -eq 0 ] || { echo "$bad Maildir sessions did not end with QUIT"; exit 1; }
