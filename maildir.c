@@ -1378,9 +1378,8 @@ int maildir_open_msg(const struct mbox *mb, size_t n, char *why, size_t whylen)
 		return -1;
 	}
 	struct stat st;
-	int flags;
-	if (fstat(fd, &st) < 0 || (flags = fcntl(fd, F_GETFL)) < 0 ||
-	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+	/* O_NONBLOCK stays: it changes nothing for the regular file checked below. */
+	if (fstat(fd, &st) < 0) {
 		set_why(why, whylen, "cannot open message %zu: %s", n, strerror(errno));
 		close(fd);
 		return -1;
@@ -1426,11 +1425,7 @@ int maildir_send(const struct mbox *mb, size_t n, long lines, struct outbuf *ob)
 	}
 	int fd = md->msg_fd;
 	md->msg_fd = -1;
-	int rc = -1;
-	if (lseek(fd, 0, SEEK_SET) == 0)   /* the keeper may have handed over a used one */
-		rc = mbox_stream_fd(fd, m->end, lines, ob);
-	else
-		log_msg(LOG_ERR, "cannot send message %zu: %s", n, strerror(errno));
+	int rc = mbox_stream_fd(fd, m->end, lines, ob);   /* opened for this send: at offset 0 */
 	close(fd);
 	return rc;
 }

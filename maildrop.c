@@ -164,7 +164,8 @@ void maildrop_start_dotlocker(const struct maildrop *md, const char *mailbox, ui
  * worker of each login attempt is a process of its own.
  */
 static enum login_result become_account(struct maildrop *md, const struct account *acct,
-					const char *journal_dir, char *why, size_t whylen)
+					bool maildir, const char *journal_dir, char *why,
+					size_t whylen)
 {
 	uid_t uid = geteuid();
 	gid_t gid = getegid();
@@ -184,7 +185,7 @@ static enum login_result become_account(struct maildrop *md, const struct accoun
 	struct spool_access sa;
 	spool_access(acct->mailbox, pw ? pw->pw_name : name, uid, pw ? pw->pw_gid : gid, &sa);
 	/* A Maildir's journal is in it, and it takes no MDA lock: neither is made for it. */
-	if (!maildir_path_is(acct->mailbox)) {
+	if (!maildir) {
 		maildrop_start_dotlocker(md, acct->mailbox, uid, &sa);
 		/* The account's own journal directory, made by root while it still can. */
 		if (journal_places_prepare(journal_dir, acct->mailbox, uid, gid,
@@ -296,7 +297,21 @@ enum login_result maildrop_take(struct maildrop *md, const struct account *acct,
 		snprintf(why, whylen, "%s", temp_reason);
 		return LOGIN_SYS_TEMP;
 	}
-	enum login_result lr = become_account(md, acct, jdir, why, whylen);
+	/*
+	 * Which store, decided once; a Maildir is named with its trailing '/'
+	 * from here on (no lookup asks again). Landlock goes beneath the
+	 * Maildir itself, not the directory it is in.
+	 */
+	bool maildir = maildir_path_is(acct->mailbox);
+	char maildir_path[MAX_PATH_LEN + 1];
+	if (maildir && maildir_dir_path(acct->mailbox, maildir_path, sizeof(maildir_path) - 1) < 0) {
+		snprintf(why, whylen, "mailbox path is too long");
+		return LOGIN_SYS_PERM;
+	}
+	if (maildir)
+		strcat(maildir_path, "/");
+	const char *path = maildir ? maildir_path : acct->mailbox;
+	enum login_result lr = become_account(md, acct, maildir, jdir, why, whylen);
 	if (lr != LOGIN_OK) {
 		if (lr == LOGIN_SYS_TEMP)
 			snprintf(why, whylen, "%s", temp_reason);
@@ -310,19 +325,7 @@ enum login_result maildrop_take(struct maildrop *md, const struct account *acct,
 	opt.index_dir = maildrop_expand_dir("--index-dir", md->cfg->index_dir, acct, index_dir);
 	opt.journal_dir = md->journal.dir[0] ? md->journal.dir : NULL;   /* journal_places_prepare */
 	opt.journal_alt_dir = md->journal.alt[0] ? md->journal.alt : NULL;
-	/*
-	 * Landlock beneath the mailbox's directory: for a Maildir, the Maildir
-	 * itself (its path ends in '/'), not the directory it is in.
-	 */
-	bool maildir = maildir_path_is(acct->mailbox);
-	char maildir_path[MAX_PATH_LEN + 1];
-	if (maildir && maildir_dir_path(acct->mailbox, maildir_path, sizeof(maildir_path) - 1) < 0) {
-		snprintf(why, whylen, "mailbox path is too long");
-		return LOGIN_SYS_PERM;
-	}
-	if (maildir)
-		strcat(maildir_path, "/");
-	struct sandbox_paths paths = {.mailbox = maildir ? maildir_path : acct->mailbox,
+	struct sandbox_paths paths = {.mailbox = path,
 				      .journal_dir = opt.journal_dir,
 				      .journal_alt_dir = opt.journal_alt_dir,
 				      .index_dir = opt.index_dir};
@@ -332,12 +335,12 @@ enum login_result maildrop_take(struct maildrop *md, const struct account *acct,
 		return LOGIN_SYS_TEMP;
 	if (md->sandboxed)
 		md->sandboxed();
-	if (mbox_recover_hooked(acct->mailbox, &opt, md->recover_hooks, why, whylen) < 0) {
+	if (mbox_recover_hooked(path, &opt, md->recover_hooks, why, whylen) < 0) {
 		log_msg(LOG_ERR, "recovery of %s failed: %s", LOG_Q(acct->mailbox), why);
 		snprintf(why, whylen, "%s", temp_reason);
 		return LOGIN_SYS_TEMP;
 	}
-	enum mbox_status st = mbox_open(mb, acct->mailbox, &opt, why, whylen);
+	enum mbox_status st = mbox_open(mb, path, &opt, why, whylen);
 	/* mbox's reasons name no path: the client may see them. */
 	if (st != MBOX_OK)
 		log_msg(LOG_WARNING, "cannot open mailbox %s for %s: %s", LOG_Q(acct->mailbox),

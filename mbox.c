@@ -1954,8 +1954,9 @@ int mbox_stream_fd(int fd, off_t len, long lines, struct outbuf *ob)
 {
 	struct sender sd = { .ob = ob, .lines = lines, .in_header = true, .at_start = true,
 			     .prev = '\n' };
-	char *buf = malloc(WINDOW_SIZE);
-	if (!buf)
+	/* One buffer for every message of the session, not an allocation (an mmap) per RETR. */
+	static char *buf;
+	if (!buf && !(buf = malloc(WINDOW_SIZE)))
 		return -1;
 	int rc = 0;
 	off_t left = len;
@@ -1974,7 +1975,6 @@ int mbox_stream_fd(int fd, off_t len, long lines, struct outbuf *ob)
 		rc = bulk ? send_bulk(&sd, buf, (size_t)got) : send_chunk(&sd, buf, (size_t)got);
 		left -= got;
 	}
-	free(buf);
 	if (rc == 0 && !sd.done && len > 0 && sd.prev != '\n')
 		rc = outbuf_put(ob, "\r\n", 2);   /* the message does not end in LF */
 	return rc < 0 ? -1 : 0;

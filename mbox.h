@@ -117,7 +117,7 @@ int mbox_check_msg(const struct mbox *mb, size_t n, char *why, size_t whylen);
  */
 int mbox_stream_fd(int fd, off_t len, long lines, struct outbuf *ob);
 
-/* A struct mbox with no messages yet (maildir.c fills one in). NULL: out of memory. */
+/* A struct mbox with no messages yet (mbox_open; tests build one by hand). NULL: out of memory. */
 struct mbox *mbox_alloc(const struct mbox_options *opt);
 
 /*
